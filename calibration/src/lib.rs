@@ -1,0 +1,1 @@
+//! dermo-calibration: metrics, intervals, temperature scaling and thresholds in pure Rust.

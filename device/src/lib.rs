@@ -1,0 +1,1 @@
+//! dermo-device: the dermatoscope program.

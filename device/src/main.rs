@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("dermo-scope: under construction");
+    std::process::exit(2);
+}
