@@ -4,6 +4,23 @@
 //! network (built from [`arch`]) → logits → [`decision`] → display / journal / report.
 
 pub mod arch;
+pub mod decision;
+pub mod metadata;
+pub mod modelfile;
+pub mod onnx;
+pub mod preprocess;
+pub mod runtime;
+pub mod signature;
 pub mod taxonomy;
+pub mod weights;
 
+pub use preprocess::{
+    decode_file, preprocess_file, preprocess_image, PreprocessConfig, PreprocessError, Tensor,
+};
+pub use decision::{decide, AbstainReason, Decision};
+pub use metadata::{CalibrationSpec, ClassInfo, InputSpec, Metadata, OodSpec, Provenance};
+pub use modelfile::{ModelFile, ModelFileError, TrustPolicy};
+pub use onnx::{write_onnx, ExportOptions, Precision};
+pub use runtime::{Output, Runtime, RuntimeError};
+pub use weights::{NamedWeights, WeightTensor, WeightsError};
 pub use taxonomy::{Class, CLASSES, NUM_CLASSES};

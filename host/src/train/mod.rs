@@ -1,9 +1,115 @@
-//! Training EfficientNet-Lite0 with tch.
+//! Training EfficientNet-Lite0 with tch: `dermo train`.
+//!
+//! Layers, bottom up: [`net`] (the network from the arch spec) and [`pretrained`] (ImageNet
+//! weights); [`recipe`] (what to train, as data); [`dataset`], [`features`], [`augment`],
+//! [`sampler`], [`schedule`], [`optim`] (the pieces of a step); [`checkpoint`] and [`metrics`]
+//! (the run folder); [`trainer`] (the loop); [`predict`] (inference for eval and export).
+
+pub mod augment;
+pub mod checkpoint;
+pub mod dataset;
+pub mod device;
+pub mod features;
+pub mod metrics;
+pub mod net;
+pub mod optim;
+pub mod predict;
+pub mod pretrained;
+pub mod recipe;
+pub mod sampler;
+pub mod schedule;
+pub mod trainer;
+
+pub use dataset::{Examples, TrainData};
+pub use device::DeviceChoice;
+pub use net::EfficientNetLite;
+pub use predict::{predict_logits, Predictions, TrainedModel};
+pub use recipe::Recipe;
+pub use trainer::{train, RunSummary, TrainError, TrainOptions};
+
+use anyhow::Context;
 use clap::Args;
+use std::path::PathBuf;
 
-#[derive(Args)]
-pub struct TrainArgs {}
+/// `dermo train`: train the classifier into a run folder.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Training manifest (a split's train.csv from `dermo data split`).
+    #[arg(long)]
+    pub train: PathBuf,
+    /// Validation manifest (the split's val.csv): picks the best epoch and drives early stopping.
+    #[arg(long)]
+    pub val: PathBuf,
+    /// Recipe TOML (see recipes/); without it the built-in defaults apply.
+    #[arg(long)]
+    pub recipe: Option<PathBuf>,
+    /// Override one recipe key, e.g. --set lr=3e-4 --set augment.hflip=false (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Run folder to create (config.toml, run.json, metrics.csv, checkpoints).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// cpu, cuda (an error when no GPU is usable) or auto (CUDA when available).
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    pub device: DeviceChoice,
+    /// Continue the run in --out from its last finished epoch, with the recipe saved there.
+    #[arg(long)]
+    pub resume: bool,
+    /// Where image caches and frozen-feature caches live.
+    #[arg(long, default_value = "work/cache")]
+    pub cache_root: PathBuf,
+    /// ImageNet weights (safetensors); defaults to $DERMO_PRETRAINED.
+    #[arg(long)]
+    pub pretrained: Option<PathBuf>,
+}
 
-pub fn run(_a: TrainArgs) -> anyhow::Result<()> {
-    anyhow::bail!("training is under construction")
+pub fn run(a: TrainArgs) -> anyhow::Result<()> {
+    let recipe = if a.resume && a.recipe.is_none() && a.set.is_empty() {
+        let saved = a.out.join(checkpoint::CONFIG);
+        if saved.is_file() {
+            Recipe::load(&saved)?
+        } else {
+            Recipe::default()
+        }
+    } else {
+        let mut r = match &a.recipe {
+            Some(p) => Recipe::load(p)?,
+            None => Recipe::default(),
+        };
+        for s in &a.set {
+            r.set(s)?;
+        }
+        r
+    };
+    let device = a.device.resolve()?;
+    let pretrained = match a.pretrained {
+        Some(p) => p,
+        None => pretrained::default_path()?,
+    };
+    let cfg = dermo_model::PreprocessConfig {
+        size: recipe.size,
+        color_constancy: recipe.color_constancy,
+    };
+    let data = TrainData::load(&a.train, &a.val, &cfg, &a.cache_root)?;
+    let opts = TrainOptions {
+        device,
+        cache_root: a.cache_root,
+        pretrained,
+        resume: a.resume,
+        command_line: std::env::args().collect(),
+        progress: true,
+    };
+    let summary = train(&recipe, &data, &a.out, &opts)
+        .with_context(|| format!("training into {} failed", a.out.display()))?;
+    eprintln!(
+        "done: {} epochs, {} steps, best val balanced accuracy {:.4} at epoch {}{} in {:.0}s → {}",
+        summary.epochs,
+        summary.steps,
+        summary.best_val_bal_acc,
+        summary.best_epoch,
+        if summary.stopped_early { " (early stop)" } else { "" },
+        summary.seconds,
+        summary.run_dir.join(checkpoint::BEST).display()
+    );
+    Ok(())
 }

@@ -1,0 +1,296 @@
+//! The training recipe as data: read from TOML, overridden by `--set key=value`, saved as the
+//! run folder's `config.toml` so a run can be repeated from its folder alone.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecipeError {
+    #[error("recipe {path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("recipe {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("--set {0}: expected key=value (for example lr=3e-4 or augment.hflip=false)")]
+    SetSyntax(String),
+    #[error("--set {assignment}: {message}")]
+    SetInvalid { assignment: String, message: String },
+    #[error("recipe: {0}")]
+    Invalid(String),
+}
+
+/// Which part of the network trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Every layer trains, augmentation on the input images.
+    Full,
+    /// Stem and the first `frozen_blocks` blocks are frozen; their outputs are computed once and
+    /// cached, and only the rest of the network trains.
+    Partial,
+    /// Only the classifier trains, on cached pooled ImageNet features.
+    Probe,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OptimizerKind {
+    Adamw,
+    Sgd,
+}
+
+/// Learning-rate shape after the linear warmup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Schedule {
+    /// Cosine decay from `lr` to `lr × min_lr_ratio` at the last step.
+    Cosine,
+    /// Multiply by `step_gamma` every `step_epochs` epochs.
+    Step,
+    /// Constant `lr`.
+    Constant,
+}
+
+/// How the trainer counters the class imbalance (HAM10000 is two thirds `nv`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Imbalance {
+    None,
+    /// Cross-entropy weighted by inverse class frequency (to the power `class_weight_power`).
+    WeightedLoss,
+    /// Each epoch draws as many examples as the training set has, each class equally likely.
+    BalancedSampler,
+    /// Each epoch takes at most `subset_per_class` examples of every class.
+    BalancedSubset,
+}
+
+/// Augmentation, applied as tensor operations on the training device. In `partial` mode only
+/// the dihedral ones (flips, 90° rotations) apply, to the cached feature maps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Augment {
+    pub hflip: bool,
+    pub vflip: bool,
+    /// Transposes (with the flips, all eight 90° rotations and mirrors).
+    pub rot90: bool,
+    /// Random resized crop: smallest kept area fraction; 1.0 turns it off.
+    pub crop_min_scale: f64,
+    /// Random resized crop: aspect-ratio range is [1/crop_max_aspect, crop_max_aspect].
+    pub crop_max_aspect: f64,
+    /// Colour jitter strengths: each factor is drawn from [1 − s, 1 + s]; 0 turns it off.
+    pub brightness: f64,
+    pub contrast: f64,
+    pub saturation: f64,
+}
+
+impl Default for Augment {
+    fn default() -> Self {
+        Augment {
+            hflip: true,
+            vflip: true,
+            rot90: true,
+            crop_min_scale: 0.6,
+            crop_max_aspect: 4.0 / 3.0,
+            brightness: 0.2,
+            contrast: 0.2,
+            saturation: 0.2,
+        }
+    }
+}
+
+/// Everything that decides how a run trains. Every field has a default; a TOML file or `--set`
+/// changes any of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Recipe {
+    pub mode: Mode,
+    /// Blocks frozen and cached in `partial` mode (0‥16).
+    pub frozen_blocks: usize,
+    /// Square network input side, in pixels.
+    pub size: u32,
+    /// Shades-of-Gray colour constancy in preprocessing (part of the cache key and of the model file).
+    pub color_constancy: bool,
+    pub batch: usize,
+    pub epochs: usize,
+    pub optimizer: OptimizerKind,
+    pub lr: f64,
+    /// SGD momentum (Nesterov).
+    pub momentum: f64,
+    pub weight_decay: f64,
+    pub warmup_epochs: f64,
+    pub schedule: Schedule,
+    pub min_lr_ratio: f64,
+    pub step_epochs: usize,
+    pub step_gamma: f64,
+    pub label_smoothing: f64,
+    /// Dropout before the classifier.
+    pub dropout: f64,
+    pub imbalance: Imbalance,
+    /// Exponent on inverse class frequency for `weighted-loss` (1 = fully balanced, 0.5 = softer).
+    pub class_weight_power: f64,
+    /// Per-class cap for `balanced-subset` (0: the smallest class's count).
+    pub subset_per_class: usize,
+    pub augment: Augment,
+    /// Stop after this many epochs without a better validation balanced accuracy (0: never).
+    pub patience: usize,
+    pub seed: u64,
+    /// Mixed precision (autocast + loss scaling) on CUDA; ignored on CPU.
+    pub amp: bool,
+}
+
+impl Default for Recipe {
+    fn default() -> Self {
+        Recipe {
+            mode: Mode::Partial,
+            frozen_blocks: 8,
+            size: 224,
+            color_constancy: false,
+            batch: 32,
+            epochs: 10,
+            optimizer: OptimizerKind::Adamw,
+            lr: 1e-3,
+            momentum: 0.9,
+            weight_decay: 1e-2,
+            warmup_epochs: 0.5,
+            schedule: Schedule::Cosine,
+            min_lr_ratio: 0.01,
+            step_epochs: 10,
+            step_gamma: 0.1,
+            label_smoothing: 0.1,
+            dropout: 0.2,
+            imbalance: Imbalance::WeightedLoss,
+            class_weight_power: 0.5,
+            subset_per_class: 0,
+            augment: Augment::default(),
+            patience: 5,
+            seed: 0,
+            amp: true,
+        }
+    }
+}
+
+impl Recipe {
+    /// Reads a recipe TOML file; missing keys take their defaults, unknown keys are errors.
+    pub fn load(path: &Path) -> Result<Recipe, RecipeError> {
+        let text = std::fs::read_to_string(path).map_err(|source| RecipeError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let recipe: Recipe = toml::from_str(&text).map_err(|source| RecipeError::Parse {
+            path: path.to_owned(),
+            source,
+        })?;
+        recipe.validate()?;
+        Ok(recipe)
+    }
+
+    /// The recipe as TOML (what `config.toml` holds).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a recipe always serializes")
+    }
+
+    /// Applies one `key=value` override; `key` may be dotted (`augment.hflip`), `value` is a TOML
+    /// value (`3e-4`, `true`, `"adamw"`) or a bare word taken as a string (`adamw`).
+    pub fn set(&mut self, assignment: &str) -> Result<(), RecipeError> {
+        let (key, raw) = assignment
+            .split_once('=')
+            .ok_or_else(|| RecipeError::SetSyntax(assignment.to_owned()))?;
+        let invalid = |message: String| RecipeError::SetInvalid {
+            assignment: assignment.to_owned(),
+            message,
+        };
+        let value = parse_value(raw.trim());
+        let mut doc = toml::Value::try_from(&*self).map_err(|e| invalid(e.to_string()))?;
+        let mut slot = &mut doc;
+        for part in key.trim().split('.') {
+            slot = slot
+                .as_table_mut()
+                .and_then(|t| t.get_mut(part))
+                .ok_or_else(|| invalid(format!("no recipe key `{}`", key.trim())))?;
+        }
+        *slot = value;
+        let updated: Recipe = doc.try_into().map_err(|e: toml::de::Error| invalid(e.to_string()))?;
+        updated.validate().map_err(|e| invalid(e.to_string()))?;
+        *self = updated;
+        Ok(())
+    }
+
+    /// Checks the values that serde cannot.
+    pub fn validate(&self) -> Result<(), RecipeError> {
+        let bad = |m: &str| Err(RecipeError::Invalid(m.to_owned()));
+        if self.size < 32 || self.size % 32 != 0 {
+            return bad("size must be a multiple of 32, at least 32");
+        }
+        if self.batch == 0 || self.epochs == 0 {
+            return bad("batch and epochs must be at least 1");
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return bad("lr must be a positive number");
+        }
+        if self.frozen_blocks > 16 {
+            return bad("frozen_blocks must be 0‥16 (EfficientNet-Lite0 has 16 blocks)");
+        }
+        if !(0.0..1.0).contains(&self.label_smoothing) || !(0.0..1.0).contains(&self.dropout) {
+            return bad("label_smoothing and dropout must be in [0, 1)");
+        }
+        if !(self.augment.crop_min_scale > 0.0 && self.augment.crop_min_scale <= 1.0) {
+            return bad("augment.crop_min_scale must be in (0, 1]");
+        }
+        if self.augment.crop_max_aspect < 1.0 {
+            return bad("augment.crop_max_aspect must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// A TOML scalar/array if it parses as one, otherwise the raw text as a string.
+fn parse_value(raw: &str) -> toml::Value {
+    #[derive(Deserialize)]
+    struct Wrapper {
+        v: toml::Value,
+    }
+    toml::from_str::<Wrapper>(&format!("v = {raw}"))
+        .map(|w| w.v)
+        .unwrap_or_else(|_| toml::Value::String(raw.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_overrides_nested_and_typed_keys() {
+        let mut r = Recipe::default();
+        r.set("lr=3e-4").unwrap();
+        r.set("augment.hflip=false").unwrap();
+        r.set("mode=probe").unwrap();
+        r.set("imbalance=balanced-sampler").unwrap();
+        assert_eq!(r.lr, 3e-4);
+        assert!(!r.augment.hflip);
+        assert_eq!(r.mode, Mode::Probe);
+        assert_eq!(r.imbalance, Imbalance::BalancedSampler);
+    }
+
+    #[test]
+    fn set_rejects_unknown_keys_bad_values_and_syntax() {
+        let mut r = Recipe::default();
+        assert!(r.set("learning_rate=1").unwrap_err().to_string().contains("learning_rate"));
+        assert!(r.set("mode=sideways").is_err());
+        assert!(r.set("size=100").is_err());
+        assert!(r.set("lr").is_err());
+        assert_eq!(r, Recipe::default());
+    }
+
+    #[test]
+    fn toml_round_trips() {
+        let mut r = Recipe::default();
+        r.set("frozen_blocks=5").unwrap();
+        let back: Recipe = toml::from_str(&r.to_toml()).unwrap();
+        assert_eq!(back, r);
+    }
+}

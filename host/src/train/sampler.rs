@@ -1,0 +1,123 @@
+//! The order of training examples in each epoch, per class-imbalance strategy.
+
+use super::recipe::Imbalance;
+use dermo_model::NUM_CLASSES;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Example indices for one epoch. Deterministic in (`seed`, `epoch`), so a resumed run sees the
+/// same order.
+pub fn epoch_order(
+    labels: &[usize],
+    imbalance: Imbalance,
+    subset_per_class: usize,
+    seed: u64,
+    epoch: usize,
+) -> Vec<usize> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64));
+    let by_class = by_class(labels);
+    let mut order: Vec<usize> = match imbalance {
+        Imbalance::None | Imbalance::WeightedLoss => (0..labels.len()).collect(),
+        Imbalance::BalancedSampler => {
+            let present: Vec<&Vec<usize>> = by_class.iter().filter(|c| !c.is_empty()).collect();
+            (0..labels.len())
+                .map(|_| {
+                    let class = present[rng.random_range(0..present.len())];
+                    class[rng.random_range(0..class.len())]
+                })
+                .collect()
+        }
+        Imbalance::BalancedSubset => {
+            let cap = subset_cap(labels, subset_per_class);
+            let mut out = Vec::new();
+            for class in &by_class {
+                let mut c = class.clone();
+                c.shuffle(&mut rng);
+                out.extend(c.into_iter().take(cap));
+            }
+            out
+        }
+    };
+    order.shuffle(&mut rng);
+    order
+}
+
+/// Examples per class taken by `balanced-subset`: the cap, or the smallest present class.
+pub fn subset_cap(labels: &[usize], subset_per_class: usize) -> usize {
+    if subset_per_class > 0 {
+        return subset_per_class;
+    }
+    by_class(labels)
+        .iter()
+        .map(Vec::len)
+        .filter(|&n| n > 0)
+        .min()
+        .unwrap_or(0)
+}
+
+fn by_class(labels: &[usize]) -> Vec<Vec<usize>> {
+    let mut by_class = vec![Vec::new(); NUM_CLASSES];
+    for (i, &l) in labels.iter().enumerate() {
+        by_class[l].push(i);
+    }
+    by_class
+}
+
+/// Cross-entropy class weights for `weighted-loss`: `(1 / frequency)^power`, scaled so the
+/// average weight over the training examples is 1. Absent classes get weight 0.
+pub fn class_weights(labels: &[usize], power: f64) -> [f64; NUM_CLASSES] {
+    let mut counts = [0usize; NUM_CLASSES];
+    for &l in labels {
+        counts[l] += 1;
+    }
+    let raw: [f64; NUM_CLASSES] = std::array::from_fn(|c| {
+        if counts[c] == 0 {
+            0.0
+        } else {
+            (labels.len() as f64 / counts[c] as f64).powf(power)
+        }
+    });
+    let mean = raw.iter().zip(&counts).map(|(w, &n)| w * n as f64).sum::<f64>()
+        / labels.len().max(1) as f64;
+    raw.map(|w| w / mean.max(f64::MIN_POSITIVE))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels() -> Vec<usize> {
+        // 90 × class 5, 10 × class 0.
+        let mut l = vec![5; 90];
+        l.extend([0; 10]);
+        l
+    }
+
+    #[test]
+    fn orders_are_deterministic_per_epoch_and_differ_across_epochs() {
+        let l = labels();
+        let a = epoch_order(&l, Imbalance::None, 0, 7, 1);
+        assert_eq!(a, epoch_order(&l, Imbalance::None, 0, 7, 1));
+        assert_ne!(a, epoch_order(&l, Imbalance::None, 0, 7, 2));
+        let mut sorted = a.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..100).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn balancing_strategies_even_out_the_classes() {
+        let l = labels();
+        let sampled = epoch_order(&l, Imbalance::BalancedSampler, 0, 1, 1);
+        let minority = sampled.iter().filter(|&&i| l[i] == 0).count();
+        assert_eq!(sampled.len(), 100);
+        assert!((30..=70).contains(&minority), "{minority}");
+        let subset = epoch_order(&l, Imbalance::BalancedSubset, 0, 1, 1);
+        assert_eq!(subset.len(), 20);
+        assert_eq!(subset.iter().filter(|&&i| l[i] == 0).count(), 10);
+        let w = class_weights(&l, 1.0);
+        assert!((w[0] * 10.0 - w[5] * 90.0).abs() < 1e-9);
+        assert!((w[0] * 10.0 + w[5] * 90.0 - 100.0).abs() < 1e-9);
+        assert_eq!(w[3], 0.0);
+    }
+}

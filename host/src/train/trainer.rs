@@ -1,0 +1,545 @@
+//! The training loop: one run of a recipe on a train/val pair, into a run folder.
+
+use super::augment;
+use super::checkpoint::{self, RunFolder, TrainState};
+use super::dataset::{normalize, Examples, TrainData};
+use super::device::device_name;
+use super::features::{file_id, frozen_features, Frozen};
+use super::metrics::{EpochRow, MetricsLog, Scores};
+use super::net::{in_prefix, EfficientNetLite};
+use super::optim::Optimizer;
+use super::pretrained::{self, Head};
+use super::recipe::{Mode, Recipe};
+use super::sampler::{class_weights, epoch_order};
+use super::schedule::lr_at;
+use anyhow::Context;
+use dermo_model::arch::ArchSpec;
+use dermo_model::NUM_CLASSES;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tch::nn::VarStore;
+use tch::{Device, Kind, Reduction, Tensor};
+
+/// Set to N to make the process abort (like `kill -9`) after N optimizer steps: for resume tests.
+pub const ABORT_ENV: &str = "DERMO_TRAIN_ABORT_AFTER_STEPS";
+
+/// Errors a user can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("training manifest {manifest}: no example of class {classes}; every class must be in the training split")]
+    MissingClass { manifest: PathBuf, classes: String },
+    #[error("{manifest}: the manifest has no examples")]
+    Empty { manifest: PathBuf },
+    #[error("non-finite training loss at step {step} (epoch {epoch}); stopped. The last good checkpoint is {last_good}")]
+    NonFiniteLoss {
+        epoch: usize,
+        step: usize,
+        last_good: String,
+    },
+    #[error("run folder {0} already holds a run; pass --resume to continue it or choose another --out")]
+    RunExists(PathBuf),
+    #[error("--resume: the recipe differs from {0}; a resumed run keeps the recipe it started with")]
+    RecipeChanged(PathBuf),
+}
+
+/// How to run (not what to train: that is the recipe).
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    pub device: Device,
+    /// Where the frozen-feature cache lives (next to the image caches).
+    pub cache_root: PathBuf,
+    /// ImageNet weights (safetensors).
+    pub pretrained: PathBuf,
+    /// Continue the run in the folder from its last committed epoch.
+    pub resume: bool,
+    /// Recorded in run.json.
+    pub command_line: Vec<String>,
+    /// Show progress bars.
+    pub progress: bool,
+}
+
+/// What a finished (or early-stopped) run reached.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub run_dir: PathBuf,
+    pub epochs: usize,
+    pub steps: usize,
+    pub best_epoch: usize,
+    pub best_val_bal_acc: f64,
+    pub stopped_early: bool,
+    /// Wall time of this invocation.
+    pub seconds: f64,
+}
+
+/// Provenance written once to `run.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunInfo {
+    pub dermo_version: String,
+    pub started_at: String,
+    pub command_line: Vec<String>,
+    pub source_commit: Option<String>,
+    pub device: String,
+    pub train_manifest: PathBuf,
+    pub train_manifest_hash: String,
+    pub val_manifest: PathBuf,
+    pub val_manifest_hash: String,
+    /// Seed of the lesion-grouped split, from `split.json` beside the training manifest.
+    pub split_seed: Option<u64>,
+    pub seed: u64,
+    pub mode: Mode,
+    pub cache_root: PathBuf,
+    pub pretrained: PathBuf,
+    pub pretrained_sha256: String,
+    pub arch: ArchSpec,
+    #[serde(default)]
+    pub resumed_at: Vec<String>,
+}
+
+/// Trains `recipe` on `data` into `run_dir`.
+pub fn train(
+    recipe: &Recipe,
+    data: &TrainData,
+    run_dir: &Path,
+    opts: &TrainOptions,
+) -> anyhow::Result<RunSummary> {
+    let started = Instant::now();
+    recipe.validate()?;
+    check_data(recipe, data)?;
+    let folder = RunFolder::new(run_dir);
+    std::fs::create_dir_all(run_dir)
+        .with_context(|| format!("cannot create run folder {}", run_dir.display()))?;
+    let committed = folder.state()?;
+    let spec = ArchSpec::efficientnet_lite0(NUM_CLASSES);
+    let weights_id = file_id(&opts.pretrained)?;
+    match (&committed, opts.resume) {
+        (Some(_), false) => return Err(TrainError::RunExists(run_dir.to_owned()).into()),
+        (Some(_), true) => {
+            let saved = Recipe::load(&folder.path(checkpoint::CONFIG))?;
+            if saved != *recipe {
+                return Err(TrainError::RecipeChanged(folder.path(checkpoint::CONFIG)).into());
+            }
+            let mut info: RunInfo = read_json(&folder.path(checkpoint::RUN))?;
+            info.resumed_at.push(now());
+            folder.write(checkpoint::RUN, &serde_json::to_vec_pretty(&info)?)?;
+        }
+        (None, _) => {
+            folder.write(checkpoint::CONFIG, recipe.to_toml().as_bytes())?;
+            let info = run_info(recipe, data, opts, &spec, &weights_id);
+            folder.write(checkpoint::RUN, &serde_json::to_vec_pretty(&info)?)?;
+        }
+    }
+
+    let device = opts.device;
+    tch::manual_seed(recipe.seed as i64);
+    let mut vs = VarStore::new(device);
+    let mut net = EfficientNetLite::new(&vs.root(), &spec);
+    net.dropout = recipe.dropout;
+    pretrained::load_imagenet(&vs, &opts.pretrained, Head::Fresh)?;
+
+    let inputs = Inputs::new(recipe, &net, data, &weights_id, opts)?;
+    let params = trainable(&vs, recipe);
+    let mut optimizer = Optimizer::new(
+        recipe.optimizer,
+        params,
+        recipe.weight_decay,
+        recipe.momentum,
+    );
+    let mut state = match &committed {
+        Some(s) if opts.resume => {
+            let optim_state = folder.restore(&mut vs, s)?;
+            optimizer
+                .load_state(&optim_state, s.step as i64)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", run_dir.join("ckpt").display()))?;
+            folder.publish(s)?;
+            s.clone()
+        }
+        _ => TrainState {
+            epoch: 0,
+            step: 0,
+            best_epoch: 0,
+            best_val_bal_acc: -1.0,
+            epochs_since_best: 0,
+            loss_scale: if recipe.amp && device.is_cuda() {
+                65536.0
+            } else {
+                1.0
+            },
+            stopped_early: false,
+        },
+    };
+    let metrics = MetricsLog::open(&folder.path(checkpoint::METRICS), state.epoch)?;
+
+    let weights = class_weights(&data.train.labels, recipe.class_weight_power);
+    let loss_weights = match recipe.imbalance {
+        super::recipe::Imbalance::WeightedLoss => {
+            Some(Tensor::from_slice(&weights.map(|w| w as f32)).to(device))
+        }
+        _ => None,
+    };
+    let train_labels = data.train.label_tensor(device);
+    let steps_per_epoch = steps_per_epoch(recipe, &data.train.labels);
+    let abort_after: Option<usize> = std::env::var(ABORT_ENV).ok().and_then(|v| v.parse().ok());
+    let amp = recipe.amp && device.is_cuda();
+    let mut steps_here = 0usize;
+
+    while state.epoch < recipe.epochs && !state.stopped_early {
+        let epoch = state.epoch + 1;
+        tch::manual_seed((recipe.seed as i64).wrapping_mul(7919).wrapping_add(epoch as i64));
+        let order = epoch_order(
+            &data.train.labels,
+            recipe.imbalance,
+            recipe.subset_per_class,
+            recipe.seed,
+            epoch,
+        );
+        let bar = epoch_bar(opts.progress, steps_per_epoch, epoch, recipe.epochs);
+        let t0 = Instant::now();
+        let (mut loss_sum, mut seen, mut lr) = (0.0, 0usize, 0.0);
+        for b in 0..steps_per_epoch {
+            let idx: Vec<i64> = batch_indices(&order, b, recipe.batch);
+            let index = Tensor::from_slice(&idx).to(device);
+            let target = train_labels.index_select(0, &index);
+            lr = lr_at(recipe, state.step, steps_per_epoch);
+            optimizer.zero_grad();
+            let logits = tch::autocast(amp, || inputs.train_logits(&net, &index, recipe));
+            let loss = logits.to_kind(Kind::Float).cross_entropy_loss(
+                &target,
+                loss_weights.as_ref(),
+                Reduction::Mean,
+                -100,
+                recipe.label_smoothing,
+            );
+            let value = f64::try_from(&loss).unwrap_or(f64::NAN);
+            if !value.is_finite() {
+                let last_good = if state.epoch > 0 {
+                    folder.path(checkpoint::LAST).display().to_string()
+                } else {
+                    "none (it happened in the first epoch)".into()
+                };
+                return Err(TrainError::NonFiniteLoss {
+                    epoch,
+                    step: state.step + 1,
+                    last_good,
+                }
+                .into());
+            }
+            if amp {
+                (&loss * state.loss_scale).backward();
+                if optimizer.unscale_grads(1.0 / state.loss_scale) {
+                    optimizer.step(lr);
+                    if (state.step + 1) % 2000 == 0 {
+                        state.loss_scale *= 2.0;
+                    }
+                } else {
+                    state.loss_scale /= 2.0;
+                }
+            } else {
+                loss.backward();
+                optimizer.step(lr);
+            }
+            state.step += 1;
+            steps_here += 1;
+            loss_sum += value * idx.len() as f64;
+            seen += idx.len();
+            if abort_after == Some(steps_here) {
+                std::process::abort();
+            }
+            bar.set_message(format!(
+                "loss {:.4} lr {lr:.2e} {:.1} img/s",
+                loss_sum / seen as f64,
+                seen as f64 / t0.elapsed().as_secs_f64()
+            ));
+            bar.inc(1);
+        }
+        let images_per_s = seen as f64 / t0.elapsed().as_secs_f64();
+        bar.finish_and_clear();
+
+        let (val_loss, val) = inputs.evaluate(&net, &data.val, device);
+        if val.balanced_accuracy > state.best_val_bal_acc {
+            state.best_val_bal_acc = val.balanced_accuracy;
+            state.best_epoch = epoch;
+            state.epochs_since_best = 0;
+        } else {
+            state.epochs_since_best += 1;
+        }
+        state.epoch = epoch;
+        state.stopped_early = recipe.patience > 0 && state.epochs_since_best >= recipe.patience;
+        let row = EpochRow {
+            epoch,
+            step: state.step,
+            train_loss: loss_sum / seen.max(1) as f64,
+            val_loss,
+            val,
+            lr,
+            images_per_s,
+        };
+        folder.commit(&vs, &optimizer.state(), &state, || metrics.append(&row))?;
+        if opts.progress {
+            eprintln!(
+                "epoch {epoch}/{}: train loss {:.4}, val loss {:.4}, val acc {:.4}, val bal acc {:.4} (best {:.4} @ {}), {:.1} img/s, {:.0}s",
+                recipe.epochs,
+                row.train_loss,
+                row.val_loss,
+                row.val.accuracy,
+                row.val.balanced_accuracy,
+                state.best_val_bal_acc,
+                state.best_epoch,
+                images_per_s,
+                t0.elapsed().as_secs_f64()
+            );
+            if state.stopped_early {
+                eprintln!("early stop: no better val balanced accuracy for {} epochs", recipe.patience);
+            }
+        }
+    }
+    Ok(RunSummary {
+        run_dir: run_dir.to_owned(),
+        epochs: state.epoch,
+        steps: state.step,
+        best_epoch: state.best_epoch,
+        best_val_bal_acc: state.best_val_bal_acc,
+        stopped_early: state.stopped_early,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn check_data(recipe: &Recipe, data: &TrainData) -> anyhow::Result<()> {
+    for ex in [&data.train, &data.val] {
+        if ex.is_empty() {
+            return Err(TrainError::Empty {
+                manifest: ex.manifest.clone(),
+            }
+            .into());
+        }
+        anyhow::ensure!(
+            ex.preprocess.size == recipe.size && ex.preprocess.color_constancy == recipe.color_constancy,
+            "{}: the examples were prepared as {:?}, the recipe asks for size {} and color_constancy {}",
+            ex.manifest.display(),
+            ex.preprocess,
+            recipe.size,
+            recipe.color_constancy
+        );
+    }
+    let missing = data.train.missing_classes();
+    if !missing.is_empty() {
+        let classes = missing.iter().map(|c| c.code()).collect::<Vec<_>>().join(", ");
+        return Err(TrainError::MissingClass {
+            manifest: data.train.manifest.clone(),
+            classes,
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// Updates per epoch: full batches only (BatchNorm needs more than one example), at least one.
+fn steps_per_epoch(recipe: &Recipe, labels: &[usize]) -> usize {
+    let n = epoch_order(labels, recipe.imbalance, recipe.subset_per_class, recipe.seed, 1).len();
+    (n / recipe.batch).max(1)
+}
+
+fn batch_indices(order: &[usize], b: usize, batch: usize) -> Vec<i64> {
+    let end = ((b + 1) * batch).min(order.len());
+    order[(b * batch).min(end)..end]
+        .iter()
+        .map(|&i| i as i64)
+        .collect()
+}
+
+/// The trainable variables of a mode; everything else stops tracking gradients.
+fn trainable(vs: &VarStore, recipe: &Recipe) -> Vec<(String, Tensor)> {
+    let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out = Vec::new();
+    for (name, mut t) in vars {
+        if !t.requires_grad() {
+            continue; // BatchNorm running statistics
+        }
+        let trains = match recipe.mode {
+            Mode::Full => true,
+            Mode::Partial => !in_prefix(&name, recipe.frozen_blocks),
+            Mode::Probe => name.starts_with("_fc."),
+        };
+        if trains {
+            out.push((name, t));
+        } else {
+            let _ = t.set_requires_grad(false);
+        }
+    }
+    out
+}
+
+/// What the trainable part of the network reads, per mode.
+enum Inputs {
+    /// u8 NHWC images (on the training device when it is a GPU: the whole set stays resident).
+    Images { train: Tensor, val: Tensor },
+    /// Cached outputs of the frozen prefix (f16), and its length K.
+    Blocks { train: Tensor, val: Tensor, k: usize },
+    /// Cached pooled features (f16).
+    Pooled { train: Tensor, val: Tensor },
+}
+
+const EVAL_BATCH: i64 = 128;
+
+impl Inputs {
+    fn new(
+        recipe: &Recipe,
+        net: &EfficientNetLite,
+        data: &TrainData,
+        weights_id: &str,
+        opts: &TrainOptions,
+    ) -> anyhow::Result<Inputs> {
+        let device = opts.device;
+        let cached = |ex: &Examples, frozen| -> anyhow::Result<Tensor> {
+            Ok(frozen_features(net, ex, frozen, weights_id, device, &opts.cache_root)?.to(device))
+        };
+        Ok(match recipe.mode {
+            Mode::Full => Inputs::Images {
+                train: data.train.images.to(device),
+                val: data.val.images.to(device),
+            },
+            Mode::Partial => {
+                let k = recipe.frozen_blocks;
+                Inputs::Blocks {
+                    train: cached(&data.train, Frozen::Blocks(k))?,
+                    val: cached(&data.val, Frozen::Blocks(k))?,
+                    k,
+                }
+            }
+            Mode::Probe => Inputs::Pooled {
+                train: cached(&data.train, Frozen::Pooled)?,
+                val: cached(&data.val, Frozen::Pooled)?,
+            },
+        })
+    }
+
+    fn train_logits(&self, net: &EfficientNetLite, index: &Tensor, recipe: &Recipe) -> Tensor {
+        let aug = &recipe.augment;
+        match self {
+            Inputs::Images { train, .. } => {
+                let raw = train.index_select(0, index);
+                let x = augment::images(&raw.permute([0, 3, 1, 2]).to_kind(Kind::Float), aug);
+                let x = (x - f64::from(dermo_model::preprocess::MEAN))
+                    / f64::from(dermo_model::preprocess::STD);
+                net.forward_t(&x, true)
+            }
+            Inputs::Blocks { train, k, .. } => {
+                let h = augment::dihedral(&train.index_select(0, index).to_kind(Kind::Float), aug);
+                let f = net.suffix_features_t(&h, *k, true);
+                net.classify_t(&EfficientNetLite::pooled(&f), true)
+            }
+            Inputs::Pooled { train, .. } => {
+                net.classify_t(&train.index_select(0, index).to_kind(Kind::Float), true)
+            }
+        }
+    }
+
+    fn eval_logits(&self, net: &EfficientNetLite, index: &Tensor) -> Tensor {
+        match self {
+            Inputs::Images { val, .. } => net.forward_t(&normalize(&val.index_select(0, index)), false),
+            Inputs::Blocks { val, k, .. } => {
+                let f = net.suffix_features_t(&val.index_select(0, index).to_kind(Kind::Float), *k, false);
+                net.classify_t(&EfficientNetLite::pooled(&f), false)
+            }
+            Inputs::Pooled { val, .. } => {
+                net.classify_t(&val.index_select(0, index).to_kind(Kind::Float), false)
+            }
+        }
+    }
+
+    /// Validation loss (plain cross-entropy) and scores.
+    fn evaluate(&self, net: &EfficientNetLite, val: &Examples, device: Device) -> (f64, Scores) {
+        let n = val.len() as i64;
+        let labels = val.label_tensor(device);
+        let mut loss_sum = 0.0;
+        let mut predicted = Vec::with_capacity(val.len());
+        tch::no_grad(|| {
+            for start in (0..n).step_by(EVAL_BATCH as usize) {
+                let index = Tensor::arange_start(start, (start + EVAL_BATCH).min(n), (Kind::Int64, device));
+                let logits = self.eval_logits(net, &index).to_kind(Kind::Float);
+                let target = labels.index_select(0, &index);
+                let loss = logits.cross_entropy_loss::<Tensor>(&target, None, Reduction::Sum, -100, 0.0);
+                loss_sum += f64::try_from(loss).unwrap_or(f64::NAN);
+                let p = Vec::<i64>::try_from(logits.argmax(1, false).to(Device::Cpu)).unwrap_or_default();
+                predicted.extend(p.into_iter().map(|p| p as usize));
+            }
+        });
+        (loss_sum / n.max(1) as f64, Scores::new(&predicted, &val.labels))
+    }
+}
+
+fn epoch_bar(show: bool, steps: usize, epoch: usize, epochs: usize) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(steps as u64);
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "epoch {epoch}/{epochs} [{{elapsed_precise}}] {{wide_bar}} {{pos}}/{{len}} {{msg}} (eta {{eta}})"
+        ))
+        .expect("the template is valid"),
+    );
+    bar
+}
+
+fn run_info(
+    recipe: &Recipe,
+    data: &TrainData,
+    opts: &TrainOptions,
+    spec: &ArchSpec,
+    weights_id: &str,
+) -> RunInfo {
+    RunInfo {
+        dermo_version: env!("CARGO_PKG_VERSION").into(),
+        started_at: now(),
+        command_line: opts.command_line.clone(),
+        source_commit: source_commit(),
+        device: device_name(opts.device),
+        train_manifest: absolute(&data.train.manifest),
+        train_manifest_hash: data.train.manifest_hash.clone(),
+        val_manifest: absolute(&data.val.manifest),
+        val_manifest_hash: data.val.manifest_hash.clone(),
+        split_seed: split_seed(&data.train.manifest),
+        seed: recipe.seed,
+        mode: recipe.mode,
+        cache_root: absolute(&opts.cache_root),
+        pretrained: absolute(&opts.pretrained),
+        pretrained_sha256: weights_id.to_owned(),
+        arch: spec.clone(),
+        resumed_at: Vec::new(),
+    }
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_owned())
+}
+
+fn now() -> String {
+    chrono::Local::now().to_rfc3339()
+}
+
+/// `git rev-parse HEAD`, when the program runs inside a git checkout.
+fn source_commit() -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// The `seed` of `split.json` next to the training manifest, when there is one.
+fn split_seed(train_manifest: &Path) -> Option<u64> {
+    let path = train_manifest.parent()?.join("split.json");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    v.get("seed")?.as_u64()
+}
+
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is malformed", path.display()))
+}

@@ -1,0 +1,77 @@
+//! Small real subsets of the shared HAM10000 data for the trainer's tests: lesion-disjoint
+//! train/val manifests with a few images per class.
+#![allow(dead_code)]
+
+use dermo_host::data::manifest::{Manifest, Record, Variant};
+use dermo_model::Class;
+use sha2::{Digest, Sha256};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+pub fn ham10000() -> PathBuf {
+    std::env::var_os("DERMO_HAM10000")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/ham10000"))
+}
+
+pub fn pretrained() -> PathBuf {
+    dermo_host::train::pretrained::default_path().expect("source scripts/env.sh (DERMO_PRETRAINED)")
+}
+
+/// `(train, val)` manifests written into `dir`: `per_class_train` and `per_class_val` images per
+/// class, one image per lesion, no lesion on both sides. `skip` drops a class from training.
+pub fn write_split(
+    dir: &Path,
+    per_class_train: usize,
+    per_class_val: usize,
+    skip: Option<Class>,
+) -> (PathBuf, PathBuf) {
+    let root = ham10000();
+    let meta = std::fs::read_to_string(root.join("HAM10000_metadata.csv"))
+        .expect("HAM10000 metadata (set DERMO_HAM10000)");
+    let mut seen_lesions = HashSet::new();
+    let mut train = Vec::new();
+    let mut val = Vec::new();
+    let mut counts = [(0usize, 0usize); dermo_model::NUM_CLASSES];
+    for line in meta.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let (lesion, image, dx) = (f[0], f[1], f[2]);
+        let class: Class = serde_json::from_str(&format!("\"{dx}\"")).expect("a known class");
+        if !seen_lesions.insert(lesion.to_owned()) {
+            continue;
+        }
+        let c = &mut counts[class.index()];
+        let to_train = c.0 < per_class_train && Some(class) != skip;
+        let to_val = !to_train && c.1 < per_class_val;
+        if !(to_train || to_val) {
+            continue;
+        }
+        let path = root.join("images").join(format!("{image}.jpg"));
+        let bytes = std::fs::read(&path).expect("image");
+        let (width, height) = image::image_dimensions(&path).expect("dimensions");
+        let record = Record {
+            image_id: image.to_owned(),
+            path,
+            label: class,
+            lesion_id: lesion.to_owned(),
+            patient_id: None,
+            mask_path: None,
+            source: "ham10000".into(),
+            sha256: hex::encode(Sha256::digest(&bytes)),
+            width,
+            height,
+            variant: Variant::Raw,
+        };
+        if to_train {
+            c.0 += 1;
+            train.push(record);
+        } else {
+            c.1 += 1;
+            val.push(record);
+        }
+    }
+    let (t, v) = (dir.join("train.csv"), dir.join("val.csv"));
+    Manifest::new(train).save(&t).unwrap();
+    Manifest::new(val).save(&v).unwrap();
+    (t, v)
+}

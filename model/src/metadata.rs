@@ -1,0 +1,293 @@
+//! What a model file says about itself: JSON values in ONNX `metadata_props` under `dermo.*` keys.
+//!
+//! Every key holds one JSON document, so a person can read them with any ONNX tool and the device
+//! reads them without knowing how the file was trained.
+
+use crate::taxonomy::{Class, CLASSES};
+use serde::{Deserialize, Serialize};
+
+/// Version of the metadata layout; bumped when a key changes meaning.
+pub const FORMAT_VERSION: u32 = 1;
+
+pub const KEY_FORMAT: &str = "dermo.format";
+pub const KEY_CLASSES: &str = "dermo.classes";
+pub const KEY_INPUT: &str = "dermo.input";
+pub const KEY_CALIBRATION: &str = "dermo.calibration";
+pub const KEY_PROVENANCE: &str = "dermo.provenance";
+pub const KEY_METRICS: &str = "dermo.metrics";
+
+/// The required keys, in the order they are written.
+pub const REQUIRED_KEYS: [&str; 5] = [KEY_FORMAT, KEY_CLASSES, KEY_INPUT, KEY_CALIBRATION, KEY_PROVENANCE];
+
+/// All metadata of one model file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metadata {
+    /// One entry per logit, in logit order.
+    pub classes: Vec<ClassInfo>,
+    pub input: InputSpec,
+    pub calibration: CalibrationSpec,
+    pub provenance: Provenance,
+    /// Test metrics as the evaluator wrote them (free-form JSON; `null` when not evaluated).
+    pub metrics: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassInfo {
+    pub code: String,
+    pub name: String,
+    pub malignant: bool,
+}
+
+impl From<Class> for ClassInfo {
+    fn from(c: Class) -> Self {
+        ClassInfo {
+            code: c.code().to_string(),
+            name: c.name().to_string(),
+            malignant: c.is_malignant(),
+        }
+    }
+}
+
+/// How the network's input was made: `(x − mean) / std` on 0–255 RGB, resized to `size`×`size`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InputSpec {
+    pub size: u32,
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+    /// Shades-of-Gray colour constancy applied before resizing.
+    pub color_constancy: bool,
+    /// Always `"NCHW"`.
+    pub layout: String,
+}
+
+impl Default for InputSpec {
+    fn default() -> Self {
+        InputSpec {
+            size: 256,
+            mean: [127.0; 3],
+            std: [128.0; 3],
+            color_constancy: false,
+            layout: "NCHW".into(),
+        }
+    }
+}
+
+/// The decision rule's parameters, fitted by `dermo calibrate` on the validation split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CalibrationSpec {
+    /// Temperature dividing the logits before the softmax.
+    pub temperature: f32,
+    /// Refer when the malignant-group probability reaches this value.
+    pub refer_threshold: f32,
+    /// The sensitivity (for the malignant group) the refer threshold was chosen for.
+    pub target_sensitivity: f32,
+    /// Abstain when the top probability is below this value.
+    pub abstain_min_confidence: f32,
+    /// Out-of-distribution rule on the pooled features; `None` disables it.
+    pub ood: Option<OodSpec>,
+}
+
+impl Default for CalibrationSpec {
+    fn default() -> Self {
+        CalibrationSpec {
+            temperature: 1.0,
+            refer_threshold: 0.5,
+            target_sensitivity: 0.0,
+            abstain_min_confidence: 0.0,
+            ood: None,
+        }
+    }
+}
+
+/// Out-of-distribution score = mean over dims of `((f − mean) / std)²` of the global-average-pooled
+/// last feature map; abstain when the score exceeds `threshold` (fit on validation by the host,
+/// e.g. at its 97.5th percentile).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OodSpec {
+    pub feature_mean: Vec<f32>,
+    pub feature_std: Vec<f32>,
+    pub threshold: f32,
+}
+
+impl OodSpec {
+    /// The score of one pooled feature vector; `None` when its length does not match the spec.
+    pub fn score(&self, features: &[f32]) -> Option<f32> {
+        let n = self.feature_mean.len();
+        if n == 0 || features.len() != n || self.feature_std.len() != n {
+            return None;
+        }
+        let sum: f32 = features
+            .iter()
+            .zip(&self.feature_mean)
+            .zip(&self.feature_std)
+            .map(|((f, m), s)| {
+                let z = (f - m) / s.max(1e-6);
+                z * z
+            })
+            .sum();
+        Some(sum / n as f32)
+    }
+}
+
+/// Where a model came from, so a result can be traced back to its data and code.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Provenance {
+    /// Hash of the dataset manifest the run trained on.
+    pub manifest_hash: String,
+    /// Seed of the lesion-grouped split.
+    pub split_seed: u64,
+    /// `git` commit of the code that trained and exported the model.
+    pub source_commit: String,
+    /// Architecture name, e.g. `efficientnet-lite0`.
+    pub arch: String,
+    /// The training recipe as saved with the run.
+    pub recipe: serde_json::Value,
+    /// When the file was exported (RFC 3339).
+    pub created: String,
+    /// `fp32`, `int8` or `int8-full`.
+    pub precision: String,
+}
+
+/// A missing or malformed `dermo.*` value.
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataError {
+    #[error("metadata key {0:?} is missing (not a dermo model file?)")]
+    Missing(&'static str),
+    #[error("metadata key {key:?} is not valid JSON for its type: {source}")]
+    Json {
+        key: &'static str,
+        source: serde_json::Error,
+    },
+    #[error("metadata format {found} is not supported (this build reads format {FORMAT_VERSION})")]
+    Version { found: u32 },
+    #[error("metadata lists {found} classes, this build knows {expected}: {codes}")]
+    Classes {
+        found: usize,
+        expected: usize,
+        codes: String,
+    },
+}
+
+impl Metadata {
+    /// Metadata for the seven-class taxonomy with default input and calibration.
+    pub fn new(input: InputSpec, calibration: CalibrationSpec, provenance: Provenance) -> Self {
+        Metadata {
+            classes: CLASSES.iter().map(|&c| ClassInfo::from(c)).collect(),
+            input,
+            calibration,
+            provenance,
+            metrics: serde_json::Value::Null,
+        }
+    }
+
+    /// The `(key, JSON value)` pairs written into `metadata_props`.
+    pub fn to_props(&self) -> Vec<(String, String)> {
+        fn json<T: Serialize>(v: &T) -> String {
+            serde_json::to_string(v).expect("metadata types always serialize")
+        }
+        vec![
+            (KEY_FORMAT.into(), FORMAT_VERSION.to_string()),
+            (KEY_CLASSES.into(), json(&self.classes)),
+            (KEY_INPUT.into(), json(&self.input)),
+            (KEY_CALIBRATION.into(), json(&self.calibration)),
+            (KEY_PROVENANCE.into(), json(&self.provenance)),
+            (KEY_METRICS.into(), json(&self.metrics)),
+        ]
+    }
+
+    /// Reads the `dermo.*` keys back; other keys are ignored. `dermo.metrics` is optional.
+    pub fn from_props(props: &[(String, String)]) -> Result<Self, MetadataError> {
+        let find = |key: &'static str| props.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+        let get = |key: &'static str| find(key).ok_or(MetadataError::Missing(key));
+        fn parse<T: for<'de> Deserialize<'de>>(key: &'static str, v: &str) -> Result<T, MetadataError> {
+            serde_json::from_str(v).map_err(|source| MetadataError::Json { key, source })
+        }
+        let format: u32 = parse(KEY_FORMAT, get(KEY_FORMAT)?)?;
+        if format != FORMAT_VERSION {
+            return Err(MetadataError::Version { found: format });
+        }
+        let classes: Vec<ClassInfo> = parse(KEY_CLASSES, get(KEY_CLASSES)?)?;
+        let known = classes.len() == CLASSES.len()
+            && classes.iter().zip(CLASSES).all(|(i, c)| i.code == c.code());
+        if !known {
+            return Err(MetadataError::Classes {
+                found: classes.len(),
+                expected: CLASSES.len(),
+                codes: classes.iter().map(|c| c.code.as_str()).collect::<Vec<_>>().join(" "),
+            });
+        }
+        Ok(Metadata {
+            classes,
+            input: parse(KEY_INPUT, get(KEY_INPUT)?)?,
+            calibration: parse(KEY_CALIBRATION, get(KEY_CALIBRATION)?)?,
+            provenance: parse(KEY_PROVENANCE, get(KEY_PROVENANCE)?)?,
+            metrics: match find(KEY_METRICS) {
+                Some(v) => parse(KEY_METRICS, v)?,
+                None => serde_json::Value::Null,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Metadata {
+        let mut m = Metadata::new(
+            InputSpec::default(),
+            CalibrationSpec {
+                temperature: 1.7,
+                refer_threshold: 0.21,
+                target_sensitivity: 0.95,
+                abstain_min_confidence: 0.3,
+                ood: Some(OodSpec {
+                    feature_mean: vec![0.5, 1.0],
+                    feature_std: vec![1.0, 2.0],
+                    threshold: 3.0,
+                }),
+            },
+            Provenance {
+                manifest_hash: "abc".into(),
+                split_seed: 7,
+                arch: "efficientnet-lite0".into(),
+                recipe: serde_json::json!({"epochs": 30}),
+                precision: "int8".into(),
+                ..Provenance::default()
+            },
+        );
+        m.metrics = serde_json::json!({"balanced_accuracy": 0.71});
+        m
+    }
+
+    #[test]
+    fn props_round_trip() {
+        let m = sample();
+        let props = m.to_props();
+        assert!(props.iter().all(|(k, _)| k.starts_with("dermo.")));
+        assert_eq!(Metadata::from_props(&props).unwrap(), m);
+    }
+
+    #[test]
+    fn missing_and_broken_keys_are_named() {
+        let mut props = sample().to_props();
+        props.retain(|(k, _)| k != KEY_CALIBRATION);
+        let e = Metadata::from_props(&props).unwrap_err().to_string();
+        assert!(e.contains("dermo.calibration"), "{e}");
+
+        let mut props = sample().to_props();
+        props[2].1 = "{not json".into();
+        let e = Metadata::from_props(&props).unwrap_err().to_string();
+        assert!(e.contains(KEY_INPUT), "{e}");
+    }
+
+    #[test]
+    fn ood_score_is_mean_squared_z() {
+        let o = sample().calibration.ood.unwrap();
+        // z = (1.5-0.5)/1 = 1, (5-1)/2 = 2 → (1 + 4) / 2
+        assert_eq!(o.score(&[1.5, 5.0]), Some(2.5));
+        assert_eq!(o.score(&[1.0]), None);
+    }
+}

@@ -1,0 +1,165 @@
+//! Opening a model file: the bytes, their signature and their `dermo.*` metadata, checked before
+//! anything runs them.
+
+use crate::metadata::{Metadata, MetadataError};
+use crate::signature::{self, SignatureError};
+use ed25519_dalek::VerifyingKey;
+use prost::Message;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use tract_onnx::pb::ModelProto;
+
+/// Which model files may be opened.
+///
+/// With trusted keys, a file must carry `<file>.sig` verifying against one of them. With
+/// `allow_unsigned` (host tools, tests), a file without a signature is accepted, and a present
+/// signature is still checked whenever trusted keys are given.
+#[derive(Debug, Clone, Default)]
+pub struct TrustPolicy {
+    pub trusted_keys: Vec<VerifyingKey>,
+    pub allow_unsigned: bool,
+}
+
+impl TrustPolicy {
+    /// Accepts any well-formed file; for host tools working on their own exports.
+    pub fn unsigned() -> Self {
+        TrustPolicy {
+            trusted_keys: Vec::new(),
+            allow_unsigned: true,
+        }
+    }
+
+    /// Requires a signature by one of `keys`.
+    pub fn signed_by(keys: Vec<VerifyingKey>) -> Self {
+        TrustPolicy {
+            trusted_keys: keys,
+            allow_unsigned: false,
+        }
+    }
+}
+
+/// A model file that passed the trust policy and carries readable metadata.
+#[derive(Debug, Clone)]
+pub struct ModelFile {
+    pub path: PathBuf,
+    pub bytes: Vec<u8>,
+    pub metadata: Metadata,
+    /// Hex SHA-256 of the file's bytes, for journals and reports.
+    pub sha256: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelFileError {
+    #[error("cannot read model file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not an ONNX model file: {source}")]
+    NotOnnx {
+        path: PathBuf,
+        source: prost::DecodeError,
+    },
+    #[error("{path} is not an ONNX model file: it has no graph")]
+    NoGraph { path: PathBuf },
+    #[error("model file {path} refused: {source}")]
+    Signature {
+        path: PathBuf,
+        source: SignatureError,
+    },
+    #[error("model file {path} refused: it is not signed ({sig} is missing) and unsigned models are not allowed")]
+    Unsigned { path: PathBuf, sig: PathBuf },
+    #[error("model file {path} refused: no trusted keys are configured to verify its signature")]
+    NoTrustedKeys { path: PathBuf },
+    #[error("model file {path} has no usable dermo metadata: {source}")]
+    Metadata {
+        path: PathBuf,
+        source: MetadataError,
+    },
+}
+
+impl ModelFile {
+    /// Reads `path`, checks its signature against `trust`, and reads its metadata.
+    pub fn open(path: &Path, trust: &TrustPolicy) -> Result<Self, ModelFileError> {
+        let bytes = std::fs::read(path).map_err(|source| ModelFileError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        check_signature(path, &bytes, trust)?;
+        Self::from_verified_bytes(path, bytes)
+    }
+
+    /// Parses bytes whose origin the caller has already checked (e.g. just written by export).
+    pub fn from_verified_bytes(path: &Path, bytes: Vec<u8>) -> Result<Self, ModelFileError> {
+        let metadata = read_metadata(path, &bytes)?;
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        Ok(ModelFile {
+            path: path.to_path_buf(),
+            bytes,
+            metadata,
+            sha256,
+        })
+    }
+
+    /// The input side length `S` of `[1,3,S,S]`.
+    pub fn input_size(&self) -> u32 {
+        self.metadata.input.size
+    }
+}
+
+fn check_signature(path: &Path, bytes: &[u8], trust: &TrustPolicy) -> Result<(), ModelFileError> {
+    let sig_path = signature::signature_path(path);
+    let sig = match signature::read_signature(path) {
+        Ok(sig) => sig,
+        Err(SignatureError::MissingSignature { .. }) if trust.allow_unsigned => return Ok(()),
+        Err(SignatureError::MissingSignature { .. }) => {
+            return Err(ModelFileError::Unsigned {
+                path: path.to_path_buf(),
+                sig: sig_path,
+            })
+        }
+        Err(source) => {
+            return Err(ModelFileError::Signature {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    if trust.trusted_keys.is_empty() {
+        return if trust.allow_unsigned {
+            Ok(())
+        } else {
+            Err(ModelFileError::NoTrustedKeys {
+                path: path.to_path_buf(),
+            })
+        };
+    }
+    signature::verify(path, bytes, &sig, &trust.trusted_keys)
+        .map(|_| ())
+        .map_err(|source| ModelFileError::Signature {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// Decodes the protobuf and reads the `dermo.*` metadata props.
+fn read_metadata(path: &Path, bytes: &[u8]) -> Result<Metadata, ModelFileError> {
+    let proto = ModelProto::decode(bytes).map_err(|source| ModelFileError::NotOnnx {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if proto.graph.is_none() {
+        return Err(ModelFileError::NoGraph {
+            path: path.to_path_buf(),
+        });
+    }
+    let props: Vec<(String, String)> = proto
+        .metadata_props
+        .into_iter()
+        .map(|e| (e.key, e.value))
+        .collect();
+    Metadata::from_props(&props).map_err(|source| ModelFileError::Metadata {
+        path: path.to_path_buf(),
+        source,
+    })
+}

@@ -1,0 +1,172 @@
+//! Running a model file with tract, on the host and on the device alike.
+
+use crate::modelfile::ModelFile;
+use crate::preprocess::Tensor;
+use crate::taxonomy::NUM_CLASSES;
+use std::path::PathBuf;
+use tract_onnx::prelude::*;
+
+/// Name of the network input in every dermo model file.
+pub const INPUT_NAME: &str = "input";
+/// Name of the logits output.
+pub const LOGITS_NAME: &str = "logits";
+/// Name of the optional last-feature-map output (`[N, C, h, w]`).
+pub const FEATURES_NAME: &str = "features";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("tract cannot load model {path}: {message}")]
+    Load { path: PathBuf, message: String },
+    #[error("input tensor has shape {found:?}, the model expects [N, 3, {size}, {size}]")]
+    InputShape { found: [usize; 4], size: usize },
+    #[error("input tensor has {found} values, its shape {shape:?} needs {expected}")]
+    InputLength {
+        shape: [usize; 4],
+        found: usize,
+        expected: usize,
+    },
+    #[error("tract failed to run the model: {0}")]
+    Run(String),
+    #[error("model output {name:?} has {found} values, expected {expected}")]
+    OutputShape {
+        name: &'static str,
+        found: usize,
+        expected: usize,
+    },
+}
+
+/// What the network says about a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    /// `N × NUM_CLASSES` logits, row-major.
+    pub logits: Vec<f32>,
+    /// `N × C` global-average-pooled last feature map, when the file has a `features` output.
+    pub features: Option<Vec<f32>>,
+}
+
+impl Output {
+    /// The logits of image `i` of the batch.
+    pub fn logits_of(&self, i: usize) -> &[f32] {
+        &self.logits[i * NUM_CLASSES..(i + 1) * NUM_CLASSES]
+    }
+
+    /// The pooled features of image `i` of the batch.
+    pub fn features_of(&self, i: usize) -> Option<&[f32]> {
+        let f = self.features.as_ref()?;
+        let n = self.logits.len() / NUM_CLASSES;
+        let c = f.len() / n.max(1);
+        Some(&f[i * c..(i + 1) * c])
+    }
+}
+
+/// An optimized tract plan for `[1, 3, S, S]` input.
+#[derive(Debug)]
+pub struct Runtime {
+    plan: TypedRunnableModel,
+    size: usize,
+    has_features: bool,
+}
+
+type TypedRunnableModel = Arc<tract_onnx::tract_core::model::TypedRunnableModel>;
+
+impl Runtime {
+    /// Builds the plan for the model's own input size (from its metadata).
+    pub fn new(model: &ModelFile) -> Result<Self, RuntimeError> {
+        let size = model.input_size() as usize;
+        let load = |e: TractError| RuntimeError::Load {
+            path: model.path.clone(),
+            message: format!("{e:#}"),
+        };
+        let onnx = tract_onnx::onnx();
+        let proto = onnx
+            .proto_model_for_read(&mut model.bytes.as_slice())
+            .map_err(load)?;
+        let has_features = proto
+            .graph
+            .as_ref()
+            .is_some_and(|g| g.output.iter().any(|o| o.name == FEATURES_NAME));
+        let outputs: &[&str] = if has_features {
+            &[LOGITS_NAME, FEATURES_NAME]
+        } else {
+            &[LOGITS_NAME]
+        };
+        let plan = onnx
+            .model_for_proto_model(&proto)
+            .and_then(|m| m.with_input_fact(0, f32::fact([1, 3, size, size]).into()))
+            .and_then(|m| m.with_outputs_by_name(outputs))
+            .and_then(|m| m.into_optimized())
+            .and_then(|m| m.into_runnable())
+            .map_err(load)?;
+        Ok(Runtime {
+            plan,
+            size,
+            has_features,
+        })
+    }
+
+    /// The input side length `S`.
+    pub fn input_size(&self) -> usize {
+        self.size
+    }
+
+    /// Runs every image of an `[N, 3, S, S]` batch.
+    pub fn run(&self, input: &Tensor) -> Result<Output, RuntimeError> {
+        let [n, c, h, w] = input.shape;
+        if c != 3 || h != self.size || w != self.size {
+            return Err(RuntimeError::InputShape {
+                found: input.shape,
+                size: self.size,
+            });
+        }
+        let per_image = c * h * w;
+        if input.data.len() != n * per_image {
+            return Err(RuntimeError::InputLength {
+                shape: input.shape,
+                found: input.data.len(),
+                expected: n * per_image,
+            });
+        }
+        let mut logits = Vec::with_capacity(n * NUM_CLASSES);
+        let mut features = self.has_features.then(Vec::new);
+        for image in input.data.chunks_exact(per_image) {
+            let x = tract_ndarray::Array4::from_shape_vec((1, c, h, w), image.to_vec())
+                .expect("length checked above");
+            let out = self
+                .plan
+                .run(tvec!(Tensor::from(x).into()))
+                .map_err(|e| RuntimeError::Run(format!("{e:#}")))?;
+            let l = out[0].as_slice::<f32>().map_err(|e| RuntimeError::Run(format!("{e:#}")))?;
+            if l.len() != NUM_CLASSES {
+                return Err(RuntimeError::OutputShape {
+                    name: LOGITS_NAME,
+                    found: l.len(),
+                    expected: NUM_CLASSES,
+                });
+            }
+            logits.extend_from_slice(l);
+            if let Some(f) = features.as_mut() {
+                f.extend(global_average_pool(&out[1])?);
+            }
+        }
+        Ok(Output { logits, features })
+    }
+}
+
+/// Mean over the spatial axes of a `[1, C, h, w]` feature map.
+fn global_average_pool(map: &TValue) -> Result<Vec<f32>, RuntimeError> {
+    let shape = map.shape().to_vec();
+    let data = map.as_slice::<f32>().map_err(|e| RuntimeError::Run(format!("{e:#}")))?;
+    let channels = shape.get(1).copied().unwrap_or(0);
+    let plane: usize = shape.iter().skip(2).product();
+    if shape.len() != 4 || data.len() != channels * plane || plane == 0 {
+        return Err(RuntimeError::OutputShape {
+            name: FEATURES_NAME,
+            found: data.len(),
+            expected: channels * plane,
+        });
+    }
+    Ok(data
+        .chunks_exact(plane)
+        .map(|p| p.iter().sum::<f32>() / plane as f32)
+        .collect())
+}
