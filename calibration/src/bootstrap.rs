@@ -103,10 +103,15 @@ impl GroupBootstrap {
         F: FnMut(&[usize]) -> Vec<f64>,
     {
         let mut rng = ChaCha8Rng::seed_from_u64(self.config.seed);
-        let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(self.config.resamples); estimates.len()];
+        let mut samples: Vec<Vec<f64>> =
+            vec![Vec::with_capacity(self.config.resamples); estimates.len()];
         for _ in 0..self.config.resamples {
             let rows = self.draw(&mut rng);
-            for (k, value) in statistic(&rows).into_iter().enumerate().take(estimates.len()) {
+            for (k, value) in statistic(&rows)
+                .into_iter()
+                .enumerate()
+                .take(estimates.len())
+            {
                 if value.is_finite() {
                     samples[k].push(value);
                 }

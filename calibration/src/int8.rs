@@ -116,7 +116,11 @@ impl ActivationHistogram {
     /// Merges bins in pairs: same number of bins, twice the width, twice the range.
     fn double_width(&mut self) {
         let bins = self.counts.len();
-        let merged: Vec<u64> = self.counts.chunks(2).map(|pair| pair.iter().sum()).collect();
+        let merged: Vec<u64> = self
+            .counts
+            .chunks(2)
+            .map(|pair| pair.iter().sum())
+            .collect();
         self.counts.fill(0);
         self.counts[..bins / 2].copy_from_slice(&merged);
         self.bin_width *= 2.0;
@@ -212,7 +216,11 @@ fn quantize_and_expand(sliced: &[f64], p: &[f64], levels: usize) -> Vec<f64> {
     let mut q = vec![0.0; len];
     for level in 0..levels {
         let start = level * merged;
-        let stop = if level == levels - 1 { len } else { start + merged };
+        let stop = if level == levels - 1 {
+            len
+        } else {
+            start + merged
+        };
         let mass: f64 = sliced[start..stop].iter().sum();
         let nonzero = p[start..stop].iter().filter(|&&v| v != 0.0).count();
         if nonzero > 0 {

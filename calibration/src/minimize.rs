@@ -76,7 +76,11 @@ pub fn minimize_bounded(
             previous_step = if x >= middle { a - x } else { b - x };
             step = golden * previous_step;
         }
-        let u = x + if step >= 0.0 { step.max(tol1) } else { step.min(-tol1) };
+        let u = x + if step >= 0.0 {
+            step.max(tol1)
+        } else {
+            step.min(-tol1)
+        };
         let fu = f(u);
         evaluations += 1;
         if !fu.is_finite() {

@@ -11,8 +11,23 @@ pub struct RocCurve {
     pub false_positive_rate: Vec<f64>,
     pub true_positive_rate: Vec<f64>,
     /// A sample counts as positive when its score is at or above the threshold. The first one
-    /// is `f64::INFINITY` (serialized as `null`).
+    /// is `f64::INFINITY` (serialized as `null`, JSON has no infinity).
+    #[serde(with = "infinity_as_null")]
     pub thresholds: Vec<f64>,
+}
+
+mod infinity_as_null {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(values: &[f64], s: S) -> Result<S::Ok, S::Error> {
+        let v: Vec<Option<f64>> = values.iter().map(|&x| x.is_finite().then_some(x)).collect();
+        v.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+        let v = Vec::<Option<f64>>::deserialize(d)?;
+        Ok(v.into_iter().map(|x| x.unwrap_or(f64::INFINITY)).collect())
+    }
 }
 
 /// Counts the positives and negatives, failing when either is missing or a score is not finite.

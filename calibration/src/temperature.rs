@@ -2,7 +2,7 @@
 //! probabilities match observed frequencies. T is fitted on validation logits by minimizing the
 //! mean negative log-likelihood over log T with Brent's method, then the derivative is checked.
 
-use crate::error::{check_scores, CalibrationError, Result};
+use crate::error::{argmax, check_scores, CalibrationError, Result};
 use crate::minimize::minimize_bounded;
 use ndarray::{Array2, ArrayView1, ArrayView2};
 use serde::{Deserialize, Serialize};
@@ -29,7 +29,9 @@ pub struct TemperatureFit {
 pub fn softmax(logits: ArrayView2<f64>, temperature: f64) -> Array2<f64> {
     let mut out = logits.to_owned();
     for mut row in out.rows_mut() {
-        let max = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v / temperature));
+        let max = row
+            .iter()
+            .fold(f64::NEG_INFINITY, |m, &v| m.max(v / temperature));
         row.mapv_inplace(|v| (v / temperature - max).exp());
         let sum = row.sum();
         row.mapv_inplace(|v| v / sum);
@@ -37,10 +39,19 @@ pub fn softmax(logits: ArrayView2<f64>, temperature: f64) -> Array2<f64> {
     out
 }
 
-/// `log Σ exp(z / T)` of one row, stable for large logits.
-fn log_sum_exp(row: ArrayView1<f64>, temperature: f64) -> f64 {
-    let max = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v / temperature));
-    max + row.iter().map(|&v| (v / temperature - max).exp()).sum::<f64>().ln()
+/// −ln softmax(z / T)[y] of one row, as (m − z_y)/T + ln(1 + Σ_{j≠top} exp((z_j − m)/T)) with
+/// m the top logit: `ln_1p` keeps the tiny losses of confident right answers from rounding to 0,
+/// which would leave the optimizer a flat floor instead of a slope.
+fn row_nll(row: ArrayView1<f64>, label: usize, temperature: f64) -> f64 {
+    let top = argmax(row);
+    let max = row[top];
+    let rest: f64 = row
+        .iter()
+        .enumerate()
+        .filter(|&(j, _)| j != top)
+        .map(|(_, &v)| ((v - max) / temperature).exp())
+        .sum();
+    (max - row[label]) / temperature + rest.ln_1p()
 }
 
 fn check_temperature(temperature: f64) -> Result<()> {
@@ -66,13 +77,17 @@ fn nll_unchecked(logits: ArrayView2<f64>, labels: &[usize], temperature: f64) ->
         .rows()
         .into_iter()
         .zip(labels)
-        .map(|(row, &y)| log_sum_exp(row, temperature) - row[y] / temperature)
+        .map(|(row, &y)| row_nll(row, y, temperature))
         .sum();
     total / labels.len() as f64
 }
 
 /// d NLL / d log T. With β = 1/T, d NLL / dβ = mean(E_p[z] − z_y) and dβ / d log T = −β.
-pub fn nll_gradient_log_t(logits: ArrayView2<f64>, labels: &[usize], temperature: f64) -> Result<f64> {
+pub fn nll_gradient_log_t(
+    logits: ArrayView2<f64>,
+    labels: &[usize],
+    temperature: f64,
+) -> Result<f64> {
     check_scores("temperature gradient", logits, labels)?;
     check_temperature(temperature)?;
     let probabilities = softmax(logits, temperature);
@@ -104,7 +119,8 @@ pub fn fit_temperature(logits: ArrayView2<f64>, labels: &[usize]) -> Result<Temp
     let at_bound = minimum.x - low < 1e-4 || high - minimum.x < 1e-4;
     // An interior minimum must have a vanishing derivative; at a bound it must point outwards.
     let consistent = if at_bound {
-        (minimum.x - low < 1e-4 && gradient >= -1e-6) || (high - minimum.x < 1e-4 && gradient <= 1e-6)
+        (minimum.x - low < 1e-4 && gradient >= -1e-6)
+            || (high - minimum.x < 1e-4 && gradient <= 1e-6)
     } else {
         gradient.abs() < 1e-5
     };

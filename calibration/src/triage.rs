@@ -93,7 +93,11 @@ pub struct OperatingPoint {
 }
 
 /// Sensitivity and specificity of "positive when score ≥ threshold".
-pub fn operating_point(scores: &[f64], positive: &[bool], threshold: f64) -> Result<OperatingPoint> {
+pub fn operating_point(
+    scores: &[f64],
+    positive: &[bool],
+    threshold: f64,
+) -> Result<OperatingPoint> {
     const WHAT: &str = "operating point";
     if scores.len() != positive.len() {
         return Err(CalibrationError::LengthMismatch {
@@ -156,7 +160,9 @@ pub fn threshold_for_sensitivity(
     positive_scores.sort_by(|a, b| b.total_cmp(a));
     // The smallest number of positives that must score at or above the threshold; the epsilon
     // keeps 0.95 × 20 = 19.000000000000004 from asking for 20.
-    let needed = ((target * positive_scores.len() as f64) - 1e-9).ceil().max(1.0) as usize;
+    let needed = ((target * positive_scores.len() as f64) - 1e-9)
+        .ceil()
+        .max(1.0) as usize;
     let threshold = positive_scores[needed.min(positive_scores.len()) - 1];
     operating_point(scores, positive, threshold)
 }

@@ -133,9 +133,9 @@ impl Runtime {
                 .expect("length checked above");
             let out = self
                 .plan
-                .run(tvec!(Tensor::from(x).into()))
+                .run(tvec!(tract_onnx::prelude::Tensor::from(x).into()))
                 .map_err(|e| RuntimeError::Run(format!("{e:#}")))?;
-            let l = out[0].as_slice::<f32>().map_err(|e| RuntimeError::Run(format!("{e:#}")))?;
+            let l = f32_slice(&out[0])?;
             if l.len() != NUM_CLASSES {
                 return Err(RuntimeError::OutputShape {
                     name: LOGITS_NAME,
@@ -155,7 +155,7 @@ impl Runtime {
 /// Mean over the spatial axes of a `[1, C, h, w]` feature map.
 fn global_average_pool(map: &TValue) -> Result<Vec<f32>, RuntimeError> {
     let shape = map.shape().to_vec();
-    let data = map.as_slice::<f32>().map_err(|e| RuntimeError::Run(format!("{e:#}")))?;
+    let data = f32_slice(map)?;
     let channels = shape.get(1).copied().unwrap_or(0);
     let plane: usize = shape.iter().skip(2).product();
     if shape.len() != 4 || data.len() != channels * plane || plane == 0 {
@@ -169,4 +169,10 @@ fn global_average_pool(map: &TValue) -> Result<Vec<f32>, RuntimeError> {
         .chunks_exact(plane)
         .map(|p| p.iter().sum::<f32>() / plane as f32)
         .collect())
+}
+
+fn f32_slice(v: &TValue) -> Result<&[f32], RuntimeError> {
+    v.try_as_plain_ram()
+        .and_then(|p| p.as_slice::<f32>())
+        .map_err(|e| RuntimeError::Run(format!("{e:#}")))
 }

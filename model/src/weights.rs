@@ -91,14 +91,14 @@ impl NamedWeights {
         let mut map = BTreeMap::new();
         for (name, view) in st.tensors() {
             let data = match view.dtype() {
-                Dtype::F32 => decode(view.data(), |b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-                Dtype::F64 => decode(view.data(), |b| {
+                Dtype::F32 => decode(view.data(), |b: &[u8; 4]| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+                Dtype::F64 => decode(view.data(), |b: &[u8; 8]| {
                     f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32
                 }),
-                Dtype::BF16 => decode(view.data(), |b| {
+                Dtype::BF16 => decode(view.data(), |b: &[u8; 2]| {
                     f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16)
                 }),
-                Dtype::F16 => decode(view.data(), |b| f16_to_f32(u16::from_le_bytes([b[0], b[1]]))),
+                Dtype::F16 => decode(view.data(), |b: &[u8; 2]| f16_to_f32(u16::from_le_bytes([b[0], b[1]]))),
                 Dtype::I64 | Dtype::I32 | Dtype::U8 | Dtype::BOOL => continue,
                 dtype => {
                     return Err(WeightsError::Dtype {

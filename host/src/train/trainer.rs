@@ -202,16 +202,17 @@ pub fn train(
             let index = Tensor::from_slice(&idx).to(device);
             let target = train_labels.index_select(0, &index);
             lr = lr_at(recipe, state.step, steps_per_epoch);
-            optimizer.zero_grad();
-            let logits = tch::autocast(amp, || inputs.train_logits(&net, &index, recipe));
-            let loss = logits.to_kind(Kind::Float).cross_entropy_loss(
+            let value = train_step(
+                &net,
+                &mut optimizer,
+                &inputs,
+                &index,
                 &target,
                 loss_weights.as_ref(),
-                Reduction::Mean,
-                -100,
-                recipe.label_smoothing,
+                recipe,
+                lr,
+                amp.then_some(&mut state.loss_scale),
             );
-            let value = f64::try_from(&loss).unwrap_or(f64::NAN);
             if !value.is_finite() {
                 let last_good = if state.epoch > 0 {
                     folder.path(checkpoint::LAST).display().to_string()
@@ -224,20 +225,6 @@ pub fn train(
                     last_good,
                 }
                 .into());
-            }
-            if amp {
-                (&loss * state.loss_scale).backward();
-                if optimizer.unscale_grads(1.0 / state.loss_scale) {
-                    optimizer.step(lr);
-                    if (state.step + 1) % 2000 == 0 {
-                        state.loss_scale *= 2.0;
-                    }
-                } else {
-                    state.loss_scale /= 2.0;
-                }
-            } else {
-                loss.backward();
-                optimizer.step(lr);
             }
             state.step += 1;
             steps_here += 1;
@@ -303,6 +290,116 @@ pub fn train(
         stopped_early: state.stopped_early,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// One optimizer update on a batch; returns the loss (not finite: nothing was updated).
+/// With `loss_scale` (mixed precision on CUDA) the loss is scaled before backward, the gradients
+/// unscaled, and a step with overflowing gradients is skipped with the scale halved.
+#[allow(clippy::too_many_arguments)]
+fn train_step(
+    net: &EfficientNetLite,
+    optimizer: &mut Optimizer,
+    inputs: &Inputs,
+    index: &Tensor,
+    target: &Tensor,
+    loss_weights: Option<&Tensor>,
+    recipe: &Recipe,
+    lr: f64,
+    loss_scale: Option<&mut f64>,
+) -> f64 {
+    optimizer.zero_grad();
+    let amp = loss_scale.is_some();
+    let logits = tch::autocast(amp, || inputs.train_logits(net, index, recipe));
+    let loss = logits.to_kind(Kind::Float).cross_entropy_loss(
+        target,
+        loss_weights,
+        Reduction::Mean,
+        -100,
+        recipe.label_smoothing,
+    );
+    let value = f64::try_from(&loss).unwrap_or(f64::NAN);
+    if !value.is_finite() {
+        return value;
+    }
+    match loss_scale {
+        Some(scale) => {
+            (&loss * *scale).backward();
+            if optimizer.unscale_grads(1.0 / *scale) {
+                optimizer.step(lr);
+                if optimizer.updates % 2000 == 0 {
+                    *scale *= 2.0;
+                }
+            } else {
+                *scale /= 2.0;
+            }
+        }
+        None => {
+            loss.backward();
+            optimizer.step(lr);
+        }
+    }
+    value
+}
+
+/// Training throughput (images/s) of full fine-tune steps of `recipe` (its size, batch and
+/// optimizer) on random images: what `scripts/bench` compares with PyTorch eager.
+pub fn bench_full_steps(
+    recipe: &Recipe,
+    device: Device,
+    pretrained: &Path,
+    warmup: usize,
+    steps: usize,
+) -> anyhow::Result<f64> {
+    tch::manual_seed(0);
+    let vs = VarStore::new(device);
+    let net = EfficientNetLite::new(&vs.root(), &ArchSpec::efficientnet_lite0(NUM_CLASSES));
+    pretrained::load_imagenet(&vs, pretrained, Head::Fresh)?;
+    // Same work as the PyTorch reference: no augmentation, dropout or label smoothing.
+    let bench = Recipe {
+        mode: Mode::Full,
+        dropout: 0.0,
+        label_smoothing: 0.0,
+        augment: super::recipe::Augment {
+            hflip: false,
+            vflip: false,
+            rot90: false,
+            crop_min_scale: 1.0,
+            brightness: 0.0,
+            contrast: 0.0,
+            saturation: 0.0,
+            ..Default::default()
+        },
+        ..recipe.clone()
+    };
+    let mut optimizer = Optimizer::new(
+        bench.optimizer,
+        trainable(&vs, &bench),
+        bench.weight_decay,
+        bench.momentum,
+    );
+    let (b, s) = (bench.batch as i64, i64::from(bench.size));
+    let images = Tensor::randint(256, [b, s, s, 3], (Kind::Uint8, device));
+    let inputs = Inputs::Images {
+        train: images.shallow_clone(),
+        val: images,
+    };
+    let index = Tensor::arange(b, (Kind::Int64, device));
+    let target = Tensor::randint(NUM_CLASSES as i64, [b], (Kind::Int64, device));
+    let mut scale = 65536.0;
+    let amp = bench.amp && device.is_cuda();
+    let mut run = |n: usize| {
+        for _ in 0..n {
+            let scale = amp.then_some(&mut scale);
+            train_step(&net, &mut optimizer, &inputs, &index, &target, None, &bench, 1e-4, scale);
+        }
+        if device.is_cuda() {
+            tch::Cuda::synchronize(0);
+        }
+    };
+    run(warmup);
+    let t0 = Instant::now();
+    run(steps);
+    Ok((steps as i64 * b) as f64 / t0.elapsed().as_secs_f64())
 }
 
 fn check_data(recipe: &Recipe, data: &TrainData) -> anyhow::Result<()> {

@@ -1,0 +1,425 @@
+//! The capture journal on the device's card: every capture as a frame (JPEG) and a result (JSON),
+//! plus an append-only index.
+//!
+//! ```text
+//! DATA_DIR/index.jsonl                              one IndexEntry per line, append-only
+//! DATA_DIR/captures/YYYY-MM-DD/<id>.jpg             the frame as captured
+//! DATA_DIR/captures/YYYY-MM-DD/<id>.json            JournalRecord: the CaptureResult + file hashes
+//! ```
+//!
+//! A record is *acknowledged* once its index line is on disk (written with one `write` and
+//! fsynced); the frame and result files are written atomically before that. After a crash,
+//! [`Journal::open`] removes temporary files, cuts a torn last index line, indexes complete
+//! records whose index line was lost, and deletes incomplete ones — so no half record survives
+//! and no acknowledged one is lost.
+
+use crate::atomic::{create_dir_all_durable, sync_dir, write_atomic, TEMP_PREFIX};
+use crate::capture::{CaptureResult, OutcomeKind};
+use dermo_model::Class;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+pub const INDEX_FILE: &str = "index.jsonl";
+pub const CAPTURES_DIR: &str = "captures";
+
+/// One line of the index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IndexEntry {
+    pub id: String,
+    pub captured_at: String,
+    /// Frame and record paths relative to the data directory.
+    pub frame: String,
+    pub record: String,
+    pub record_sha256: String,
+    pub model_sha256: String,
+    pub outcome: OutcomeKind,
+    pub top_class: Option<Class>,
+    pub refer: Option<bool>,
+}
+
+/// The JSON file stored beside each frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalRecord {
+    pub id: String,
+    /// The frame's file name (beside this record).
+    pub frame: String,
+    pub frame_sha256: String,
+    #[serde(flatten)]
+    pub result: CaptureResult,
+}
+
+/// When to stop capturing before the card is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoragePolicy {
+    /// Refuse a capture that would leave less than this many MiB free on the file system.
+    pub min_free_mb: u64,
+    /// Refuse a capture that would grow the journal beyond this many MiB; 0 = no cap.
+    pub max_journal_mb: u64,
+}
+
+impl Default for StoragePolicy {
+    fn default() -> Self {
+        StoragePolicy {
+            min_free_mb: 200,
+            max_journal_mb: 0,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("storage full at {path}: {reason}")]
+    StorageFull { path: PathBuf, reason: String },
+    #[error("journal {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("journal record {path} is unreadable: {reason}")]
+    BadRecord { path: PathBuf, reason: String },
+}
+
+/// What [`Journal::open`] repaired.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct Recovery {
+    /// Bytes of a torn last index line that were cut.
+    pub torn_index_bytes: u64,
+    /// Index lines that did not parse (kept in place, skipped).
+    pub unreadable_index_lines: usize,
+    pub temp_files_removed: usize,
+    /// Complete records whose index line was missing, now indexed.
+    pub reindexed: usize,
+    /// Files of incomplete records, deleted.
+    pub incomplete_removed: usize,
+}
+
+impl Recovery {
+    pub fn is_clean(&self) -> bool {
+        *self == Recovery::default()
+    }
+}
+
+pub struct Journal {
+    root: PathBuf,
+    policy: StoragePolicy,
+    index: File,
+    entries: usize,
+    used_bytes: u64,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> JournalError + '_ {
+    move |source| {
+        if source.raw_os_error() == Some(libc::ENOSPC) {
+            JournalError::StorageFull {
+                path: path.to_path_buf(),
+                reason: "no space left on device".into(),
+            }
+        } else {
+            JournalError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    }
+}
+
+impl Journal {
+    /// Opens (creating if needed) the journal under `root`, repairing what a crash left behind.
+    pub fn open(root: &Path, policy: StoragePolicy) -> Result<(Journal, Recovery), JournalError> {
+        create_dir_all_durable(&root.join(CAPTURES_DIR)).map_err(io_err(root))?;
+        let index_path = root.join(INDEX_FILE);
+        let mut recovery = Recovery::default();
+        let mut entries = repair_index(&index_path, &mut recovery)?;
+        let mut index = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&index_path)
+            .map_err(io_err(&index_path))?;
+        sync_dir(root).map_err(io_err(root))?;
+
+        let known: HashSet<String> = entries.iter().map(|e| e.id.clone()).collect();
+        let mut used_bytes = fs::metadata(&index_path).map(|m| m.len()).unwrap_or(0);
+        for day in read_dir_sorted(&root.join(CAPTURES_DIR))? {
+            if !day.is_dir() {
+                continue;
+            }
+            for file in read_dir_sorted(&day)? {
+                let name = file_name(&file);
+                if name.starts_with(TEMP_PREFIX) {
+                    fs::remove_file(&file).map_err(io_err(&file))?;
+                    recovery.temp_files_removed += 1;
+                    continue;
+                }
+                let Some(id) = name.strip_suffix(".json") else {
+                    continue;
+                };
+                if known.contains(id) {
+                    continue;
+                }
+                match complete_record(root, &file) {
+                    Ok(entry) => {
+                        append_line(&mut index, &index_path, &entry)?;
+                        entries.push(entry);
+                        recovery.reindexed += 1;
+                    }
+                    Err(_) => {
+                        fs::remove_file(&file).map_err(io_err(&file))?;
+                        recovery.incomplete_removed += 1;
+                    }
+                }
+            }
+            // Frames without a record: the write stopped between the two files.
+            let indexed: HashSet<String> = entries.iter().map(|e| e.frame.clone()).collect();
+            for file in read_dir_sorted(&day)? {
+                let rel = relative(root, &file);
+                if file_name(&file).ends_with(".jpg") && !indexed.contains(&rel) {
+                    fs::remove_file(&file).map_err(io_err(&file))?;
+                    recovery.incomplete_removed += 1;
+                } else {
+                    used_bytes += fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+                }
+            }
+            sync_dir(&day).map_err(io_err(&day))?;
+        }
+        Ok((
+            Journal {
+                root: root.to_path_buf(),
+                policy,
+                index,
+                entries: entries.len(),
+                used_bytes,
+            },
+            recovery,
+        ))
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Number of acknowledged records.
+    pub fn len(&self) -> usize {
+        self.entries
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
+
+    /// Whether a capture of about `incoming` bytes may be stored under the policy.
+    pub fn check_space(&self, incoming: u64) -> Result<(), JournalError> {
+        const MIB: u64 = 1024 * 1024;
+        let full = |reason: String| JournalError::StorageFull {
+            path: self.root.clone(),
+            reason,
+        };
+        let free = free_bytes(&self.root).map_err(io_err(&self.root))?;
+        if free.saturating_sub(incoming) < self.policy.min_free_mb * MIB {
+            return Err(full(format!(
+                "{} MiB free, the floor is {} MiB",
+                free / MIB,
+                self.policy.min_free_mb
+            )));
+        }
+        let cap = self.policy.max_journal_mb * MIB;
+        if cap > 0 && self.used_bytes + incoming > cap {
+            return Err(full(format!(
+                "the journal holds {} KiB, its cap is {} MiB",
+                self.used_bytes / 1024,
+                self.policy.max_journal_mb
+            )));
+        }
+        Ok(())
+    }
+
+    /// Stores one capture and returns its index entry once it is durable (acknowledged).
+    pub fn record(
+        &mut self,
+        jpeg: &[u8],
+        result: &CaptureResult,
+    ) -> Result<IndexEntry, JournalError> {
+        let seq = self.entries + 1;
+        let stamp = result
+            .captured_at
+            .replace(['-', ':'], "")
+            .replace('.', "-");
+        let id = format!("{stamp}-{seq:06}");
+        let day_name = result.captured_at.get(..10).unwrap_or("undated").to_string();
+        let day = self.root.join(CAPTURES_DIR).join(&day_name);
+        let record = JournalRecord {
+            id: id.clone(),
+            frame: format!("{id}.jpg"),
+            frame_sha256: hex::encode(Sha256::digest(jpeg)),
+            result: result.clone(),
+        };
+        let json = serde_json::to_vec_pretty(&record).map_err(|e| JournalError::BadRecord {
+            path: day.join(format!("{id}.json")),
+            reason: e.to_string(),
+        })?;
+        self.check_space((jpeg.len() + json.len() + 512) as u64)?;
+
+        create_dir_all_durable(&day).map_err(io_err(&day))?;
+        let frame_path = day.join(&record.frame);
+        let record_path = day.join(format!("{id}.json"));
+        write_atomic(&frame_path, jpeg).map_err(io_err(&frame_path))?;
+        if let Err(e) = write_atomic(&record_path, &json).map_err(io_err(&record_path)) {
+            let _ = fs::remove_file(&frame_path);
+            return Err(e);
+        }
+        let entry = IndexEntry {
+            id,
+            captured_at: result.captured_at.clone(),
+            frame: relative(&self.root, &frame_path),
+            record: relative(&self.root, &record_path),
+            record_sha256: hex::encode(Sha256::digest(&json)),
+            model_sha256: result.model_sha256.clone(),
+            outcome: result.outcome,
+            top_class: result.top_class,
+            refer: result.refer,
+        };
+        let index_path = self.root.join(INDEX_FILE);
+        let line_len = append_line(&mut self.index, &index_path, &entry)?;
+        self.entries += 1;
+        self.used_bytes += (jpeg.len() + json.len() + line_len) as u64;
+        Ok(entry)
+    }
+}
+
+/// Reads the index of the journal at `root` (no repair; see [`Journal::open`]).
+pub fn read_index(root: &Path) -> Result<Vec<IndexEntry>, JournalError> {
+    let path = root.join(INDEX_FILE);
+    let text = match fs::read_to_string(&path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        r => r.map_err(io_err(&path))?,
+    };
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| JournalError::BadRecord {
+                path: path.clone(),
+                reason: format!("line {}: {e}", i + 1),
+            })
+        })
+        .collect()
+}
+
+/// Reads and checks one indexed record: its JSON hash and its frame's hash.
+pub fn read_record(root: &Path, entry: &IndexEntry) -> Result<JournalRecord, JournalError> {
+    let path = root.join(&entry.record);
+    let bytes = fs::read(&path).map_err(io_err(&path))?;
+    let bad = |reason: String| JournalError::BadRecord {
+        path: path.clone(),
+        reason,
+    };
+    if hex::encode(Sha256::digest(&bytes)) != entry.record_sha256 {
+        return Err(bad("its hash does not match the index".into()));
+    }
+    let record: JournalRecord = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    let frame_path = root.join(&entry.frame);
+    let frame = fs::read(&frame_path).map_err(io_err(&frame_path))?;
+    if hex::encode(Sha256::digest(&frame)) != record.frame_sha256 {
+        return Err(bad(format!("frame {} does not match its hash", entry.frame)));
+    }
+    Ok(record)
+}
+
+/// Cuts a torn last line and returns the entries that parse.
+fn repair_index(path: &Path, recovery: &mut Recovery) -> Result<Vec<IndexEntry>, JournalError> {
+    let bytes = match fs::read(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        r => r.map_err(io_err(path))?,
+    };
+    let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    if keep < bytes.len() {
+        let f = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(io_err(path))?;
+        f.set_len(keep as u64).map_err(io_err(path))?;
+        f.sync_all().map_err(io_err(path))?;
+        recovery.torn_index_bytes = (bytes.len() - keep) as u64;
+    }
+    let mut entries = Vec::new();
+    for line in String::from_utf8_lossy(&bytes[..keep]).lines() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str(line) {
+            Ok(e) => entries.push(e),
+            Err(_) => recovery.unreadable_index_lines += 1,
+        }
+    }
+    Ok(entries)
+}
+
+/// The index entry of a record file whose frame is present and intact.
+fn complete_record(root: &Path, record_path: &Path) -> Result<IndexEntry, String> {
+    let bytes = fs::read(record_path).map_err(|e| e.to_string())?;
+    let record: JournalRecord = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+    let frame_path = record_path.with_file_name(&record.frame);
+    let frame = fs::read(&frame_path).map_err(|e| e.to_string())?;
+    if hex::encode(Sha256::digest(&frame)) != record.frame_sha256 {
+        return Err("frame hash mismatch".into());
+    }
+    Ok(IndexEntry {
+        id: record.id.clone(),
+        captured_at: record.result.captured_at.clone(),
+        frame: relative(root, &frame_path),
+        record: relative(root, record_path),
+        record_sha256: hex::encode(Sha256::digest(&bytes)),
+        model_sha256: record.result.model_sha256.clone(),
+        outcome: record.result.outcome,
+        top_class: record.result.top_class,
+        refer: record.result.refer,
+    })
+}
+
+/// Appends one JSON line with a single `write` and makes it durable; returns its length.
+fn append_line(index: &mut File, path: &Path, entry: &IndexEntry) -> Result<usize, JournalError> {
+    let mut line = serde_json::to_vec(entry).map_err(|e| JournalError::BadRecord {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    line.push(b'\n');
+    index.write_all(&line).map_err(io_err(path))?;
+    index.sync_data().map_err(io_err(path))?;
+    Ok(line.len())
+}
+
+/// Bytes available to an unprivileged writer on the file system holding `path`.
+pub fn free_bytes(path: &Path) -> io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: statvfs only writes into the zeroed struct we own; `c` is a valid C string.
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(s.f_bavail as u64 * s.f_frsize as u64)
+}
+
+fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, JournalError> {
+    let mut v: Vec<PathBuf> = fs::read_dir(dir)
+        .map_err(io_err(dir))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn relative(root: &Path, p: &Path) -> String {
+    p.strip_prefix(root)
+        .unwrap_or(p)
+        .to_string_lossy()
+        .into_owned()
+}

@@ -1,0 +1,472 @@
+//! Import: three source layouts (plus the device's capture bundle) become one [`Manifest`].
+//!
+//! - HAM10000 / ISIC: a metadata CSV (`lesion_id,image_id,dx`, optional `patient_id`), an image
+//!   folder (`<image_id>.jpg`) and an optional mask folder (`<image_id>_segmentation.png`).
+//! - ImageFolder: `ROOT/<label name>/…/*.jpg`, one folder per class.
+//! - Labelme: see [`super::labelme`].
+//! - Scope bundle: the folder `dermo-scope export` writes, `captures.csv` plus images.
+//!
+//! Importing reads the sources and never writes to them.
+
+use super::labels::{LabelTable, UnknownLabel};
+use super::manifest::{Manifest, Record, Variant};
+use super::progress;
+use image::{ImageDecoder, ImageReader};
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+/// File extensions taken as images when a folder is walked (compared case-insensitively).
+pub const IMAGE_EXTENSIONS: [&str; 7] = ["jpg", "jpeg", "png", "bmp", "tif", "tiff", "webp"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Csv { path: PathBuf, source: csv::Error },
+    #[error("{path}: missing column {column:?} (found: {found})")]
+    MissingColumn {
+        path: PathBuf,
+        column: &'static str,
+        found: String,
+    },
+    #[error("{path}, line {line}: {source}")]
+    Label {
+        path: PathBuf,
+        line: u64,
+        source: UnknownLabel,
+    },
+    #[error("{path}: {source}")]
+    FolderLabel { path: PathBuf, source: UnknownLabel },
+    #[error("{path}, line {line}: image {image} not found")]
+    MissingImage {
+        path: PathBuf,
+        line: u64,
+        image: PathBuf,
+    },
+    #[error("{path}, line {line}: {message}")]
+    Row {
+        path: PathBuf,
+        line: u64,
+        message: String,
+    },
+    #[error("{path}: no images found")]
+    Empty { path: PathBuf },
+}
+
+/// An imported manifest plus what was left out and why.
+#[derive(Debug, Default)]
+pub struct Imported {
+    pub manifest: Manifest,
+    /// One line per skipped item (unknown label with `--skip-unknown`, unconfirmed capture).
+    pub skipped: Vec<String>,
+    /// Images whose header could not be read; they are kept (width = height = 0) for `check`.
+    pub unreadable: Vec<PathBuf>,
+}
+
+/// A row found in the source, before its file is hashed and measured.
+pub(crate) struct Pending {
+    pub image_id: String,
+    pub path: PathBuf,
+    pub label: dermo_model::Class,
+    pub lesion_id: String,
+    pub patient_id: Option<String>,
+    pub mask_path: Option<PathBuf>,
+}
+
+/// Hashes and measures every pending row in parallel (order kept) and makes the manifest.
+pub(crate) fn finish(
+    pending: Vec<Pending>,
+    source: &str,
+    skipped: Vec<String>,
+) -> Result<Imported, ImportError> {
+    let bar = progress::bar(pending.len() as u64, "importing");
+    let described: Vec<(String, Option<(u32, u32)>)> = pending
+        .par_iter()
+        .map(|p| {
+            let d = describe(&p.path);
+            bar.inc(1);
+            d
+        })
+        .collect::<Result<_, _>>()?;
+    bar.finish_and_clear();
+    let mut unreadable = Vec::new();
+    let records = pending
+        .into_iter()
+        .zip(described)
+        .map(|(p, (sha256, dims))| {
+            if dims.is_none() {
+                unreadable.push(p.path.clone());
+            }
+            let (width, height) = dims.unwrap_or((0, 0));
+            Record {
+                image_id: p.image_id,
+                path: p.path,
+                label: p.label,
+                lesion_id: p.lesion_id,
+                patient_id: p.patient_id,
+                mask_path: p.mask_path,
+                source: source.to_owned(),
+                sha256,
+                width,
+                height,
+                variant: Variant::Raw,
+            }
+        })
+        .collect();
+    Ok(Imported {
+        manifest: Manifest::new(records),
+        skipped,
+        unreadable,
+    })
+}
+
+/// sha256 of the file and its displayed size (EXIF rotation applied), read from the header only.
+/// A header that cannot be parsed gives `None`: `dermo data check` reports such files.
+pub fn describe(path: &Path) -> Result<(String, Option<(u32, u32)>), ImportError> {
+    let bytes = std::fs::read(path).map_err(|source| ImportError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let sha = hex::encode(Sha256::digest(&bytes));
+    Ok((sha, header_dimensions(&bytes)))
+}
+
+fn header_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .ok()?;
+    let mut decoder = reader.into_decoder().ok()?;
+    let (w, h) = decoder.dimensions();
+    let turned = matches!(
+        decoder.orientation().ok()?,
+        image::metadata::Orientation::Rotate90
+            | image::metadata::Orientation::Rotate270
+            | image::metadata::Orientation::Rotate90FlipH
+            | image::metadata::Orientation::Rotate270FlipH
+    );
+    Some(if turned { (h, w) } else { (w, h) })
+}
+
+/// Where to look for the HAM10000 pieces.
+pub struct Ham10000Source<'a> {
+    pub metadata: &'a Path,
+    pub images: &'a Path,
+    pub masks: Option<&'a Path>,
+}
+
+/// Imports the HAM10000 / ISIC layout, in metadata order.
+pub fn ham10000(
+    src: &Ham10000Source,
+    labels: &LabelTable,
+    skip_unknown: bool,
+) -> Result<Imported, ImportError> {
+    let path = src.metadata;
+    let table = read_csv(path)?;
+    let col = |name| table.column(name);
+    let (lesion, image, dx) = (col("lesion_id")?, col("image_id")?, col("dx")?);
+    let patient = table.optional_column("patient_id");
+    let images = absolute(src.images);
+    let masks = src.masks.map(absolute);
+    let mut pending = Vec::with_capacity(table.rows.len());
+    let mut skipped = Vec::new();
+    for (line, row) in table.lines() {
+        let label = match labels.lookup(&row[dx]) {
+            Ok(c) => c,
+            Err(source) if skip_unknown => {
+                skipped.push(format!("{}, line {line}: {source}", path.display()));
+                continue;
+            }
+            Err(source) => {
+                return Err(ImportError::Label {
+                    path: path.to_owned(),
+                    line,
+                    source,
+                })
+            }
+        };
+        let image_id = row[image].trim().to_owned();
+        let lesion_id = row[lesion].trim().to_owned();
+        if image_id.is_empty() || lesion_id.is_empty() {
+            return Err(ImportError::Row {
+                path: path.to_owned(),
+                line,
+                message: "image_id and lesion_id must not be empty".into(),
+            });
+        }
+        let image_path = ["jpg", "jpeg", "png"]
+            .iter()
+            .map(|ext| images.join(format!("{image_id}.{ext}")))
+            .find(|p| p.is_file())
+            .ok_or_else(|| ImportError::MissingImage {
+                path: path.to_owned(),
+                line,
+                image: images.join(format!("{image_id}.jpg")),
+            })?;
+        let mask_path = masks.as_ref().and_then(|dir| {
+            [
+                format!("{image_id}_segmentation.png"),
+                format!("{image_id}.png"),
+            ]
+            .iter()
+            .map(|n| dir.join(n))
+            .find(|p| p.is_file())
+        });
+        pending.push(Pending {
+            image_id,
+            path: image_path,
+            label,
+            lesion_id,
+            patient_id: patient.and_then(|c| non_empty(&row[c])),
+            mask_path,
+        });
+    }
+    if pending.is_empty() {
+        return Err(ImportError::Empty {
+            path: path.to_owned(),
+        });
+    }
+    finish(pending, "ham10000", skipped)
+}
+
+/// Imports `ROOT/<label name>/…/image`: the folder name is the label, each image its own lesion
+/// (the layout carries no lesion grouping).
+pub fn imagefolder(
+    root: &Path,
+    labels: &LabelTable,
+    skip_unknown: bool,
+) -> Result<Imported, ImportError> {
+    let root = absolute(root);
+    let mut pending = Vec::new();
+    let mut skipped = Vec::new();
+    for class_dir in sorted_entries(&root)?.into_iter().filter(|p| p.is_dir()) {
+        let name = class_dir
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        let label = match labels.lookup(&name) {
+            Ok(c) => c,
+            Err(source) if skip_unknown => {
+                skipped.push(format!("{}: {source}", class_dir.display()));
+                continue;
+            }
+            Err(source) => {
+                return Err(ImportError::FolderLabel {
+                    path: class_dir,
+                    source,
+                })
+            }
+        };
+        for path in walk_files(&class_dir, &IMAGE_EXTENSIONS)? {
+            let rel = path.strip_prefix(&root).unwrap_or(&path).with_extension("");
+            let image_id = rel.to_string_lossy().replace('\\', "/");
+            pending.push(Pending {
+                lesion_id: image_id.clone(),
+                image_id,
+                path,
+                label,
+                patient_id: None,
+                mask_path: None,
+            });
+        }
+    }
+    if pending.is_empty() {
+        return Err(ImportError::Empty { path: root });
+    }
+    finish(pending, "imagefolder", skipped)
+}
+
+/// Imports a `dermo-scope export` bundle: `DIR/captures.csv` with columns `image` (path relative
+/// to DIR) and `label` (the clinician-confirmed label name), and optionally `capture_id`,
+/// `captured_at`, `model_sha256`, `lesion_id`, `patient_id`, `mask`. Rows with an empty label
+/// were never confirmed and are skipped.
+pub fn scope_bundle(
+    dir: &Path,
+    labels: &LabelTable,
+    skip_unknown: bool,
+) -> Result<Imported, ImportError> {
+    let dir = absolute(dir);
+    let path = dir.join("captures.csv");
+    let table = read_csv(&path)?;
+    let (image, label) = (table.column("image")?, table.column("label")?);
+    let capture = table.optional_column("capture_id");
+    let lesion = table.optional_column("lesion_id");
+    let patient = table.optional_column("patient_id");
+    let mask = table.optional_column("mask");
+    let mut pending = Vec::new();
+    let mut skipped = Vec::new();
+    for (line, row) in table.lines() {
+        let label_name = row[label].trim();
+        if label_name.is_empty() {
+            skipped.push(format!(
+                "{}, line {line}: no confirmed label",
+                path.display()
+            ));
+            continue;
+        }
+        let class = match labels.lookup(label_name) {
+            Ok(c) => c,
+            Err(source) if skip_unknown => {
+                skipped.push(format!("{}, line {line}: {source}", path.display()));
+                continue;
+            }
+            Err(source) => {
+                return Err(ImportError::Label {
+                    path: path.clone(),
+                    line,
+                    source,
+                })
+            }
+        };
+        let image_path = dir.join(row[image].trim());
+        if row[image].trim().is_empty() || !image_path.is_file() {
+            return Err(ImportError::MissingImage {
+                path: path.clone(),
+                line,
+                image: image_path,
+            });
+        }
+        let stem = image_path
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let image_id = capture.and_then(|c| non_empty(&row[c])).unwrap_or(stem);
+        let mask_path = mask.and_then(|c| non_empty(&row[c])).map(|m| dir.join(m));
+        if let Some(m) = mask_path.as_ref().filter(|m| !m.is_file()) {
+            return Err(ImportError::MissingImage {
+                path: path.clone(),
+                line,
+                image: m.clone(),
+            });
+        }
+        pending.push(Pending {
+            lesion_id: lesion
+                .and_then(|c| non_empty(&row[c]))
+                .unwrap_or_else(|| format!("scope-{image_id}")),
+            image_id,
+            path: image_path,
+            label: class,
+            patient_id: patient.and_then(|c| non_empty(&row[c])),
+            mask_path,
+        });
+    }
+    finish(pending, "scope-bundle", skipped)
+}
+
+/// A CSV file read whole, with its header.
+struct Table {
+    path: PathBuf,
+    header: Vec<String>,
+    rows: Vec<csv::StringRecord>,
+}
+
+impl Table {
+    fn column(&self, name: &'static str) -> Result<usize, ImportError> {
+        self.optional_column(name)
+            .ok_or_else(|| ImportError::MissingColumn {
+                path: self.path.clone(),
+                column: name,
+                found: self.header.join(","),
+            })
+    }
+
+    fn optional_column(&self, name: &str) -> Option<usize> {
+        self.header.iter().position(|h| h == name)
+    }
+
+    /// Rows with their 1-based line numbers in the file (the header is line 1).
+    fn lines(&self) -> impl Iterator<Item = (u64, &csv::StringRecord)> {
+        self.rows.iter().enumerate().map(|(i, r)| {
+            let line = r.position().map_or(i as u64 + 2, |p| p.line());
+            (line, r)
+        })
+    }
+}
+
+fn read_csv(path: &Path) -> Result<Table, ImportError> {
+    let csv_err = |source| ImportError::Csv {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(|source| ImportError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::Headers)
+        .from_reader(std::io::BufReader::new(file));
+    let header = reader
+        .headers()
+        .map_err(csv_err)?
+        .iter()
+        .map(|h| h.trim_start_matches('\u{feff}').to_owned())
+        .collect();
+    let rows = reader
+        .records()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(csv_err)?;
+    Ok(Table {
+        path: path.to_owned(),
+        header,
+        rows,
+    })
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    let s = s.trim();
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+pub(crate) fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_owned())
+}
+
+pub(crate) fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, ImportError> {
+    let io = |source| ImportError::Io {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut entries = std::fs::read_dir(dir)
+        .map_err(io)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(io)?;
+    entries.sort();
+    Ok(entries)
+}
+
+/// Every file below `dir` whose extension is one of `extensions`, in sorted path order; hidden
+/// files and folders are skipped.
+pub(crate) fn walk_files(dir: &Path, extensions: &[&str]) -> Result<Vec<PathBuf>, ImportError> {
+    let mut out = Vec::new();
+    for path in sorted_entries(dir)? {
+        let hidden = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        if hidden {
+            continue;
+        }
+        if path.is_dir() {
+            out.extend(walk_files(&path, extensions)?);
+        } else if has_extension(&path, extensions) {
+            out.push(path);
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn has_extension(path: &Path, extensions: &[&str]) -> bool {
+    path.extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .is_some_and(|e| extensions.contains(&e.as_str()))
+}

@@ -1,0 +1,36 @@
+//! Training throughput of the trainer's full fine-tune step, for `scripts/bench` (ignored in the
+//! normal suite). Prints one JSON line. Knobs: DERMO_BENCH_SIZE, DERMO_BENCH_BATCH,
+//! DERMO_BENCH_STEPS, DERMO_BENCH_THREADS (0: all cores).
+
+use dermo_host::train::recipe::Recipe;
+use dermo_host::train::trainer::bench_full_steps;
+use tch::Device;
+
+fn knob(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+#[test]
+#[ignore = "benchmark: run by scripts/bench"]
+fn bench_train_throughput() {
+    let threads = knob("DERMO_BENCH_THREADS", 0);
+    let threads = if threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        threads
+    };
+    tch::set_num_threads(threads as i32);
+    let recipe = Recipe {
+        size: knob("DERMO_BENCH_SIZE", 128) as u32,
+        batch: knob("DERMO_BENCH_BATCH", 16),
+        weight_decay: 1e-2,
+        ..Recipe::default()
+    };
+    let steps = knob("DERMO_BENCH_STEPS", 6);
+    let pretrained = dermo_host::train::pretrained::default_path().unwrap();
+    let ips = bench_full_steps(&recipe, Device::Cpu, &pretrained, 2, steps).unwrap();
+    println!(
+        "{{\"impl\": \"dermo-tch\", \"images_per_s\": {ips:.3}, \"batch\": {}, \"size\": {}, \"steps\": {steps}, \"threads\": {threads}}}",
+        recipe.batch, recipe.size
+    );
+}
