@@ -158,10 +158,7 @@ fn statistics(p: ArrayView2<f64>, y: &[usize], options: &EvaluationOptions) -> V
         .sum::<f64>()
         / y.len() as f64;
     let ece = reliability(p, y, options.reliability_bins).map_or(f64::NAN, |r| r.ece);
-    let (scores, truth) = match options.malignant.scores_and_truth(p, y) {
-        Ok(st) => st,
-        Err(_) => (vec![], vec![]),
-    };
+    let (scores, truth) = options.malignant.scores_and_truth(p, y).unwrap_or_default();
     let point = operating_point(&scores, &truth, options.refer_threshold).ok();
     let mut out = vec![
         confusion.accuracy(),

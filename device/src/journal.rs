@@ -53,8 +53,7 @@ pub struct JournalRecord {
 }
 
 /// When to stop capturing before the card is full.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoragePolicy {
     /// Refuse a capture that would leave less than this many MiB free on the file system.
     pub min_free_mb: u64,

@@ -2,13 +2,28 @@
 //!
 //! A frame flows one way: [`source`] → [`quality`] gate → [`classifier`] (the shared
 //! `dermo_model` preprocessing, tract runtime and decision rule) → [`ui`] screen → [`display`]
-//! sink, and every capture is stored by the [`journal`].
+//! sink, and every capture is stored by the [`journal`]. [`app`] is the loop that joins them.
 
+pub mod app;
+pub mod atomic;
+pub mod bench;
+pub mod capture;
+pub mod classifier;
+pub mod config;
+pub mod controls;
+pub mod display;
+pub mod export;
 pub mod frame;
+pub mod journal;
+pub mod modelstore;
 pub mod quality;
 pub mod source;
 pub mod ui;
 
+pub use capture::{CaptureResult, OutcomeKind};
+pub use classifier::Classifier;
+pub use config::Config;
 pub use frame::{Frame, FrameData};
+pub use journal::{Journal, StoragePolicy};
 pub use quality::{QualityGate, QualityIssue, QualityReport};
 pub use source::{FrameSource, SourceError, SourceSpec};

@@ -1,4 +1,362 @@
+//! dermo-scope: the dermatoscope program. Capture, check, classify, display, journal.
+//!
+//! Decision support — not a diagnosis.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use dermo_device::app::{find_model, App, RunError, RunSettings, Screens};
+use dermo_device::classifier::{trust_policy, Classifier};
+use dermo_device::config::Config;
+use dermo_device::controls::{self, Continuous, Trigger};
+use dermo_device::display::{self, DisplaySpec};
+use dermo_device::journal::{read_index, read_record, Journal};
+use dermo_device::modelstore::ModelStore;
+use dermo_device::source::{self, CameraSettings, SourceSpec};
+use dermo_device::{bench, export, CaptureResult};
+use embedded_graphics::prelude::Size;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Exit status: 0 ok, 1 other failure, 2 bad usage, 3 model invalid, 4 storage full,
+/// 5 frame source lost.
+#[derive(Parser)]
+#[command(name = "dermo-scope", version, about = "dermo-scope: capture, check and classify skin lesions on the dermatoscope. Decision support - not a diagnosis.", after_help = "Exit status: 0 ok, 1 failure, 2 bad usage, 3 model invalid, 4 storage full, 5 frame source lost.\nWith no command, `run` with the config's settings.")]
+struct Cli {
+    /// Config file (TOML). Default: /etc/dermo/dermo-scope.toml when it exists, else built-in defaults.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Model file (.onnx with its .sig). Default: [model] path in the config, else
+    /// <store>/current.onnx, /opt/dermo/model.onnx, or the repository's model/dermo-default.onnx.
+    #[arg(long, global = true, value_name = "FILE")]
+    model: Option<PathBuf>,
+    /// Accept a model file without a signature (development only).
+    #[arg(long, global = true)]
+    allow_unsigned: bool,
+    /// Classify one image file, print its result as JSON and exit (nothing is journaled).
+    #[arg(long, value_name = "IMAGE", conflicts_with = "command")]
+    once: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Capture, classify, show and journal frames until the source ends or you quit.
+    Run(RunArgs),
+    /// Bundle the journal's captures for the host (`dermo data import scope-bundle`).
+    Export {
+        /// New, empty directory to write the bundle into (images/ and captures.csv).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Journal directory. Default: [journal] data_dir in the config.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Manage the installed models (current.onnx and previous.onnx in the model store).
+    Model {
+        #[command(subcommand)]
+        action: ModelAction,
+    },
+    /// Check the journal: repair what a crash left, then verify every record against its hashes.
+    Journal {
+        /// Journal directory. Default: [journal] data_dir in the config.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Time the pipeline per frame: capture+decode, quality gate, preprocess, inference, draw.
+    Bench {
+        /// Frames to time: dir:PATH, file:PATH, synthetic[:COUNT] or camera[:DEVICE].
+        #[arg(long, default_value = "synthetic")]
+        source: SourceSpec,
+        /// Timed frames.
+        #[arg(long, default_value_t = 50)]
+        frames: usize,
+        /// Untimed frames run first.
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+        /// Screen size the result is drawn at, WIDTHxHEIGHT.
+        #[arg(long, default_value = "320x240", value_parser = parse_size)]
+        size: Size,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelAction {
+    /// Make the previous model current again (and the current one previous), atomically.
+    Rollback,
+    /// Check FILE's signature and install it as current; the current model becomes previous.
+    Install { file: PathBuf },
+    /// Print the SHA-256 of the current and previous models.
+    Status,
+}
+
+#[derive(Args, Default)]
+struct RunArgs {
+    /// Frame source: camera[:DEVICE], dir:PATH, file:PATH or synthetic[:COUNT]. Default: [source] in the config.
+    #[arg(long)]
+    source: Option<SourceSpec>,
+    /// Display: fb[:DEVICE], spi, png:DIR or text. Default: [display] in the config.
+    #[arg(long)]
+    display: Option<String>,
+    /// Size of png and text displays, WIDTHxHEIGHT (e.g. 240x240, 320x240, 800x480).
+    #[arg(long, value_parser = parse_size)]
+    size: Option<Size>,
+    /// Capture every frame (same as --trigger continuous).
+    #[arg(long, conflicts_with = "trigger")]
+    continuous: bool,
+    /// What starts a capture: gpio (button), stdin (Enter; q quits) or continuous.
+    #[arg(long)]
+    trigger: Option<String>,
+    /// Journal directory. Default: [journal] data_dir in the config.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Stop capturing before less than this many MiB remain free.
+    #[arg(long, value_name = "MIB")]
+    min_free_mb: Option<u64>,
+    /// Stop capturing when the journal would exceed this many MiB (0 = no cap).
+    #[arg(long, value_name = "MIB")]
+    max_journal_mb: Option<u64>,
+    /// Give up when the source stays lost this many seconds (0 = wait forever).
+    #[arg(long, value_name = "SECONDS")]
+    reconnect_timeout: Option<u64>,
+    /// Continuous mode: least milliseconds between captures.
+    #[arg(long, value_name = "MS")]
+    interval_ms: Option<u64>,
+}
+
+fn parse_size(s: &str) -> Result<Size, String> {
+    let (w, h) = s
+        .split_once('x')
+        .ok_or_else(|| format!("size {s:?} is not WIDTHxHEIGHT"))?;
+    let n = |v: &str| {
+        v.parse::<u32>()
+            .ok()
+            .filter(|&n| (16..=4096).contains(&n))
+            .ok_or_else(|| format!("size {s:?}: {v:?} is not a number of pixels in 16..4096"))
+    };
+    Ok(Size::new(n(w)?, n(h)?))
+}
+
 fn main() {
-    eprintln!("dermo-scope: under construction");
-    std::process::exit(2);
+    let cli = Cli::parse();
+    let code = match dispatch(cli) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("dermo-scope: {e:#}");
+            e.downcast_ref::<RunError>().map_or(1, RunError::exit_code)
+        }
+    };
+    std::process::exit(code);
+}
+
+fn dispatch(cli: Cli) -> Result<()> {
+    let cfg = Config::load(cli.config.as_deref()).context("loading the config")?;
+    if let Some(image) = &cli.once {
+        return once(&cli, &cfg, image);
+    }
+    match cli.command {
+        None => run(&cli, &cfg, &RunArgs::default()),
+        Some(Command::Run(ref args)) => run(&cli, &cfg, args),
+        Some(Command::Export { ref out, ref data_dir }) => {
+            let data_dir = data_dir.clone().unwrap_or_else(|| cfg.data_dir());
+            let s = export::export_bundle(&data_dir, out, true)
+                .with_context(|| format!("exporting {} to {}", data_dir.display(), out.display()))?;
+            println!(
+                "exported {} captures ({} predictions, {} abstained, {} retakes) to {}",
+                s.captures,
+                s.predictions,
+                s.abstained,
+                s.retakes,
+                out.display()
+            );
+            Ok(())
+        }
+        Some(Command::Model { ref action }) => model_command(&cli, &cfg, action),
+        Some(Command::Journal { ref data_dir }) => {
+            let data_dir = data_dir.clone().unwrap_or_else(|| cfg.data_dir());
+            journal_check(&cfg, &data_dir)
+        }
+        Some(Command::Bench {
+            ref source,
+            frames,
+            warmup,
+            size,
+        }) => {
+            let classifier = load_classifier(&cli, &cfg)?;
+            let mut src = source::open(source, &camera_settings(&cfg))
+                .with_context(|| format!("opening {source:?}"))?;
+            let t = bench::run(src.as_mut(), &classifier, size, warmup, frames)?;
+            let out = serde_json::json!({
+                "model": classifier.path(),
+                "frames": t.inference.len(),
+                "screen": format!("{}x{}", size.width, size.height),
+                "capture_decode": bench::stat(&t.capture_decode),
+                "quality_gate": bench::stat(&t.quality_gate),
+                "preprocess": bench::stat(&t.preprocess),
+                "inference": bench::stat(&t.inference),
+                "draw": bench::stat(&t.draw),
+            });
+            println!("{out}");
+            Ok(())
+        }
+    }
+}
+
+fn camera_settings(cfg: &Config) -> CameraSettings {
+    CameraSettings {
+        width: cfg.source.width,
+        height: cfg.source.height,
+    }
+}
+
+fn model_path(cli: &Cli, cfg: &Config) -> Result<PathBuf> {
+    let path = find_model(cli.model.as_deref(), &cfg.model_candidates()).map_err(anyhow::Error::msg)?;
+    Ok(path)
+}
+
+fn trust(cli: &Cli, cfg: &Config) -> Result<dermo_model::TrustPolicy> {
+    Ok(trust_policy(
+        &cfg.model.trusted_keys,
+        cli.allow_unsigned || cfg.model.allow_unsigned,
+    )?)
+}
+
+fn load_classifier(cli: &Cli, cfg: &Config) -> Result<Classifier> {
+    let path = model_path(cli, cfg)?;
+    Classifier::load(&path, &trust(cli, cfg)?).map_err(|e| RunError::ModelInvalid(e).into())
+}
+
+/// `--once IMAGE`: the scriptable path.
+fn once(cli: &Cli, cfg: &Config, image: &Path) -> Result<()> {
+    let classifier = load_classifier(cli, cfg)?;
+    let img = dermo_model::preprocess::decode_file(image)?;
+    let quality = cfg.quality.check(&img);
+    let decision = if quality.passed() {
+        Some(classifier.classify(&img)?)
+    } else {
+        None
+    };
+    let result = CaptureResult::new(
+        &image.display().to_string(),
+        chrono::Utc::now(),
+        quality,
+        classifier.sha256(),
+        classifier.version(),
+        decision,
+    );
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    Ok(())
+}
+
+fn run(cli: &Cli, cfg: &Config, args: &RunArgs) -> Result<()> {
+    let source_spec = match &args.source {
+        Some(s) => s.clone(),
+        None => cfg
+            .source
+            .source
+            .parse::<SourceSpec>()
+            .map_err(anyhow::Error::msg)
+            .context("[source] source in the config")?,
+    };
+    let display_text = args.display.clone().unwrap_or_else(|| cfg.display.display.clone());
+    let display_spec = if display_text == "auto" {
+        if Path::new("/dev/fb0").exists() {
+            DisplaySpec::Framebuffer {
+                device: "/dev/fb0".into(),
+            }
+        } else {
+            DisplaySpec::Text
+        }
+    } else {
+        display_text.parse().map_err(anyhow::Error::msg)?
+    };
+    let size = args
+        .size
+        .unwrap_or(Size::new(cfg.display.width, cfg.display.height));
+    let display = display::open(&display_spec, &cfg.display.spi, size)?;
+
+    let trigger_name = if args.continuous {
+        "continuous".to_string()
+    } else {
+        args.trigger.clone().unwrap_or_else(|| cfg.controls.trigger.clone())
+    };
+    let trigger: Box<dyn Trigger> = match trigger_name.as_str() {
+        "continuous" => Box::new(Continuous::new(Duration::from_millis(
+            args.interval_ms.unwrap_or(cfg.controls.interval_ms),
+        ))),
+        "auto" if !matches!(source_spec, SourceSpec::Camera { .. }) => Box::new(Continuous::new(
+            Duration::from_millis(args.interval_ms.unwrap_or(cfg.controls.interval_ms)),
+        )),
+        "stdin" | "auto" => Box::new(controls::stdin()),
+        #[cfg(all(target_os = "linux", feature = "gpio"))]
+        "gpio" => Box::new(
+            controls::gpio(&cfg.controls.gpio_chip, cfg.controls.button_pin)
+                .map_err(anyhow::Error::msg)
+                .context("opening the capture button")?,
+        ),
+        other => bail!("unknown trigger {other:?}; use gpio, stdin or continuous"),
+    };
+
+    let mut storage = cfg.journal.storage();
+    if let Some(v) = args.min_free_mb {
+        storage.min_free_mb = v;
+    }
+    if let Some(v) = args.max_journal_mb {
+        storage.max_journal_mb = v;
+    }
+    let reconnect_s = args.reconnect_timeout.unwrap_or(cfg.source.reconnect_timeout_s);
+    let settings = RunSettings {
+        model: model_path(cli, cfg)?,
+        trust: trust(cli, cfg)?,
+        gate: cfg.quality.clone(),
+        data_dir: args.data_dir.clone().unwrap_or_else(|| cfg.data_dir()),
+        storage,
+        reconnect_timeout: (reconnect_s > 0).then(|| Duration::from_secs(reconnect_s)),
+        result_hold: Duration::from_millis(cfg.controls.result_hold_ms),
+    };
+    let source = source::open(&source_spec, &camera_settings(cfg))
+        .with_context(|| format!("opening the frame source {source_spec:?}"))?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    App {
+        settings,
+        screens: Screens::new(display),
+        source,
+        trigger,
+        out: &mut out,
+    }
+    .run()?;
+    Ok(())
+}
+
+fn model_command(cli: &Cli, cfg: &Config, action: &ModelAction) -> Result<()> {
+    let store = ModelStore::new(&cfg.model.store);
+    let trust = trust(cli, cfg)?;
+    let status = match action {
+        ModelAction::Rollback => store.rollback(&trust)?,
+        ModelAction::Install { file } => store.install(file, &trust)?,
+        ModelAction::Status => store.status()?,
+    };
+    println!(
+        "{}",
+        serde_json::json!({
+            "store": cfg.model.store,
+            "current_sha256": status.current,
+            "previous_sha256": status.previous,
+        })
+    );
+    Ok(())
+}
+
+fn journal_check(cfg: &Config, data_dir: &Path) -> Result<()> {
+    let (journal, recovery) = Journal::open(data_dir, cfg.journal.storage())?;
+    let entries = read_index(journal.root())?;
+    for e in &entries {
+        read_record(journal.root(), e)?;
+    }
+    println!(
+        "{}",
+        serde_json::json!({"journal": data_dir, "records": entries.len(), "verified": entries.len(), "recovery": recovery})
+    );
+    Ok(())
 }

@@ -50,7 +50,7 @@ impl Block {
 }
 
 /// The whole network.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ArchSpec {
     pub name: String,
     pub stem_channels: usize,

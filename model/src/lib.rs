@@ -21,6 +21,6 @@ pub use decision::{decide, AbstainReason, Decision};
 pub use metadata::{CalibrationSpec, ClassInfo, InputSpec, Metadata, OodSpec, Provenance};
 pub use modelfile::{ModelFile, ModelFileError, TrustPolicy};
 pub use onnx::{write_onnx, ExportOptions, Precision};
-pub use runtime::{Output, Runtime, RuntimeError};
+pub use runtime::{ActivationProbe, Output, Runtime, RuntimeError};
 pub use weights::{NamedWeights, WeightTensor, WeightsError};
 pub use taxonomy::{Class, CLASSES, NUM_CLASSES};

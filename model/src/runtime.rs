@@ -3,6 +3,7 @@
 use crate::modelfile::ModelFile;
 use crate::preprocess::Tensor;
 use crate::taxonomy::NUM_CLASSES;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use tract_onnx::prelude::*;
 
@@ -149,6 +150,80 @@ impl Runtime {
             }
         }
         Ok(Output { logits, features })
+    }
+}
+
+/// Runs an fp32 model file with chosen intermediate tensors as outputs, to measure the activation
+/// ranges an int8-full export needs (names from `onnx::activation_range_names`).
+#[derive(Debug)]
+pub struct ActivationProbe {
+    plan: TypedRunnableModel,
+    names: Vec<String>,
+    size: usize,
+}
+
+impl ActivationProbe {
+    pub fn new(model: &ModelFile, names: &[String]) -> Result<Self, RuntimeError> {
+        let size = model.input_size() as usize;
+        let plan = tract_onnx::onnx()
+            .model_for_read(&mut model.bytes.as_slice())
+            .and_then(|m| m.with_input_fact(0, f32::fact([1, 3, size, size]).into()))
+            .and_then(|m| m.with_outputs_by_name(names))
+            .and_then(|m| m.into_optimized())
+            .and_then(|m| m.into_runnable())
+            .map_err(|e| RuntimeError::Load {
+                path: model.path.clone(),
+                message: format!("{e:#}"),
+            })?;
+        Ok(ActivationProbe {
+            plan,
+            names: names.to_vec(),
+            size,
+        })
+    }
+
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The values of every probed tensor for one `[1, 3, S, S]` image, in the order of `names`.
+    pub fn run(&self, image: &Tensor) -> Result<Vec<Vec<f32>>, RuntimeError> {
+        if image.shape != [1, 3, self.size, self.size] {
+            return Err(RuntimeError::InputShape {
+                found: image.shape,
+                size: self.size,
+            });
+        }
+        let x = tract_ndarray::Array4::from_shape_vec(
+            (1, 3, self.size, self.size),
+            image.data.clone(),
+        )
+        .map_err(|_| RuntimeError::InputLength {
+            shape: image.shape,
+            found: image.data.len(),
+            expected: 3 * self.size * self.size,
+        })?;
+        let out = self
+            .plan
+            .run(tvec!(tract_onnx::prelude::Tensor::from(x).into()))
+            .map_err(|e| RuntimeError::Run(format!("{e:#}")))?;
+        out.iter().map(|v| f32_slice(v).map(<[f32]>::to_vec)).collect()
+    }
+
+    /// The plain min-max range of every probed tensor over `images`.
+    pub fn min_max_ranges<'a>(
+        &self,
+        images: impl IntoIterator<Item = &'a Tensor>,
+    ) -> Result<BTreeMap<String, (f32, f32)>, RuntimeError> {
+        let mut ranges = vec![(f32::INFINITY, f32::NEG_INFINITY); self.names.len()];
+        for image in images {
+            for (r, values) in ranges.iter_mut().zip(self.run(image)?) {
+                for v in values {
+                    *r = (r.0.min(v), r.1.max(v));
+                }
+            }
+        }
+        Ok(self.names.iter().cloned().zip(ranges).collect())
     }
 }
 

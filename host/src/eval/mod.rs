@@ -1,10 +1,22 @@
-//! Evaluation, calibration, reports, sweeps and the classical baseline.
+//! Evaluation, calibration, reports, sweeps and the classical baseline: the commands that turn
+//! trained models into numbers with intervals.
+//!
+//! Layers: [`tta`] (views of an image) and [`network`] (a checkpoint or a model file behind one
+//! trait, scoring a manifest); [`record`] (eval.json and the predictions table); the commands
+//! [`eval`], [`calibrate`], [`report`] (with [`plots`]), [`sweep`] and [`baseline`] (on the
+//! hand-crafted features of [`abcd`]).
+
+pub mod calibrate;
+pub mod eval;
+pub mod network;
+pub mod record;
+pub mod tta;
+
+pub use calibrate::{run_calibrate, CalibrateArgs};
+pub use eval::{run_eval, EvalArgs};
+
 use clap::Args;
 
-#[derive(Args)]
-pub struct EvalArgs {}
-#[derive(Args)]
-pub struct CalibrateArgs {}
 #[derive(Args)]
 pub struct ReportArgs {}
 #[derive(Args)]
@@ -12,12 +24,6 @@ pub struct SweepArgs {}
 #[derive(Args)]
 pub struct BaselineArgs {}
 
-pub fn run_eval(_a: EvalArgs) -> anyhow::Result<()> {
-    anyhow::bail!("eval is under construction")
-}
-pub fn run_calibrate(_a: CalibrateArgs) -> anyhow::Result<()> {
-    anyhow::bail!("calibrate is under construction")
-}
 pub fn run_report(_a: ReportArgs) -> anyhow::Result<()> {
     anyhow::bail!("report is under construction")
 }

@@ -450,7 +450,7 @@ fn trainable(vs: &VarStore, recipe: &Recipe) -> Vec<(String, Tensor)> {
     let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
     let mut out = Vec::new();
-    for (name, mut t) in vars {
+    for (name, t) in vars {
         if !t.requires_grad() {
             continue; // BatchNorm running statistics
         }

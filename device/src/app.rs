@@ -1,0 +1,300 @@
+//! The capture loop of `dermo-scope run`: frames in, screens and journal records out.
+
+use crate::capture::CaptureResult;
+use crate::classifier::{Classifier, ClassifierError};
+use crate::controls::{Trigger, TriggerEvent};
+use crate::display::{Display, DisplayError};
+use crate::journal::{Journal, JournalError, StoragePolicy};
+use crate::quality::QualityGate;
+use crate::source::{FrameSource, SourceError};
+use crate::ui::{self, Canvas, ErrorKind, ErrorView, PreviewView, ResultView, Screen};
+use dermo_model::TrustPolicy;
+use serde_json::json;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("model invalid: {0}")]
+    ModelInvalid(#[source] ClassifierError),
+    #[error(transparent)]
+    StorageFull(JournalError),
+    #[error("frame source lost: {0}")]
+    SourceLost(#[source] SourceError),
+    #[error(transparent)]
+    Journal(JournalError),
+    #[error(transparent)]
+    Display(#[from] DisplayError),
+    #[error("inference failed: {0}")]
+    Inference(#[source] ClassifierError),
+    #[error("cannot write results: {0}")]
+    Output(#[source] std::io::Error),
+}
+
+impl RunError {
+    /// The process exit status for this failure (documented in `dermo-scope --help`).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunError::ModelInvalid(_) => 3,
+            RunError::StorageFull(_) => 4,
+            RunError::SourceLost(_) => 5,
+            _ => 1,
+        }
+    }
+}
+
+/// How the loop behaves.
+pub struct RunSettings {
+    pub model: PathBuf,
+    pub trust: TrustPolicy,
+    pub gate: QualityGate,
+    pub data_dir: PathBuf,
+    pub storage: StoragePolicy,
+    /// `None`: wait for a lost source forever.
+    pub reconnect_timeout: Option<Duration>,
+    /// How long a result stays on a live display.
+    pub result_hold: Duration,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RunSummary {
+    pub captures: usize,
+    pub bad_frames: usize,
+    pub reconnects: usize,
+}
+
+/// A display plus the canvas screens are drawn into.
+pub struct Screens {
+    display: Box<dyn Display>,
+    canvas: Canvas,
+}
+
+impl Screens {
+    pub fn new(display: Box<dyn Display>) -> Screens {
+        let canvas = Canvas::new(display.size());
+        Screens { display, canvas }
+    }
+
+    pub fn live(&self) -> bool {
+        self.display.live()
+    }
+
+    pub fn show(&mut self, screen: &Screen) -> Result<Option<PathBuf>, DisplayError> {
+        let Ok(_) = ui::render(screen, &mut self.canvas);
+        self.display.present(screen, &self.canvas)
+    }
+
+    fn error(&mut self, kind: ErrorKind, detail: String) -> Result<(), DisplayError> {
+        self.show(&Screen::Error(ErrorView { kind, detail }))
+            .map(|_| ())
+    }
+}
+
+/// Writes one JSON event line on `out` and flushes it: for a capture, this line is the
+/// acknowledgement that the record is on disk.
+fn emit(out: &mut dyn Write, value: serde_json::Value) -> Result<(), RunError> {
+    writeln!(out, "{value}")
+        .and_then(|_| out.flush())
+        .map_err(RunError::Output)
+}
+
+pub struct App<'a> {
+    pub settings: RunSettings,
+    pub screens: Screens,
+    pub source: Box<dyn FrameSource>,
+    pub trigger: Box<dyn Trigger>,
+    pub out: &'a mut dyn Write,
+}
+
+impl App<'_> {
+    /// Runs until the source ends, the user quits, or a failure stops capturing.
+    pub fn run(mut self) -> Result<RunSummary, RunError> {
+        let classifier = match Classifier::load(&self.settings.model, &self.settings.trust) {
+            Ok(c) => c,
+            Err(e) => {
+                self.screens.error(ErrorKind::ModelInvalid, e.to_string())?;
+                return Err(RunError::ModelInvalid(e));
+            }
+        };
+        let (mut journal, recovery) =
+            Journal::open(&self.settings.data_dir, self.settings.storage)
+                .map_err(|e| self.storage_failure(e))?;
+        if !recovery.is_clean() {
+            emit(self.out, json!({"event": "journal_recovered", "recovery": recovery}))?;
+        }
+        emit(
+            self.out,
+            json!({
+                "event": "started",
+                "model": classifier.path(),
+                "model_sha256": classifier.sha256(),
+                "source": self.source.describe(),
+                "trigger": self.trigger.describe(),
+                "journal": journal.root(),
+                "journal_records": journal.len(),
+            }),
+        )?;
+        let mut summary = RunSummary::default();
+        loop {
+            // Stop before the card fills, not when a write fails.
+            journal.check_space(0).map_err(|e| self.storage_failure(e))?;
+            let event = self.trigger.poll();
+            if event == Some(TriggerEvent::Quit) {
+                break;
+            }
+            let frame = match self.source.next_frame() {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(SourceError::BadFrame { origin, reason }) => {
+                    summary.bad_frames += 1;
+                    self.bad_frame(&origin, &reason)?;
+                    continue;
+                }
+                Err(e) => {
+                    self.reconnect(e)?;
+                    summary.reconnects += 1;
+                    continue;
+                }
+            };
+            let img = match frame.decode() {
+                Ok(img) => img,
+                Err(e) => {
+                    summary.bad_frames += 1;
+                    self.bad_frame(&frame.origin, &e.reason)?;
+                    continue;
+                }
+            };
+            let quality = self.settings.gate.check(&img);
+            if event != Some(TriggerEvent::Capture) {
+                if self.screens.live() {
+                    let status = format!("{} - {}", self.source.describe(), self.trigger.describe());
+                    self.screens.show(&Screen::Preview(PreviewView {
+                        frame: &img,
+                        hint: quality.hint(),
+                        status,
+                    }))?;
+                }
+                continue;
+            }
+            let decision = if quality.passed() {
+                Some(classifier.classify(&img).map_err(RunError::Inference)?)
+            } else {
+                None
+            };
+            let result = CaptureResult::new(
+                &frame.origin,
+                frame.captured_at,
+                quality,
+                classifier.sha256(),
+                classifier.version(),
+                decision,
+            );
+            let jpeg = frame
+                .jpeg_bytes(&img)
+                .map_err(|e| RunError::Output(std::io::Error::other(e)))?;
+            let entry = journal
+                .record(&jpeg, &result)
+                .map_err(|e| self.storage_failure(e))?;
+            summary.captures += 1;
+            let screen_file = self.screens.show(&Screen::Result(ResultView {
+                frame: &img,
+                outcome: result.screen_outcome(),
+                warnings: result.quality.issues.iter().map(|i| i.hint().to_string()).collect(),
+                model: classifier.version().to_string(),
+            }))?;
+            emit(
+                self.out,
+                json!({
+                    "event": "capture",
+                    "journal_id": entry.id,
+                    "record": journal.root().join(&entry.record),
+                    "screen": screen_file,
+                    "result": result,
+                }),
+            )?;
+            if self.screens.live() {
+                self.hold_result();
+            }
+        }
+        emit(
+            self.out,
+            json!({
+                "event": "finished",
+                "captures": summary.captures,
+                "bad_frames": summary.bad_frames,
+                "reconnects": summary.reconnects,
+            }),
+        )?;
+        Ok(summary)
+    }
+
+    fn bad_frame(&mut self, origin: &str, reason: &str) -> Result<(), RunError> {
+        emit(self.out, json!({"event": "bad_frame", "origin": origin, "error": reason}))
+    }
+
+    /// Shows the storage-full screen for a full card; other journal errors pass through.
+    fn storage_failure(&mut self, e: JournalError) -> RunError {
+        match e {
+            JournalError::StorageFull { .. } => {
+                if let Err(d) = self.screens.error(ErrorKind::StorageFull, e.to_string()) {
+                    return RunError::Display(d);
+                }
+                RunError::StorageFull(e)
+            }
+            other => RunError::Journal(other),
+        }
+    }
+
+    /// Shows "camera lost" and retries until the source is back or the timeout passes.
+    fn reconnect(&mut self, lost: SourceError) -> Result<(), RunError> {
+        self.screens.error(ErrorKind::CameraLost, lost.to_string())?;
+        emit(self.out, json!({"event": "source_lost", "error": lost.to_string()}))?;
+        let since = Instant::now();
+        let mut wait = Duration::from_millis(200);
+        loop {
+            std::thread::sleep(wait);
+            wait = (wait * 2).min(Duration::from_secs(2));
+            match self.source.reconnect() {
+                Ok(()) => {
+                    emit(self.out, json!({"event": "source_back", "source": self.source.describe()}))?;
+                    return Ok(());
+                }
+                Err(e) => {
+                    if self
+                        .settings
+                        .reconnect_timeout
+                        .is_some_and(|t| since.elapsed() >= t)
+                    {
+                        return Err(RunError::SourceLost(e));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Keeps a result on a live display; a trigger press dismisses it early.
+    fn hold_result(&mut self) {
+        let until = Instant::now() + self.settings.result_hold;
+        while Instant::now() < until {
+            if !self.trigger.is_continuous() && self.trigger.poll().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Resolves the model file: the explicit path, or the first candidate that exists.
+pub fn find_model(explicit: Option<&Path>, candidates: &[PathBuf]) -> Result<PathBuf, String> {
+    if let Some(p) = explicit {
+        return Ok(p.to_path_buf());
+    }
+    candidates.iter().find(|p| p.exists()).cloned().ok_or_else(|| {
+        let list: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+        format!(
+            "no model file found; looked for {} (give one with --model, or set [model] path in the config)",
+            list.join(", ")
+        )
+    })
+}

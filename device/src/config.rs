@@ -1,0 +1,261 @@
+//! `dermo-scope.toml`: every setting has a default that works, so the file only lists what a
+//! device changes. Relative paths are relative to the config file's directory.
+
+use crate::display::SpiConfig;
+use crate::journal::StoragePolicy;
+use crate::quality::QualityGate;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Where the service's config lives on a device.
+pub const SYSTEM_CONFIG: &str = "/etc/dermo/dermo-scope.toml";
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub model: ModelConfig,
+    pub source: SourceConfig,
+    pub display: DisplayConfig,
+    pub controls: ControlsConfig,
+    pub journal: JournalConfig,
+    pub quality: QualityGate,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    /// The model file. Unset: `<store>/current.onnx`, then `/opt/dermo/model.onnx`, then the
+    /// repository's `model/dermo-default.onnx` (see `model_candidates`).
+    pub path: Option<PathBuf>,
+    /// The installed-model store that `dermo-scope model install|rollback` manage.
+    pub store: PathBuf,
+    /// Public keys (hex files from `dermo keygen`) whose signatures are trusted.
+    pub trusted_keys: Vec<PathBuf>,
+    /// Accept model files without a signature (development only; `--allow-unsigned`).
+    pub allow_unsigned: bool,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            path: None,
+            store: "/opt/dermo/models".into(),
+            trusted_keys: Vec::new(),
+            allow_unsigned: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SourceConfig {
+    /// `camera[:DEVICE]`, `dir:PATH`, `file:PATH` or `synthetic[:COUNT]`.
+    pub source: String,
+    /// Requested camera size (the driver picks the nearest it has).
+    pub width: u32,
+    pub height: u32,
+    /// Give up after the source has been gone this long; 0 waits forever (a device).
+    pub reconnect_timeout_s: u64,
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        SourceConfig {
+            source: "camera".into(),
+            width: 640,
+            height: 480,
+            reconnect_timeout_s: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DisplayConfig {
+    /// `fb[:DEVICE]`, `spi`, `png:DIR`, `text`, or `auto` (fb when /dev/fb0 exists, else text).
+    pub display: String,
+    /// Size of the PNG and text displays (framebuffer and SPI panels report their own).
+    pub width: u32,
+    pub height: u32,
+    pub spi: SpiConfig,
+}
+
+impl Default for DisplayConfig {
+    fn default() -> Self {
+        DisplayConfig {
+            display: "auto".into(),
+            width: 320,
+            height: 240,
+            spi: SpiConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ControlsConfig {
+    /// `gpio`, `stdin`, `continuous`, or `auto` (continuous for replay and synthetic sources,
+    /// stdin for a camera).
+    pub trigger: String,
+    pub gpio_chip: PathBuf,
+    /// Line offset of the capture button on `gpio_chip`.
+    pub button_pin: u32,
+    /// Continuous mode: least time between two captures.
+    pub interval_ms: u64,
+    /// How long a result stays on a live display before the preview returns.
+    pub result_hold_ms: u64,
+}
+
+impl Default for ControlsConfig {
+    fn default() -> Self {
+        ControlsConfig {
+            trigger: "auto".into(),
+            gpio_chip: "/dev/gpiochip0".into(),
+            button_pin: 17,
+            interval_ms: 0,
+            result_hold_ms: 4000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JournalConfig {
+    /// Where captures are stored. Unset: `$HOME/.local/share/dermo-scope`, or `/var/lib/dermo`.
+    pub data_dir: Option<PathBuf>,
+    /// Stop capturing when less than this many MiB would remain free on the card.
+    pub min_free_mb: u64,
+    /// Stop capturing when the journal would exceed this many MiB; 0 = no cap.
+    pub max_journal_mb: u64,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        let d = StoragePolicy::default();
+        JournalConfig {
+            data_dir: None,
+            min_free_mb: d.min_free_mb,
+            max_journal_mb: d.max_journal_mb,
+        }
+    }
+}
+
+impl JournalConfig {
+    pub fn storage(&self) -> StoragePolicy {
+        StoragePolicy {
+            min_free_mb: self.min_free_mb,
+            max_journal_mb: self.max_journal_mb,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+}
+
+impl Config {
+    /// Reads `path`, or the system config when it exists, or the built-in defaults.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let system = Path::new(SYSTEM_CONFIG);
+        match path {
+            Some(p) => Config::from_file(p),
+            None if system.exists() => Config::from_file(system),
+            None => Ok(Config::default()),
+        }
+    }
+
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut cfg: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source: Box::new(e),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        cfg.resolve_paths(base);
+        Ok(cfg)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let abs = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        if let Some(p) = &mut self.model.path {
+            abs(p);
+        }
+        abs(&mut self.model.store);
+        self.model.trusted_keys.iter_mut().for_each(abs);
+        if let Some(p) = &mut self.journal.data_dir {
+            abs(p);
+        }
+    }
+
+    /// The journal directory.
+    pub fn data_dir(&self) -> PathBuf {
+        if let Some(d) = &self.journal.data_dir {
+            return d.clone();
+        }
+        match std::env::var_os("HOME") {
+            Some(home) => PathBuf::from(home).join(".local/share/dermo-scope"),
+            None => PathBuf::from("/var/lib/dermo"),
+        }
+    }
+
+    /// Model files to try, in order, when no `--model` is given.
+    pub fn model_candidates(&self) -> Vec<PathBuf> {
+        if let Some(p) = &self.model.path {
+            return vec![p.clone()];
+        }
+        let mut v = vec![
+            self.model.store.join("current.onnx"),
+            PathBuf::from("/opt/dermo/model.onnx"),
+        ];
+        // In a checkout: target/<profile>/dermo-scope → <repo>/model/dermo-default.onnx.
+        if let Some(repo) = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.ancestors().nth(3).map(Path::to_path_buf))
+        {
+            v.push(repo.join("model/dermo-default.onnx"));
+        }
+        v.push(PathBuf::from("model/dermo-default.onnx"));
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_config_parses_and_resolves_paths() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/dermo-scope.toml");
+        let cfg = Config::from_file(&path).unwrap();
+        assert!(cfg.model.trusted_keys.iter().all(|k| k.is_absolute()));
+        assert!(cfg.data_dir().is_absolute());
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "[journal]\nmin_free_mb = 5\nflavour = 1\n").unwrap();
+        let e = Config::from_file(&p).unwrap_err().to_string();
+        assert!(e.contains("flavour") && e.contains("c.toml"), "{e}");
+        std::fs::write(&p, "[journal]\nmin_free_mb = 5\n").unwrap();
+        assert_eq!(Config::from_file(&p).unwrap().journal.min_free_mb, 5);
+    }
+}

@@ -1,0 +1,156 @@
+//! What starts a capture: a GPIO push button, a key on stdin, or nothing (continuous mode).
+
+use std::sync::mpsc::{channel, Receiver, TryRecvError};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TriggerEvent {
+    Capture,
+    Quit,
+}
+
+pub trait Trigger {
+    /// The pending event, if any; never blocks.
+    fn poll(&mut self) -> Option<TriggerEvent>;
+    fn describe(&self) -> String;
+    /// Whether captures happen without a person asking (then nothing dismisses a result).
+    fn is_continuous(&self) -> bool {
+        false
+    }
+}
+
+/// Captures every frame, at most one per `interval`.
+pub struct Continuous {
+    interval: Duration,
+    last: Option<Instant>,
+}
+
+impl Continuous {
+    pub fn new(interval: Duration) -> Continuous {
+        Continuous {
+            interval,
+            last: None,
+        }
+    }
+}
+
+impl Trigger for Continuous {
+    fn poll(&mut self) -> Option<TriggerEvent> {
+        let now = Instant::now();
+        match self.last {
+            Some(t) if now.duration_since(t) < self.interval => None,
+            _ => {
+                self.last = Some(now);
+                Some(TriggerEvent::Capture)
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        "continuous".into()
+    }
+
+    fn is_continuous(&self) -> bool {
+        true
+    }
+}
+
+/// Events delivered by a background thread (stdin, GPIO).
+pub struct ChannelTrigger {
+    name: String,
+    events: Receiver<TriggerEvent>,
+}
+
+impl Trigger for ChannelTrigger {
+    fn poll(&mut self) -> Option<TriggerEvent> {
+        match self.events.try_recv() {
+            Ok(e) => Some(e),
+            Err(TryRecvError::Empty) => None,
+            // The reader ended (stdin closed): nothing more will come.
+            Err(TryRecvError::Disconnected) => Some(TriggerEvent::Quit),
+        }
+    }
+
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+}
+
+/// Enter captures, `q` then Enter (or end of input) quits.
+pub fn stdin() -> ChannelTrigger {
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            let Ok(line) = line else { break };
+            let ev = if line.trim().eq_ignore_ascii_case("q") {
+                TriggerEvent::Quit
+            } else {
+                TriggerEvent::Capture
+            };
+            if tx.send(ev).is_err() || ev == TriggerEvent::Quit {
+                return;
+            }
+        }
+        let _ = tx.send(TriggerEvent::Quit);
+    });
+    ChannelTrigger {
+        name: "press Enter".into(),
+        events: rx,
+    }
+}
+
+/// A push button between `pin` of `chip` and ground (internal or external pull-up): each press
+/// (falling edge) captures, presses within 250 ms of the last one are contact bounce.
+#[cfg(all(target_os = "linux", feature = "gpio"))]
+pub fn gpio(chip: &std::path::Path, pin: u32) -> Result<ChannelTrigger, String> {
+    use gpio_cdev::{Chip, EventRequestFlags, LineRequestFlags};
+    let mut c = Chip::new(chip).map_err(|e| format!("{}: {e}", chip.display()))?;
+    let events = c
+        .get_line(pin)
+        .and_then(|l| {
+            l.events(
+                LineRequestFlags::INPUT,
+                EventRequestFlags::FALLING_EDGE,
+                "dermo-scope",
+            )
+        })
+        .map_err(|e| format!("{} line {pin}: {e}", chip.display()))?;
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        let mut last: Option<Instant> = None;
+        for ev in events {
+            if ev.is_err() {
+                break;
+            }
+            let now = Instant::now();
+            if last.is_some_and(|t| now.duration_since(t) < Duration::from_millis(250)) {
+                continue;
+            }
+            last = Some(now);
+            if tx.send(TriggerEvent::Capture).is_err() {
+                return;
+            }
+        }
+    });
+    Ok(ChannelTrigger {
+        name: "press the button".into(),
+        events: rx,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continuous_paces_captures() {
+        let mut t = Continuous::new(Duration::from_millis(50));
+        assert_eq!(t.poll(), Some(TriggerEvent::Capture));
+        assert_eq!(t.poll(), None);
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(t.poll(), Some(TriggerEvent::Capture));
+        let mut every = Continuous::new(Duration::ZERO);
+        assert_eq!(every.poll(), Some(TriggerEvent::Capture));
+        assert_eq!(every.poll(), Some(TriggerEvent::Capture));
+    }
+}

@@ -1,0 +1,75 @@
+//! Shared helpers of the integration tests: the shared data, a real model file, the binary.
+#![allow(dead_code)]
+
+pub mod model;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The shared HAM10000 directory.
+pub fn ham10000() -> PathBuf {
+    std::env::var_os("DERMO_HAM10000")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/ham10000"))
+}
+
+/// `n` shared images, spread over the set (every `step`-th file by name).
+pub fn shared_images(n: usize, step: usize) -> Vec<PathBuf> {
+    let dir = ham10000().join("images");
+    let mut all: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+        .collect();
+    all.sort();
+    all.into_iter().step_by(step.max(1)).take(n).collect()
+}
+
+/// Copies images into `dir` (created), keeping their names.
+pub fn copy_into(dir: &Path, files: &[PathBuf]) {
+    std::fs::create_dir_all(dir).unwrap();
+    for f in files {
+        std::fs::copy(f, dir.join(f.file_name().unwrap())).unwrap();
+    }
+}
+
+/// The binary under test.
+pub fn dermo_scope() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_dermo-scope"))
+}
+
+/// A config file trusting `key`, with the storage floor off (tests share one disk).
+pub fn write_config(dir: &Path, key: &Path, extra: &str) -> PathBuf {
+    let path = dir.join("dermo-scope.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[model]\ntrusted_keys = [{key:?}]\n\n[journal]\nmin_free_mb = 0\n\n[controls]\nresult_hold_ms = 0\n{extra}"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// The JSON event lines a run printed on stdout.
+pub fn events(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
+        .collect()
+}
+
+pub fn of_kind<'a>(events: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
+    events.iter().filter(|e| e["event"] == kind).collect()
+}
+
+/// Files in `dir` whose name contains `part`, sorted.
+pub fn files_containing(dir: &Path, part: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    v.retain(|p| p.file_name().unwrap().to_string_lossy().contains(part));
+    v.sort();
+    v
+}

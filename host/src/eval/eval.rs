@@ -1,0 +1,200 @@
+//! `dermo eval`: a run's checkpoint or a model file on a split → `eval.json` + predictions.
+
+use super::network::{score_manifest, Checkpoint, ModelFileNetwork, Network, Scored};
+use super::record::{
+    class_codes, measure, now, predictions_path, probabilities, write_predictions, write_record,
+    EvalRecord, Operating,
+};
+use super::tta::Tta;
+use super::calibrate::CALIBRATION_JSON;
+use crate::train::DeviceChoice;
+use anyhow::Context;
+use clap::Args;
+use dermo_calibration::BootstrapConfig;
+use dermo_model::CalibrationSpec;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// `dermo eval`.
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// A run folder (its best checkpoint runs with libtorch) or an exported `.onnx` model file
+    /// (runs with tract, as on the device).
+    pub target: PathBuf,
+    /// Manifest CSV of the split to evaluate (usually the test split).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Test-time augmentation: none, flips (4 views) or multiscale (centre crops at 100/87.5/75%,
+    /// each mirrored: 6 views). Logits are averaged over the views.
+    #[arg(long, value_enum, default_value_t = Tta::None)]
+    pub tta: Tta,
+    /// Where to write the metrics (predictions go beside it as NAME.predictions.csv). Default:
+    /// RUN/eval-<split>.json for a run, <model>.eval-<split>.json beside a model file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Bootstrap resamples (of lesions) for the 95% intervals.
+    #[arg(long, default_value_t = 1000)]
+    pub resamples: usize,
+    /// Seed of the bootstrap.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Ignore RUN/calibration.json (or the model file's calibration) and use T = 1 and a refer
+    /// threshold of 0.5.
+    #[arg(long)]
+    pub uncalibrated: bool,
+    /// cpu, cuda or auto (checkpoints only).
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    pub device: DeviceChoice,
+    /// Image cache root for model files (a run uses the one it trained with).
+    #[arg(long, default_value = "work/cache")]
+    pub cache_root: PathBuf,
+}
+
+pub fn run_eval(a: EvalArgs) -> anyhow::Result<()> {
+    let stem = a
+        .data
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "data".into());
+    let (mut network, cache_root, operating, source, out): (Box<dyn Network>, PathBuf, _, _, PathBuf) =
+        if a.target.is_dir() {
+            let checkpoint = Checkpoint::load(&a.target, a.device.resolve()?)?;
+            let cache_root = checkpoint.cache_root();
+            let (operating, source) = run_calibration(&a.target)?;
+            let out = a
+                .out
+                .clone()
+                .unwrap_or_else(|| a.target.join(format!("eval-{stem}.json")));
+            (Box::new(checkpoint), cache_root, operating, source, out)
+        } else {
+            let model = ModelFileNetwork::open(&a.target)?;
+            let cal = &model.file().metadata.calibration;
+            let operating = Operating {
+                temperature: f64::from(cal.temperature),
+                refer_threshold: f64::from(cal.refer_threshold),
+            };
+            let model_stem = a.target.with_extension("");
+            let out = a
+                .out
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(format!("{}.eval-{stem}.json", model_stem.display())));
+            let source = Some(format!("{} metadata", a.target.display()));
+            (Box::new(model), a.cache_root.clone(), operating, source, out)
+        };
+    let (operating, source) = if a.uncalibrated {
+        (Operating::default(), None)
+    } else {
+        (operating, source)
+    };
+    let started = Instant::now();
+    let scored = score_manifest(network.as_mut(), &a.data, a.tta, &cache_root, true)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let bootstrap = BootstrapConfig {
+        resamples: a.resamples,
+        seed: a.seed,
+        level: 0.95,
+    };
+    let record = evaluate_scored(
+        &scored,
+        network.describe(),
+        &a.data,
+        a.tta,
+        operating,
+        source,
+        bootstrap,
+        seconds,
+        &out,
+    )?;
+    print_summary(&record, &out);
+    Ok(())
+}
+
+/// Computes and writes `out` (eval.json) and its predictions table.
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate_scored(
+    scored: &Scored,
+    model: String,
+    data: &Path,
+    tta: Tta,
+    operating: Operating,
+    calibration: Option<String>,
+    bootstrap: BootstrapConfig,
+    seconds: f64,
+    out: &Path,
+) -> anyhow::Result<EvalRecord> {
+    let calibrated = probabilities(scored.logits.view(), operating.temperature);
+    let raw = probabilities(scored.logits.view(), 1.0);
+    let (metrics, before) = measure(
+        calibrated.view(),
+        raw.view(),
+        &scored.labels,
+        &scored.lesion_ids,
+        operating.refer_threshold,
+        bootstrap,
+    )?;
+    let record = EvalRecord {
+        model,
+        data: data.to_owned(),
+        manifest_hash: scored.manifest_hash.clone(),
+        tta,
+        classes: class_codes(),
+        temperature: operating.temperature,
+        calibration,
+        metrics,
+        reliability_uncalibrated: before,
+        seconds,
+        created: now(),
+    };
+    write_record(out, &record)?;
+    write_predictions(
+        &predictions_path(out),
+        &scored.image_ids,
+        &scored.lesion_ids,
+        &scored.labels,
+        calibrated.view(),
+        operating.refer_threshold,
+    )?;
+    Ok(record)
+}
+
+/// The run's `calibration.json`, when `dermo calibrate` has written one.
+fn run_calibration(run_dir: &Path) -> anyhow::Result<(Operating, Option<String>)> {
+    let path = run_dir.join(CALIBRATION_JSON);
+    if !path.is_file() {
+        return Ok((Operating::default(), None));
+    }
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let spec: CalibrationSpec =
+        serde_json::from_str(&text).with_context(|| format!("{} is not a calibration", path.display()))?;
+    Ok((
+        Operating {
+            temperature: f64::from(spec.temperature),
+            refer_threshold: f64::from(spec.refer_threshold),
+        },
+        Some(path.display().to_string()),
+    ))
+}
+
+/// Prints the headline figures with their intervals.
+pub fn print_summary(record: &EvalRecord, out: &Path) {
+    let m = &record.metrics;
+    let show = |name: &str, i: &Option<dermo_calibration::Interval>| match i {
+        Some(i) => eprintln!("  {name:<22} {:.4}  [{:.4}, {:.4}]", i.estimate, i.low, i.high),
+        None => eprintln!("  {name:<22} undefined"),
+    };
+    eprintln!(
+        "{} on {} ({} images, {} lesions, T = {:.3}):",
+        record.model,
+        record.data.display(),
+        m.images,
+        m.groups,
+        record.temperature
+    );
+    show("balanced accuracy", &m.balanced_accuracy);
+    show("accuracy", &m.accuracy);
+    show("macro AUC", &m.macro_auc);
+    show("malignant sensitivity", &m.triage.sensitivity);
+    show("malignant specificity", &m.triage.specificity);
+    show("ECE", &m.ece);
+    eprintln!("written {} and {}", out.display(), predictions_path(out).display());
+}

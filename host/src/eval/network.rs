@@ -1,0 +1,260 @@
+//! The two ways dermo runs a classifier on the host — a run's checkpoint with libtorch, or an
+//! exported model file with tract (as the device does) — behind one trait, and the scoring of a
+//! whole manifest through it.
+
+use super::tta::Tta;
+use crate::data::cache::{build_cache, Cache};
+use crate::data::manifest::Manifest;
+use crate::train::predict::TrainedModel;
+use anyhow::Context;
+use dermo_model::preprocess::normalize_into;
+use dermo_model::{ModelFile, PreprocessConfig, Runtime, TrustPolicy, NUM_CLASSES};
+use image::RgbImage;
+use indicatif::{ProgressBar, ProgressStyle};
+use ndarray::Array2;
+use std::path::{Path, PathBuf};
+
+/// Logits and pooled features of a batch of normalized `[B, 3, S, S]` images.
+pub trait Network {
+    /// What it is, for reports: `checkpoint RUN` or `model file PATH`.
+    fn describe(&self) -> String;
+    /// The preprocessing it was trained with.
+    fn preprocess(&self) -> PreprocessConfig;
+    /// Runs a batch given as `batch` images of `3 × S × S` floats each.
+    fn run(&mut self, data: &[f32], batch: usize) -> anyhow::Result<Batch>;
+}
+
+/// Output of [`Network::run`].
+pub struct Batch {
+    pub logits: Vec<[f32; NUM_CLASSES]>,
+    /// Pooled features per image; empty when the network does not expose them.
+    pub features: Vec<Vec<f32>>,
+}
+
+/// A run folder's best checkpoint, run with libtorch.
+pub struct Checkpoint {
+    model: TrainedModel,
+    run_dir: PathBuf,
+}
+
+impl Checkpoint {
+    pub fn load(run_dir: &Path, device: tch::Device) -> anyhow::Result<Self> {
+        Ok(Checkpoint {
+            model: TrainedModel::load(run_dir, device)?,
+            run_dir: run_dir.to_owned(),
+        })
+    }
+
+    /// The cache root the run trained with, so evaluation reuses its image caches.
+    pub fn cache_root(&self) -> PathBuf {
+        self.model.info.cache_root.clone()
+    }
+}
+
+impl Network for Checkpoint {
+    fn describe(&self) -> String {
+        format!("checkpoint {}", self.model.weights.display())
+    }
+
+    fn preprocess(&self) -> PreprocessConfig {
+        self.model.preprocess()
+    }
+
+    fn run(&mut self, data: &[f32], batch: usize) -> anyhow::Result<Batch> {
+        use crate::train::net::EfficientNetLite;
+        let s = self.model.recipe.size as i64;
+        let device = self.model.vs.device();
+        let (logits, pooled) = tch::no_grad(|| {
+            let x = tch::Tensor::from_slice(data)
+                .reshape([batch as i64, 3, s, s])
+                .to_device(device);
+            let pooled = EfficientNetLite::pooled(&self.model.net.features_t(&x, false));
+            let logits = self.model.net.classify_t(&pooled, false);
+            (to_rows(&logits), to_rows(&pooled))
+        });
+        let logits = logits
+            .into_iter()
+            .map(|r| {
+                <[f32; NUM_CLASSES]>::try_from(r.as_slice()).with_context(|| {
+                    format!("{}: the network has {} outputs, not {NUM_CLASSES}", self.run_dir.display(), r.len())
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Batch {
+            logits,
+            features: pooled,
+        })
+    }
+}
+
+fn to_rows(t: &tch::Tensor) -> Vec<Vec<f32>> {
+    let t = t
+        .to_kind(tch::Kind::Float)
+        .to_device(tch::Device::Cpu)
+        .contiguous();
+    Vec::<Vec<f32>>::try_from(t).unwrap_or_default()
+}
+
+/// An exported model file, run with tract.
+pub struct ModelFileNetwork {
+    file: ModelFile,
+    runtime: Runtime,
+}
+
+impl ModelFileNetwork {
+    /// Opens a model file; unsigned files are accepted (host tools check their own exports).
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        let file = ModelFile::open(path, &TrustPolicy::unsigned())?;
+        let runtime = Runtime::new(&file)?;
+        Ok(ModelFileNetwork { file, runtime })
+    }
+
+    pub fn file(&self) -> &ModelFile {
+        &self.file
+    }
+}
+
+impl Network for ModelFileNetwork {
+    fn describe(&self) -> String {
+        format!("model file {} (sha256 {})", self.file.path.display(), &self.file.sha256[..16])
+    }
+
+    fn preprocess(&self) -> PreprocessConfig {
+        let input = &self.file.metadata.input;
+        PreprocessConfig {
+            size: input.size,
+            color_constancy: input.color_constancy,
+        }
+    }
+
+    fn run(&mut self, data: &[f32], batch: usize) -> anyhow::Result<Batch> {
+        let s = self.runtime.input_size();
+        let input = dermo_model::Tensor {
+            shape: [batch, 3, s, s],
+            data: data.to_vec(),
+        };
+        let out = self.runtime.run(&input)?;
+        let logits = (0..batch)
+            .map(|i| {
+                let mut a = [0f32; NUM_CLASSES];
+                a.copy_from_slice(out.logits_of(i));
+                a
+            })
+            .collect();
+        let features = (0..batch)
+            .filter_map(|i| out.features_of(i).map(<[f32]>::to_vec))
+            .collect();
+        Ok(Batch { logits, features })
+    }
+}
+
+/// Everything a network said about one manifest, in manifest order.
+#[derive(Debug, Clone)]
+pub struct Scored {
+    /// `[images, classes]` logits (averaged over the TTA views).
+    pub logits: Array2<f64>,
+    /// Pooled features per image (averaged over the views); empty when not exposed.
+    pub features: Vec<Vec<f32>>,
+    pub labels: Vec<usize>,
+    pub image_ids: Vec<String>,
+    pub lesion_ids: Vec<String>,
+    pub manifest_hash: String,
+}
+
+/// Runs `network` over every image of `manifest` (read through the image cache under
+/// `cache_root`), averaging logits and features over the TTA views.
+pub fn score_manifest(
+    network: &mut dyn Network,
+    manifest: &Path,
+    tta: Tta,
+    cache_root: &Path,
+    progress: bool,
+) -> anyhow::Result<Scored> {
+    const BATCH: usize = 32;
+    let cfg = network.preprocess();
+    let dir = build_cache(manifest, &cfg, cache_root)
+        .with_context(|| format!("cannot cache manifest {}", manifest.display()))?;
+    let cache = Cache::open(&dir)?;
+    let manifest_hash = Manifest::load(manifest)?.hash();
+    anyhow::ensure!(
+        cache.meta.manifest_hash == manifest_hash,
+        "cache {} does not belong to {}",
+        dir.display(),
+        manifest.display()
+    );
+    anyhow::ensure!(!cache.is_empty(), "{}: the manifest has no images", manifest.display());
+    let side = cache.size();
+    let plane = 3 * (side * side) as usize;
+    let views = tta.views();
+    let n = cache.len();
+    let bar = progress_bar(n as u64, progress);
+    let mut logits = Array2::<f64>::zeros((n, NUM_CLASSES));
+    let mut features: Vec<Vec<f32>> = Vec::with_capacity(n);
+    let mut buffer = vec![0f32; BATCH * plane];
+    for start in (0..n).step_by(BATCH) {
+        let stop = (start + BATCH).min(n);
+        let images: Vec<RgbImage> = (start..stop)
+            .map(|i| {
+                RgbImage::from_raw(side, side, cache.image(i).to_vec())
+                    .with_context(|| format!("cache {}: image {i} has the wrong size", dir.display()))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let mut sums: Vec<Vec<f32>> = vec![Vec::new(); images.len()];
+        for view in &views {
+            for (slot, img) in buffer.chunks_exact_mut(plane).zip(&images) {
+                normalize_into(&view.apply(img), slot);
+            }
+            let out = network.run(&buffer[..images.len() * plane], images.len())?;
+            anyhow::ensure!(
+                out.logits.len() == images.len(),
+                "{} returned {} results for {} images",
+                network.describe(),
+                out.logits.len(),
+                images.len()
+            );
+            for (k, row) in out.logits.iter().enumerate() {
+                for (c, &v) in row.iter().enumerate() {
+                    logits[[start + k, c]] += f64::from(v) / views.len() as f64;
+                }
+            }
+            for (sum, f) in sums.iter_mut().zip(&out.features) {
+                if sum.is_empty() {
+                    sum.resize(f.len(), 0.0);
+                }
+                for (s, v) in sum.iter_mut().zip(f) {
+                    *s += v / views.len() as f32;
+                }
+            }
+        }
+        features.extend(sums.into_iter().filter(|s| !s.is_empty()));
+        bar.inc((stop - start) as u64);
+    }
+    bar.finish_and_clear();
+    if features.len() != n {
+        features.clear();
+    }
+    Ok(Scored {
+        logits,
+        features,
+        labels: (0..n).map(|i| cache.label(i)).collect(),
+        image_ids: cache.meta.image_ids.clone(),
+        lesion_ids: cache.meta.lesion_ids.clone(),
+        manifest_hash,
+    })
+}
+
+/// A progress bar on stderr, hidden when `visible` is false.
+pub fn progress_bar(len: u64, visible: bool) -> ProgressBar {
+    if !visible {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg:>10} [{elapsed_precise}] {wide_bar} {pos}/{len} ({per_sec}, eta {eta})",
+        )
+        .expect("the template is valid"),
+    );
+    bar.set_message("scoring");
+    bar
+}

@@ -1,0 +1,168 @@
+//! `eval.json` and `predictions.csv`: what an evaluation writes, and how it is computed from
+//! probabilities, labels and lesion ids.
+
+use super::tta::Tta;
+use anyhow::Context;
+use dermo_calibration::{
+    evaluate, reliability, BootstrapConfig, Evaluation, EvaluationOptions, MalignantGroup,
+    Reliability,
+};
+use dermo_model::{CLASSES, NUM_CLASSES};
+use ndarray::{Array2, ArrayView2};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The per-image table written beside `NAME.json`: `NAME.predictions.csv`.
+pub fn predictions_path(eval_json: &Path) -> PathBuf {
+    eval_json.with_extension("predictions.csv")
+}
+
+/// Bins of the reliability diagrams.
+pub const RELIABILITY_BINS: usize = 10;
+
+/// The body of `eval.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EvalRecord {
+    /// What was evaluated: `checkpoint …`, `model file …` or `baseline …`.
+    pub model: String,
+    /// The manifest evaluated on.
+    pub data: PathBuf,
+    pub manifest_hash: String,
+    pub tta: Tta,
+    /// Class codes in logit order.
+    pub classes: Vec<String>,
+    /// Temperature applied before the softmax (1 when not calibrated).
+    pub temperature: f64,
+    /// Where the temperature and refer threshold came from (`calibration.json`, the model
+    /// file's metadata), or `None` for the defaults.
+    pub calibration: Option<String>,
+    /// All metrics at the applied temperature, with lesion-grouped bootstrap intervals.
+    pub metrics: Evaluation,
+    /// The reliability diagram at T = 1, to compare with `metrics.reliability`.
+    pub reliability_uncalibrated: Reliability,
+    /// Seconds spent scoring the images.
+    pub seconds: f64,
+    pub created: String,
+}
+
+/// The decision settings an evaluation applies.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Operating {
+    pub temperature: f64,
+    pub refer_threshold: f64,
+}
+
+impl Default for Operating {
+    fn default() -> Self {
+        Operating {
+            temperature: 1.0,
+            refer_threshold: 0.5,
+        }
+    }
+}
+
+/// The malignant group of the taxonomy (akiec, bcc, mel).
+pub fn malignant_group() -> MalignantGroup {
+    let classes: Vec<usize> = CLASSES
+        .iter()
+        .filter(|c| c.is_malignant())
+        .map(|c| c.index())
+        .collect();
+    MalignantGroup::new(&classes, NUM_CLASSES).expect("the taxonomy's malignant group is valid")
+}
+
+pub fn class_codes() -> Vec<String> {
+    CLASSES.iter().map(|c| c.code().to_owned()).collect()
+}
+
+/// Metrics of calibrated probabilities, plus the reliability of the uncalibrated ones.
+pub fn measure(
+    calibrated: ArrayView2<f64>,
+    uncalibrated: ArrayView2<f64>,
+    labels: &[usize],
+    lesion_ids: &[String],
+    refer_threshold: f64,
+    bootstrap: BootstrapConfig,
+) -> anyhow::Result<(Evaluation, Reliability)> {
+    let options = EvaluationOptions {
+        malignant: malignant_group(),
+        refer_threshold,
+        bootstrap,
+        reliability_bins: RELIABILITY_BINS,
+    };
+    let metrics = evaluate(calibrated, labels, lesion_ids, &options).context("computing metrics")?;
+    let before = reliability(uncalibrated, labels, RELIABILITY_BINS).context("reliability at T = 1")?;
+    Ok((metrics, before))
+}
+
+/// Writes an `eval.json`, creating its folder.
+pub fn write_record(path: &Path, record: &EvalRecord) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let json = serde_json::to_vec_pretty(record)?;
+    crate::data::manifest::write_atomic(path, &json)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Reads an `eval.json`.
+pub fn read_record(path: &Path) -> anyhow::Result<EvalRecord> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not an eval.json", path.display()))
+}
+
+/// One row per image: ids, truth, prediction, every class probability and the referral.
+pub fn write_predictions(
+    path: &Path,
+    image_ids: &[String],
+    lesion_ids: &[String],
+    labels: &[usize],
+    probabilities: ArrayView2<f64>,
+    refer_threshold: f64,
+) -> anyhow::Result<()> {
+    let mut w = csv::Writer::from_path(path).with_context(|| format!("cannot write {}", path.display()))?;
+    let mut header = vec!["image_id", "lesion_id", "label", "predicted", "correct"]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+    header.extend(CLASSES.iter().map(|c| format!("p_{}", c.code())));
+    header.extend(["p_malignant".into(), "refer".into()]);
+    w.write_record(&header)?;
+    let group = malignant_group();
+    for (i, row) in probabilities.rows().into_iter().enumerate() {
+        let predicted = argmax(row.as_slice().unwrap_or(&row.to_vec()));
+        let malignant: f64 = group.classes().iter().map(|&c| row[c]).sum();
+        let mut fields = vec![
+            image_ids[i].clone(),
+            lesion_ids[i].clone(),
+            CLASSES[labels[i]].code().to_owned(),
+            CLASSES[predicted].code().to_owned(),
+            u8::from(predicted == labels[i]).to_string(),
+        ];
+        fields.extend(row.iter().map(|p| format!("{p:.6}")));
+        fields.push(format!("{malignant:.6}"));
+        fields.push(u8::from(malignant >= refer_threshold).to_string());
+        w.write_record(&fields)?;
+    }
+    w.flush().with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn argmax(values: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, &v) in values.iter().enumerate() {
+        if v > values[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// Logits as probabilities at temperature `t`.
+pub fn probabilities(logits: ArrayView2<f64>, t: f64) -> Array2<f64> {
+    dermo_calibration::softmax(logits, t)
+}
+
+/// The current time, RFC 3339, for records.
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}

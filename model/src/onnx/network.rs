@@ -1,0 +1,215 @@
+//! The network as a flat list of layers, read from the spec and the state dict, with every
+//! BatchNorm folded into the convolution before it.
+//!
+//! Tensor names here are the names in the written graph, so activation ranges measured on the
+//! fp32 file apply 1:1 to the int8-full file.
+
+use crate::arch::{padding, ArchSpec, Block};
+use crate::weights::{NamedWeights, WeightTensor, WeightsError};
+
+/// Name of the network input.
+pub const INPUT: &str = "input";
+/// Name of the last feature map (after the head conv, BatchNorm and ReLU6).
+pub const FEATURES: &str = "features";
+/// Name of the global-average-pooled, flattened features `[N, C]`.
+pub const POOLED: &str = "pooled";
+/// Name of the logits.
+pub const LOGITS: &str = "logits";
+
+/// A convolution with its BatchNorm folded in.
+#[derive(Debug, Clone)]
+pub struct ConvLayer {
+    pub input: String,
+    /// The layer's output (after ReLU6 when `relu6`).
+    pub output: String,
+    /// `[out, in / group, k, k]`, BatchNorm scale applied.
+    pub weight: WeightTensor,
+    /// BatchNorm shift (plus any conv bias), one per output channel.
+    pub bias: Vec<f32>,
+    pub stride: usize,
+    pub pad: usize,
+    pub group: usize,
+    pub relu6: bool,
+}
+
+/// One step of the network.
+#[derive(Debug, Clone)]
+pub enum Layer {
+    Conv(ConvLayer),
+    /// Residual skip: `output = a + b`.
+    Add { a: String, b: String, output: String },
+    /// Global average pool and flatten: `[N, C, h, w]` → `[N, C]`.
+    Pool { input: String, output: String },
+    /// Classifier: `output = input · weightᵀ + bias` with `weight` `[classes, C]`.
+    Dense {
+        input: String,
+        output: String,
+        weight: WeightTensor,
+        bias: Vec<f32>,
+    },
+}
+
+impl Layer {
+    pub fn output(&self) -> &str {
+        match self {
+            Layer::Conv(c) => &c.output,
+            Layer::Add { output, .. } | Layer::Pool { output, .. } | Layer::Dense { output, .. } => {
+                output
+            }
+        }
+    }
+}
+
+/// Builds the layer list; every weight is checked against the shape the spec implies.
+pub fn layers(spec: &ArchSpec, w: &NamedWeights) -> Result<Vec<Layer>, WeightsError> {
+    let eps = spec.bn_eps as f32;
+    let mut out = Vec::new();
+    let conv = |input: &str, output: String, weight: &str, bn: &str, shape: [usize; 4], stride, group, relu6| {
+        folded_conv(w, eps, input, output, weight, bn, shape, stride, group, relu6)
+    };
+    out.push(Layer::Conv(conv(
+        INPUT,
+        "stem".into(),
+        "_conv_stem.weight",
+        "_bn0",
+        [spec.stem_channels, 3, 3, 3],
+        2,
+        1,
+        true,
+    )?));
+    let mut x = "stem".to_string();
+    for b in spec.blocks() {
+        let p = b.prefix();
+        let name = format!("blocks.{}", b.index);
+        let block_in = x.clone();
+        let hidden = b.hidden_channels();
+        if b.has_expand() {
+            let o = format!("{name}.expand");
+            out.push(Layer::Conv(conv(
+                &x,
+                o.clone(),
+                &format!("{p}_expand_conv.weight"),
+                &format!("{p}_bn0"),
+                [hidden, b.in_channels, 1, 1],
+                1,
+                1,
+                true,
+            )?));
+            x = o;
+        }
+        let o = format!("{name}.dw");
+        out.push(Layer::Conv(conv(
+            &x,
+            o.clone(),
+            &format!("{p}_depthwise_conv.weight"),
+            &format!("{p}_bn1"),
+            [hidden, 1, b.kernel, b.kernel],
+            b.stride,
+            hidden,
+            true,
+        )?));
+        x = o;
+        let o = format!("{name}.project");
+        out.push(Layer::Conv(conv(
+            &x,
+            o.clone(),
+            &format!("{p}_project_conv.weight"),
+            &format!("{p}_bn2"),
+            [b.out_channels, hidden, 1, 1],
+            1,
+            1,
+            false,
+        )?));
+        x = o;
+        if b.has_skip() {
+            let o = format!("{name}.add");
+            out.push(Layer::Add {
+                a: x,
+                b: block_in,
+                output: o.clone(),
+            });
+            x = o;
+        }
+    }
+    out.push(Layer::Conv(conv(
+        &x,
+        FEATURES.into(),
+        "_conv_head.weight",
+        "_bn1",
+        [spec.head_channels, spec.last_block_channels(), 1, 1],
+        1,
+        1,
+        true,
+    )?));
+    out.push(Layer::Pool {
+        input: FEATURES.into(),
+        output: POOLED.into(),
+    });
+    out.push(Layer::Dense {
+        input: POOLED.into(),
+        output: LOGITS.into(),
+        weight: w
+            .get_shaped("_fc.weight", &[spec.num_classes, spec.head_channels])?
+            .clone(),
+        bias: w.get_shaped("_fc.bias", &[spec.num_classes])?.data.clone(),
+    });
+    Ok(out)
+}
+
+/// The spatial side of the last feature map for a square input of side `size`.
+pub fn feature_map_side(spec: &ArchSpec, size: usize) -> usize {
+    let down = |s: usize, k: usize, stride: usize| (s + 2 * padding(k) - k) / stride + 1;
+    spec.blocks()
+        .iter()
+        .fold(down(size, 3, 2), |s, b: &Block| down(s, b.kernel, b.stride))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn folded_conv(
+    w: &NamedWeights,
+    eps: f32,
+    input: &str,
+    output: String,
+    weight: &str,
+    bn: &str,
+    shape: [usize; 4],
+    stride: usize,
+    group: usize,
+    relu6: bool,
+) -> Result<ConvLayer, WeightsError> {
+    let kernel = w.get_shaped(weight, &shape)?;
+    let o = shape[0];
+    let bn_param = |n: &str| w.get_shaped(&format!("{bn}.{n}"), &[o]).map(|t| &t.data);
+    let (gamma, beta) = (bn_param("weight")?, bn_param("bias")?);
+    let (mean, var) = (bn_param("running_mean")?, bn_param("running_var")?);
+    // A conv bias is optional in the state dict (the reference network has none).
+    let bias_name = format!("{}.bias", weight.trim_end_matches(".weight"));
+    let conv_bias = match w.0.contains_key(&bias_name) {
+        true => Some(&w.get_shaped(&bias_name, &[o])?.data),
+        false => None,
+    };
+    let per_out = kernel.data.len() / o;
+    let mut data = kernel.data.clone();
+    let mut bias = Vec::with_capacity(o);
+    for c in 0..o {
+        let scale = gamma[c] / (var[c] + eps).sqrt();
+        for v in &mut data[c * per_out..(c + 1) * per_out] {
+            *v *= scale;
+        }
+        let b0 = conv_bias.map_or(0.0, |b| b[c]);
+        bias.push(beta[c] + (b0 - mean[c]) * scale);
+    }
+    Ok(ConvLayer {
+        input: input.to_string(),
+        output,
+        weight: WeightTensor {
+            shape: shape.to_vec(),
+            data,
+        },
+        bias,
+        stride,
+        pad: padding(shape[2]),
+        group,
+        relu6,
+    })
+}
