@@ -3,6 +3,7 @@
 //! test_model -- OUT_DIR`.
 
 #[path = "../tests/common/model.rs"]
+#[allow(dead_code)]
 mod model;
 
 use dermo_model::metadata::CalibrationSpec;

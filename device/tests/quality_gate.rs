@@ -43,7 +43,7 @@ fn degraded_frames_get_the_matching_hint() {
     for img in &imgs {
         assert_eq!(first(&imgs::blur(img)), Some(QualityIssue::Blurred));
         assert_eq!(first(&scaled(img, 0.2, 0.0)), Some(QualityIssue::TooDark));
-        assert_eq!(first(&scaled(img, 0.3, 200.0)), Some(QualityIssue::TooBright));
+        assert_eq!(first(&scaled(img, 3.0, 0.0)), Some(QualityIssue::TooBright));
     }
     // Plain skin with sensor noise and no lesion.
     let mut skin = RgbImage::from_pixel(200, 150, Rgb([205, 160, 140]));

@@ -137,7 +137,10 @@ mod tests {
     #[test]
     fn flat_logits_abstain_for_low_confidence() {
         let d = decide(&[0.0; 7], None, &cal());
-        assert!(matches!(d.abstain, Some(AbstainReason::LowConfidence { .. })));
+        assert!(matches!(
+            d.abstain,
+            Some(AbstainReason::LowConfidence { .. })
+        ));
     }
 
     #[test]
@@ -152,7 +155,10 @@ mod tests {
         let near = decide(&logits, Some(&[0.1, -0.2, 0.3, 0.0]), &c);
         assert!(near.abstain.is_none());
         let far = decide(&logits, Some(&[5.0, -5.0, 5.0, 0.0]), &c);
-        assert!(matches!(far.abstain, Some(AbstainReason::OutOfDistribution { .. })));
+        assert!(matches!(
+            far.abstain,
+            Some(AbstainReason::OutOfDistribution { .. })
+        ));
         assert!(far.ood_score.unwrap() > 2.0);
     }
 

@@ -14,13 +14,13 @@ pub mod signature;
 pub mod taxonomy;
 pub mod weights;
 
+pub use decision::{decide, AbstainReason, Decision};
+pub use metadata::{CalibrationSpec, ClassInfo, InputSpec, Metadata, OodSpec, Provenance};
+pub use modelfile::{GraphInfo, ModelFile, ModelFileError, TrustPolicy};
+pub use onnx::{write_onnx, ExportOptions, Precision};
 pub use preprocess::{
     decode_file, preprocess_file, preprocess_image, PreprocessConfig, PreprocessError, Tensor,
 };
-pub use decision::{decide, AbstainReason, Decision};
-pub use metadata::{CalibrationSpec, ClassInfo, InputSpec, Metadata, OodSpec, Provenance};
-pub use modelfile::{ModelFile, ModelFileError, TrustPolicy};
-pub use onnx::{write_onnx, ExportOptions, Precision};
 pub use runtime::{ActivationProbe, Output, Runtime, RuntimeError};
-pub use weights::{NamedWeights, WeightTensor, WeightsError};
 pub use taxonomy::{Class, CLASSES, NUM_CLASSES};
+pub use weights::{NamedWeights, WeightTensor, WeightsError};

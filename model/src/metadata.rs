@@ -17,7 +17,13 @@ pub const KEY_PROVENANCE: &str = "dermo.provenance";
 pub const KEY_METRICS: &str = "dermo.metrics";
 
 /// The required keys, in the order they are written.
-pub const REQUIRED_KEYS: [&str; 5] = [KEY_FORMAT, KEY_CLASSES, KEY_INPUT, KEY_CALIBRATION, KEY_PROVENANCE];
+pub const REQUIRED_KEYS: [&str; 5] = [
+    KEY_FORMAT,
+    KEY_CLASSES,
+    KEY_INPUT,
+    KEY_CALIBRATION,
+    KEY_PROVENANCE,
+];
 
 /// All metadata of one model file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -199,9 +205,17 @@ impl Metadata {
 
     /// Reads the `dermo.*` keys back; other keys are ignored. `dermo.metrics` is optional.
     pub fn from_props(props: &[(String, String)]) -> Result<Self, MetadataError> {
-        let find = |key: &'static str| props.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+        let find = |key: &'static str| {
+            props
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+        };
         let get = |key: &'static str| find(key).ok_or(MetadataError::Missing(key));
-        fn parse<T: for<'de> Deserialize<'de>>(key: &'static str, v: &str) -> Result<T, MetadataError> {
+        fn parse<T: for<'de> Deserialize<'de>>(
+            key: &'static str,
+            v: &str,
+        ) -> Result<T, MetadataError> {
             serde_json::from_str(v).map_err(|source| MetadataError::Json { key, source })
         }
         let format: u32 = parse(KEY_FORMAT, get(KEY_FORMAT)?)?;
@@ -215,7 +229,11 @@ impl Metadata {
             return Err(MetadataError::Classes {
                 found: classes.len(),
                 expected: CLASSES.len(),
-                codes: classes.iter().map(|c| c.code.as_str()).collect::<Vec<_>>().join(" "),
+                codes: classes
+                    .iter()
+                    .map(|c| c.code.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" "),
             });
         }
         Ok(Metadata {

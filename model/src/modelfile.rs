@@ -105,6 +105,71 @@ impl ModelFile {
     pub fn input_size(&self) -> u32 {
         self.metadata.input.size
     }
+
+    /// What the ONNX graph declares, for `dermo inspect`.
+    pub fn graph_info(&self) -> Result<GraphInfo, ModelFileError> {
+        let proto = decode(&self.path, &self.bytes)?;
+        let graph = proto.graph.unwrap_or_default();
+        let values = |v: &[tract_onnx::pb::ValueInfoProto]| v.iter().map(value_info).collect();
+        let mut ops = std::collections::BTreeMap::new();
+        for n in &graph.node {
+            *ops.entry(n.op_type.clone()).or_insert(0) += 1;
+        }
+        Ok(GraphInfo {
+            producer: format!("{} {}", proto.producer_name, proto.producer_version),
+            ir_version: proto.ir_version,
+            opsets: proto
+                .opset_import
+                .iter()
+                .map(|o| (o.domain.clone(), o.version))
+                .collect(),
+            inputs: values(&graph.input),
+            outputs: values(&graph.output),
+            ops,
+            initializers: graph.initializer.len(),
+            other_props: proto
+                .metadata_props
+                .into_iter()
+                .filter(|p| !p.key.starts_with("dermo."))
+                .map(|p| (p.key, p.value))
+                .collect(),
+        })
+    }
+}
+
+/// The shape of the ONNX graph in a model file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GraphInfo {
+    pub producer: String,
+    pub ir_version: i64,
+    /// `(domain, version)`; the default domain is `""`.
+    pub opsets: Vec<(String, i64)>,
+    /// `(name, dims)` with symbolic dims by name.
+    pub inputs: Vec<(String, Vec<String>)>,
+    pub outputs: Vec<(String, Vec<String>)>,
+    /// Node count per operator type.
+    pub ops: std::collections::BTreeMap<String, usize>,
+    pub initializers: usize,
+    /// Metadata props outside `dermo.*`.
+    pub other_props: Vec<(String, String)>,
+}
+
+fn value_info(v: &tract_onnx::pb::ValueInfoProto) -> (String, Vec<String>) {
+    use tract_onnx::pb::{tensor_shape_proto::dimension::Value, type_proto};
+    let dims = match v.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(type_proto::Value::TensorType(t)) => t
+            .shape
+            .iter()
+            .flat_map(|s| &s.dim)
+            .map(|d| match &d.value {
+                Some(Value::DimValue(n)) => n.to_string(),
+                Some(Value::DimParam(p)) => p.clone(),
+                None => "?".into(),
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    (v.name.clone(), dims)
 }
 
 fn check_signature(path: &Path, bytes: &[u8], trust: &TrustPolicy) -> Result<(), ModelFileError> {
@@ -144,10 +209,7 @@ fn check_signature(path: &Path, bytes: &[u8], trust: &TrustPolicy) -> Result<(),
 
 /// Decodes the protobuf and reads the `dermo.*` metadata props.
 fn read_metadata(path: &Path, bytes: &[u8]) -> Result<Metadata, ModelFileError> {
-    let proto = ModelProto::decode(bytes).map_err(|source| ModelFileError::NotOnnx {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let proto = decode(path, bytes)?;
     if proto.graph.is_none() {
         return Err(ModelFileError::NoGraph {
             path: path.to_path_buf(),
@@ -159,6 +221,13 @@ fn read_metadata(path: &Path, bytes: &[u8]) -> Result<Metadata, ModelFileError> 
         .map(|e| (e.key, e.value))
         .collect();
     Metadata::from_props(&props).map_err(|source| ModelFileError::Metadata {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn decode(path: &Path, bytes: &[u8]) -> Result<ModelProto, ModelFileError> {
+    ModelProto::decode(bytes).map_err(|source| ModelFileError::NotOnnx {
         path: path.to_path_buf(),
         source,
     })

@@ -194,20 +194,20 @@ impl ActivationProbe {
                 size: self.size,
             });
         }
-        let x = tract_ndarray::Array4::from_shape_vec(
-            (1, 3, self.size, self.size),
-            image.data.clone(),
-        )
-        .map_err(|_| RuntimeError::InputLength {
-            shape: image.shape,
-            found: image.data.len(),
-            expected: 3 * self.size * self.size,
-        })?;
+        let x =
+            tract_ndarray::Array4::from_shape_vec((1, 3, self.size, self.size), image.data.clone())
+                .map_err(|_| RuntimeError::InputLength {
+                    shape: image.shape,
+                    found: image.data.len(),
+                    expected: 3 * self.size * self.size,
+                })?;
         let out = self
             .plan
             .run(tvec!(tract_onnx::prelude::Tensor::from(x).into()))
             .map_err(|e| RuntimeError::Run(format!("{e:#}")))?;
-        out.iter().map(|v| f32_slice(v).map(<[f32]>::to_vec)).collect()
+        out.iter()
+            .map(|v| f32_slice(v).map(<[f32]>::to_vec))
+            .collect()
     }
 
     /// The plain min-max range of every probed tensor over `images`.

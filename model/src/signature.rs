@@ -8,7 +8,7 @@
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use std::path::{Path, PathBuf};
 
-pub use ed25519_dalek::{SIGNATURE_LENGTH, SECRET_KEY_LENGTH, PUBLIC_KEY_LENGTH};
+pub use ed25519_dalek::{PUBLIC_KEY_LENGTH, SECRET_KEY_LENGTH, SIGNATURE_LENGTH};
 
 /// File name of the secret key written by `keygen`.
 pub const SIGNING_KEY_FILE: &str = "dermo-signing.key";
@@ -55,18 +55,29 @@ pub fn signing_key_from_seed(seed: [u8; SECRET_KEY_LENGTH]) -> SigningKey {
 pub fn write_key_pair(dir: &Path, key: &SigningKey) -> Result<(PathBuf, PathBuf), SignatureError> {
     let secret = dir.join(SIGNING_KEY_FILE);
     let public = dir.join(PUBLIC_KEY_FILE);
-    write_private(&secret, format!("{}\n", hex::encode(key.to_bytes())).as_bytes())?;
-    write(&public, format!("{}\n", hex::encode(key.verifying_key().to_bytes())).as_bytes())?;
+    write_private(
+        &secret,
+        format!("{}\n", hex::encode(key.to_bytes())).as_bytes(),
+    )?;
+    write(
+        &public,
+        format!("{}\n", hex::encode(key.verifying_key().to_bytes())).as_bytes(),
+    )?;
     Ok((secret, public))
 }
 
 pub fn read_signing_key(path: &Path) -> Result<SigningKey, SignatureError> {
-    Ok(SigningKey::from_bytes(&read_hex::<SECRET_KEY_LENGTH>(path)?))
+    Ok(SigningKey::from_bytes(&read_hex::<SECRET_KEY_LENGTH>(
+        path,
+    )?))
 }
 
 pub fn read_verifying_key(path: &Path) -> Result<VerifyingKey, SignatureError> {
-    VerifyingKey::from_bytes(&read_hex::<PUBLIC_KEY_LENGTH>(path)?)
-        .map_err(|_| SignatureError::BadPublicKey { path: path.to_path_buf() })
+    VerifyingKey::from_bytes(&read_hex::<PUBLIC_KEY_LENGTH>(path)?).map_err(|_| {
+        SignatureError::BadPublicKey {
+            path: path.to_path_buf(),
+        }
+    })
 }
 
 /// Signs the bytes of a model file.
@@ -88,12 +99,18 @@ pub fn read_signature(model: &Path) -> Result<[u8; SIGNATURE_LENGTH], SignatureE
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(SignatureError::MissingSignature { path })
         }
-        r => r.map_err(|source| SignatureError::Read { path: path.clone(), source })?,
+        r => r.map_err(|source| SignatureError::Read {
+            path: path.clone(),
+            source,
+        })?,
     };
     bytes
         .as_slice()
         .try_into()
-        .map_err(|_| SignatureError::SignatureFormat { path, len: bytes.len() })
+        .map_err(|_| SignatureError::SignatureFormat {
+            path,
+            len: bytes.len(),
+        })
 }
 
 /// Checks `signature` over `bytes` (the file `model`) against each trusted key; returns the key
@@ -170,7 +187,9 @@ mod tests {
         assert_eq!(sig_path, dir.path().join("m.onnx.sig"));
         let sig = read_signature(&model).unwrap();
         assert!(verify(&model, &bytes, &sig, &[pubk]).is_ok());
-        let e = verify(&model, b"model bytez", &sig, &[pubk]).unwrap_err().to_string();
+        let e = verify(&model, b"model bytez", &sig, &[pubk])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("m.onnx") && e.contains("does not verify"), "{e}");
         let other = signing_key_from_seed([8; 32]).verifying_key();
         assert!(verify(&model, &bytes, &sig, &[other]).is_err());

@@ -52,7 +52,9 @@ pub enum WeightsError {
         path: PathBuf,
         source: SafeTensorError,
     },
-    #[error("{path}: tensor {name:?} has dtype {dtype:?}; only floating-point weights are supported")]
+    #[error(
+        "{path}: tensor {name:?} has dtype {dtype:?}; only floating-point weights are supported"
+    )]
     Dtype {
         path: PathBuf,
         name: String,
@@ -91,14 +93,18 @@ impl NamedWeights {
         let mut map = BTreeMap::new();
         for (name, view) in st.tensors() {
             let data = match view.dtype() {
-                Dtype::F32 => decode(view.data(), |b: &[u8; 4]| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+                Dtype::F32 => decode(view.data(), |b: &[u8; 4]| {
+                    f32::from_le_bytes([b[0], b[1], b[2], b[3]])
+                }),
                 Dtype::F64 => decode(view.data(), |b: &[u8; 8]| {
                     f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32
                 }),
                 Dtype::BF16 => decode(view.data(), |b: &[u8; 2]| {
                     f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16)
                 }),
-                Dtype::F16 => decode(view.data(), |b: &[u8; 2]| f16_to_f32(u16::from_le_bytes([b[0], b[1]]))),
+                Dtype::F16 => decode(view.data(), |b: &[u8; 2]| {
+                    f16_to_f32(u16::from_le_bytes([b[0], b[1]]))
+                }),
                 Dtype::I64 | Dtype::I32 | Dtype::U8 | Dtype::BOOL => continue,
                 dtype => {
                     return Err(WeightsError::Dtype {
@@ -154,7 +160,11 @@ impl NamedWeights {
     }
 
     /// The tensor called `name`, checked against the shape the architecture expects.
-    pub fn get_shaped(&self, name: &str, expected: &[usize]) -> Result<&WeightTensor, WeightsError> {
+    pub fn get_shaped(
+        &self,
+        name: &str,
+        expected: &[usize],
+    ) -> Result<&WeightTensor, WeightsError> {
         let t = self.get(name)?;
         if t.shape != expected {
             return Err(WeightsError::WrongShape {
@@ -224,7 +234,10 @@ mod tests {
     #[test]
     fn safetensors_round_trip_and_missing_names() {
         let mut w = NamedWeights::default();
-        w.insert("a.weight", WeightTensor::new(vec![2, 3], (0..6).map(|i| i as f32 * 0.5).collect()).unwrap());
+        w.insert(
+            "a.weight",
+            WeightTensor::new(vec![2, 3], (0..6).map(|i| i as f32 * 0.5).collect()).unwrap(),
+        );
         w.insert("b", WeightTensor::new(vec![1], vec![-1.25]).unwrap());
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("w.safetensors");

@@ -75,7 +75,11 @@ fn shared_images(step: usize) -> Vec<PathBuf> {
         .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
         .collect();
     paths.sort();
-    assert!(paths.len() > 1000, "expected the HAM10000 images in {}", dir.display());
+    assert!(
+        paths.len() > 1000,
+        "expected the HAM10000 images in {}",
+        dir.display()
+    );
     paths.into_iter().step_by(step).collect()
 }
 
@@ -137,8 +141,8 @@ fn shared_images_become_normalized_tensors_at_128_and_256() {
             color_constancy: size == 128,
         };
         for path in &paths {
-            let tensor = preprocess_file(path, &cfg)
-                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let tensor =
+                preprocess_file(path, &cfg).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             assert_eq!(tensor.shape, [1, 3, size, size], "{}", path.display());
             assert_eq!(tensor.data.len(), 3 * size * size);
             let (mut min, mut max) = (f32::INFINITY, f32::NEG_INFINITY);
@@ -147,8 +151,16 @@ fn shared_images_become_normalized_tensors_at_128_and_256() {
                 min = min.min(v);
                 max = max.max(v);
             }
-            assert!(min >= lowest && max <= highest, "{}: range {min}..{max}", path.display());
-            assert!(max - min > 0.1, "{}: nearly constant tensor", path.display());
+            assert!(
+                min >= lowest && max <= highest,
+                "{}: range {min}..{max}",
+                path.display()
+            );
+            assert!(
+                max - min > 0.1,
+                "{}: nearly constant tensor",
+                path.display()
+            );
         }
     }
 }
@@ -184,7 +196,10 @@ fn config_round_trips_through_json() {
         color_constancy: true,
     };
     let json = serde_json::to_string(&cfg).unwrap();
-    assert_eq!(serde_json::from_str::<PreprocessConfig>(&json).unwrap(), cfg);
+    assert_eq!(
+        serde_json::from_str::<PreprocessConfig>(&json).unwrap(),
+        cfg
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -225,7 +240,11 @@ fn exif_orientation_6_rotates_a_real_jpeg_clockwise() {
     let rotated = decode_bytes(&rotated_jpeg, "rotated.jpg").unwrap();
     let (w, h) = original.dimensions();
     assert_eq!(plain.dimensions(), (w, h));
-    assert_eq!(rotated.dimensions(), (h, w), "orientation 6 swaps width and height");
+    assert_eq!(
+        rotated.dimensions(),
+        (h, w),
+        "orientation 6 swaps width and height"
+    );
     assert_eq!(rotated, image::imageops::rotate90(&plain));
     // Against the pixels before re-encoding: only JPEG loss, and not the other rotation.
     let expected = image::imageops::rotate90(&original);
@@ -285,7 +304,13 @@ fn palette_png_decodes_to_its_palette_colours() {
     let original = sample();
     // 3-3-2 bit colour cube: 256 entries, each the centre of its cell.
     let palette: Vec<[u8; 3]> = (0..=255u8)
-        .map(|i| [(i >> 5) * 32 + 16, ((i >> 2) & 7) * 32 + 16, (i & 3) * 64 + 32])
+        .map(|i| {
+            [
+                (i >> 5) * 32 + 16,
+                ((i >> 2) & 7) * 32 + 16,
+                (i & 3) * 64 + 32,
+            ]
+        })
         .collect();
     let index = |p: &Rgb<u8>| (p.0[0] >> 5) << 5 | (p.0[1] >> 5) << 2 | p.0[2] >> 6;
     let (w, h) = original.dimensions();
@@ -306,7 +331,12 @@ fn palette_png_decodes_to_its_palette_colours() {
 #[test]
 fn bmp_tiff_and_lossless_webp_decode_to_the_same_pixels() {
     let original = sample();
-    for format in [ImageFormat::Bmp, ImageFormat::Tiff, ImageFormat::WebP, ImageFormat::Png] {
+    for format in [
+        ImageFormat::Bmp,
+        ImageFormat::Tiff,
+        ImageFormat::WebP,
+        ImageFormat::Png,
+    ] {
         let bytes = encode(&DynamicImage::ImageRgb8(original.clone()), format);
         let decoded = decode_bytes(&bytes, &format!("{format:?}"))
             .unwrap_or_else(|e| panic!("{format:?}: {e}"));
@@ -333,12 +363,18 @@ fn write_temp(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> PathBuf {
 }
 
 /// The error of a decode that must fail; on success reports only the size, not every pixel.
-fn expect_error<T: std::fmt::Debug>(result: Result<image::ImageBuffer<T, Vec<u8>>, PreprocessError>) -> PreprocessError
+fn expect_error<T: std::fmt::Debug>(
+    result: Result<image::ImageBuffer<T, Vec<u8>>, PreprocessError>,
+) -> PreprocessError
 where
     T: image::Pixel<Subpixel = u8>,
 {
     match result {
-        Ok(img) => panic!("decoded a {}×{} image from bad input", img.width(), img.height()),
+        Ok(img) => panic!(
+            "decoded a {}×{} image from bad input",
+            img.width(),
+            img.height()
+        ),
         Err(error) => error,
     }
 }
@@ -385,7 +421,10 @@ fn text_named_jpg_is_an_unknown_format() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_temp(&dir, "notes.jpg", b"patient notes, not an image\n");
     let error = expect_error(decode_file(&path));
-    assert!(matches!(error, PreprocessError::UnknownFormat { .. }), "{error:?}");
+    assert!(
+        matches!(error, PreprocessError::UnknownFormat { .. }),
+        "{error:?}"
+    );
     assert_names_file(&error, &path);
 }
 
@@ -405,9 +444,15 @@ fn png_claiming_40000_by_40000_is_refused_before_allocating() {
     let path = write_temp(&dir, "bomb.png", &png);
     let (result, largest) = largest_allocation_during(|| decode_file(&path));
     let error = expect_error(result);
-    assert!(matches!(error, PreprocessError::TooLarge { .. }), "{error:?}");
+    assert!(
+        matches!(error, PreprocessError::TooLarge { .. }),
+        "{error:?}"
+    );
     assert_names_file(&error, &path);
-    assert!(largest < 16 << 20, "allocated {largest} bytes for a refused image");
+    assert!(
+        largest < 16 << 20,
+        "allocated {largest} bytes for a refused image"
+    );
 }
 
 #[test]
@@ -416,8 +461,14 @@ fn png_within_side_limit_but_over_memory_limit_is_refused() {
     let png = png_file(16_000, 16_000, 8, 2, &[], &[0, 1, 2, 3]);
     let (result, largest) = largest_allocation_during(|| decode_bytes(&png, "big.png"));
     let error = expect_error(result);
-    assert!(matches!(error, PreprocessError::TooLarge { .. }), "{error:?}");
-    assert!(largest < 16 << 20, "allocated {largest} bytes for a refused image");
+    assert!(
+        matches!(error, PreprocessError::TooLarge { .. }),
+        "{error:?}"
+    );
+    assert!(
+        largest < 16 << 20,
+        "allocated {largest} bytes for a refused image"
+    );
 }
 
 // Minimal PNG writer: chunks with CRC-32 and an uncompressed ("stored") zlib stream, so a test
@@ -459,7 +510,11 @@ fn crc32(bytes: &[u8]) -> u32 {
     for &byte in bytes {
         crc ^= u32::from(byte);
         for _ in 0..8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -505,7 +560,10 @@ fn shades_of_gray_moves_a_tinted_image_toward_grey() {
     let mut corrected = tinted.clone();
     shades_of_gray(&mut corrected, 6.0);
     let (before, after) = (spread(&tinted), spread(&corrected));
-    assert!(after < 0.5 * before, "channel spread {before:.3} → {after:.3}");
+    assert!(
+        after < 0.5 * before,
+        "channel spread {before:.3} → {after:.3}"
+    );
     // Constancy fixes colour, not brightness: the tinted and untinted images end up with nearly
     // the same chromaticity (channel means over their sum).
     let chromaticity = |img: &RgbImage| {
@@ -525,7 +583,10 @@ fn shades_of_gray_moves_a_tinted_image_toward_grey() {
         .zip(chromaticity(&original))
         .map(|(a, b)| (a - b).abs())
         .fold(0.0, f64::max);
-    assert!(gap < 0.2 * tint_gap, "chromaticity gap {tint_gap:.3} → {gap:.3}");
+    assert!(
+        gap < 0.2 * tint_gap,
+        "chromaticity gap {tint_gap:.3} → {gap:.3}"
+    );
 }
 
 #[test]
@@ -548,7 +609,10 @@ fn resize_gives_square_output_and_keeps_uniform_images_uniform() {
     let uniform = RgbImage::from_pixel(200, 150, Rgb([12, 130, 251]));
     for size in [96, 256] {
         let resized = resize_square(&uniform, size);
-        assert!(resized.pixels().all(|p| p.0 == [12, 130, 251]), "size {size}");
+        assert!(
+            resized.pixels().all(|p| p.0 == [12, 130, 251]),
+            "size {size}"
+        );
     }
     assert_eq!(resize_square(&RgbImage::new(0, 0), 8).dimensions(), (8, 8));
 }
@@ -616,7 +680,10 @@ fn real_mask_blacks_out_the_skin_and_keeps_the_lesion() {
         .zip(masked.pixels())
         .filter(|(a, b)| a != b)
         .count();
-    assert!(disagreements < (200 * 150) / 20, "{disagreements} pixels differ");
+    assert!(
+        disagreements < (200 * 150) / 20,
+        "{disagreements} pixels differ"
+    );
 }
 
 #[test]
@@ -625,6 +692,9 @@ fn all_zero_mask_is_a_bad_mask() {
     let mask = DynamicImage::ImageLuma8(GrayImage::from_pixel(20, 10, Luma([0])));
     let path = write_temp(&dir, "empty_mask.png", &encode(&mask, ImageFormat::Png));
     let error = expect_error(decode_mask_file(&path));
-    assert!(matches!(error, PreprocessError::BadMask { .. }), "{error:?}");
+    assert!(
+        matches!(error, PreprocessError::BadMask { .. }),
+        "{error:?}"
+    );
     assert_names_file(&error, &path);
 }

@@ -175,11 +175,7 @@ fn result<D: DrawTarget<Color = Rgb565>>(
         Outcome::Prediction { refer: true, .. } => (
             Palette::refer(),
             Rgb565::WHITE,
-            if l.wide {
-                "REFER - see a specialist".to_string()
-            } else {
-                "REFER".to_string()
-            },
+            "REFER - see a specialist".to_string(),
         ),
         Outcome::Prediction { refer: false, .. } => {
             (Palette::no_refer(), Rgb565::WHITE, "No referral flag".to_string())
@@ -237,7 +233,7 @@ fn result<D: DrawTarget<Color = Rgb565>>(
             )?;
         }
         Outcome::Abstain { reason } => {
-            p.text("No answer for this image.", Point::new(x, y), body, Palette::text(), width)?;
+            p.text("No answer.", Point::new(x, y), body, Palette::text(), width)?;
             y += line;
             let lines = wrap(reason, chars_that_fit(body, width), 3);
             for s in lines {

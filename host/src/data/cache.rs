@@ -76,7 +76,12 @@ impl Cache {
             problem,
         };
         let n = meta.count;
-        if [meta.image_ids.len(), meta.labels.len(), meta.lesion_ids.len()] != [n, n, n] {
+        if [
+            meta.image_ids.len(),
+            meta.labels.len(),
+            meta.lesion_ids.len(),
+        ] != [n, n, n]
+        {
             return Err(inconsistent(format!(
                 "count is {n} but the metadata lists {} ids, {} labels and {} lesion ids",
                 meta.image_ids.len(),
@@ -160,11 +165,28 @@ pub fn build_cache(
     cfg: &PreprocessConfig,
     cache_root: &Path,
 ) -> anyhow::Result<PathBuf> {
+    ensure_cache(manifest, cfg, cache_root).map(|b| b.dir)
+}
+
+/// The outcome of [`ensure_cache`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheBuild {
+    pub dir: PathBuf,
+    /// False when the cache already existed and nothing was done.
+    pub built: bool,
+}
+
+/// [`build_cache`], also saying whether any work was done.
+pub fn ensure_cache(
+    manifest: &Path,
+    cfg: &PreprocessConfig,
+    cache_root: &Path,
+) -> anyhow::Result<CacheBuild> {
     let m = Manifest::load(manifest)?;
     anyhow::ensure!(cfg.size > 0, "cache image size must be at least 1 pixel");
     let dir = cache_root.join(cache_key(&m, cfg));
     if dir.join(META_FILE).is_file() {
-        return Ok(dir);
+        return Ok(CacheBuild { dir, built: false });
     }
     fs::create_dir_all(cache_root)
         .with_context(|| format!("cannot create cache root {}", cache_root.display()))?;
@@ -177,13 +199,12 @@ pub fn build_cache(
     if result.is_err() {
         let _ = fs::remove_dir_all(&tmp);
     }
-    result.map(|()| dir)
+    result.map(|()| CacheBuild { dir, built: true })
 }
 
 fn write_cache(m: &Manifest, cfg: &PreprocessConfig, tmp: &Path) -> anyhow::Result<()> {
     if tmp.exists() {
-        fs::remove_dir_all(tmp)
-            .with_context(|| format!("cannot clear stale {}", tmp.display()))?;
+        fs::remove_dir_all(tmp).with_context(|| format!("cannot clear stale {}", tmp.display()))?;
     }
     fs::create_dir_all(tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let pixels_path = tmp.join(PIXELS_FILE);
@@ -236,10 +257,7 @@ pub fn prepared_pixels(record: &Record, cfg: &PreprocessConfig) -> anyhow::Resul
     let mut img = decode_file(&record.path)?;
     if record.variant == Variant::Masked {
         let mask_path = record.mask_path.as_deref().with_context(|| {
-            format!(
-                "record {} is masked but has no mask path",
-                record.image_id
-            )
+            format!("record {} is masked but has no mask path", record.image_id)
         })?;
         let mask = decode_mask_file(mask_path)?;
         apply_mask(&mut img, &mask);
@@ -256,8 +274,8 @@ fn publish(tmp: &Path, dir: &Path) -> anyhow::Result<()> {
             let _ = fs::remove_dir_all(tmp);
             Ok(())
         }
-        Err(e) => Err(e).with_context(|| {
-            format!("cannot move {} to {}", tmp.display(), dir.display())
-        }),
+        Err(e) => {
+            Err(e).with_context(|| format!("cannot move {} to {}", tmp.display(), dir.display()))
+        }
     }
 }

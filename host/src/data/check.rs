@@ -387,7 +387,11 @@ fn mark_exact_duplicates(manifest: &Manifest, images: &mut [ImageReport]) {
 }
 
 /// All pairs of distinct files (same variant) within the hash and colour thresholds.
-fn near_duplicates(manifest: &Manifest, images: &[ImageReport], cfg: &CheckConfig) -> Vec<NearPair> {
+fn near_duplicates(
+    manifest: &Manifest,
+    images: &[ImageReport],
+    cfg: &CheckConfig,
+) -> Vec<NearPair> {
     let hashed: Vec<(usize, &Measures)> = images
         .iter()
         .enumerate()
@@ -431,7 +435,11 @@ fn near_duplicates(manifest: &Manifest, images: &[ImageReport], cfg: &CheckConfi
 }
 
 fn color_distance(a: &[u8], b: &[u8]) -> f64 {
-    let sum: u32 = a.iter().zip(b).map(|(&x, &y)| u32::from(x.abs_diff(y))).sum();
+    let sum: u32 = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| u32::from(x.abs_diff(y)))
+        .sum();
     f64::from(sum) / a.len().max(1) as f64
 }
 
@@ -454,7 +462,11 @@ impl CheckReport {
         Issue::ALL
             .iter()
             .map(|&issue| {
-                let n = self.images.iter().filter(|i| i.issues.contains(&issue)).count();
+                let n = self
+                    .images
+                    .iter()
+                    .filter(|i| i.issues.contains(&issue))
+                    .count();
                 (issue, n)
             })
             .collect()
@@ -470,13 +482,29 @@ impl CheckReport {
         }
         let mut w = csv::Writer::from_writer(Vec::new());
         w.write_record([
-            "image_id", "variant", "label", "lesion_id", "path", "readable", "width", "height",
-            "sharpness", "mean", "dark_fraction", "bright_fraction", "phash", "mask_fraction",
-            "issues", "duplicate_of", "near_duplicates", "error",
+            "image_id",
+            "variant",
+            "label",
+            "lesion_id",
+            "path",
+            "readable",
+            "width",
+            "height",
+            "sharpness",
+            "mean",
+            "dark_fraction",
+            "bright_fraction",
+            "phash",
+            "mask_fraction",
+            "issues",
+            "duplicate_of",
+            "near_duplicates",
+            "error",
         ])?;
         for (i, (r, img)) in manifest.records.iter().zip(&self.images).enumerate() {
             let m = img.measures.as_ref();
-            let num = |f: fn(&Measures) -> f64| m.map(|m| format!("{:.3}", f(m))).unwrap_or_default();
+            let num =
+                |f: fn(&Measures) -> f64| m.map(|m| format!("{:.3}", f(m))).unwrap_or_default();
             w.write_record([
                 r.image_id.clone(),
                 r.variant.to_string(),
@@ -491,8 +519,14 @@ impl CheckReport {
                 num(|m| m.dark_fraction),
                 num(|m| m.bright_fraction),
                 m.map(|m| format!("{:016x}", m.phash)).unwrap_or_default(),
-                m.and_then(|m| m.mask_fraction).map(|f| format!("{f:.4}")).unwrap_or_default(),
-                img.issues.iter().map(|i| i.code()).collect::<Vec<_>>().join(";"),
+                m.and_then(|m| m.mask_fraction)
+                    .map(|f| format!("{f:.4}"))
+                    .unwrap_or_default(),
+                img.issues
+                    .iter()
+                    .map(|i| i.code())
+                    .collect::<Vec<_>>()
+                    .join(";"),
                 img.duplicate_of
                     .map(|j| manifest.records[j].image_id.clone())
                     .unwrap_or_default(),
@@ -507,7 +541,17 @@ impl CheckReport {
     /// The near-duplicate pairs as CSV.
     pub fn write_pairs_csv(&self, manifest: &Manifest, path: &Path) -> anyhow::Result<()> {
         let mut w = csv::Writer::from_writer(Vec::new());
-        w.write_record(["a", "b", "relation", "hamming", "color_distance", "label_a", "label_b", "lesion_a", "lesion_b"])?;
+        w.write_record([
+            "a",
+            "b",
+            "relation",
+            "hamming",
+            "color_distance",
+            "label_a",
+            "label_b",
+            "lesion_a",
+            "lesion_b",
+        ])?;
         for p in &self.near_pairs {
             let (a, b) = (&manifest.records[p.a], &manifest.records[p.b]);
             w.write_record([
@@ -535,7 +579,11 @@ impl CheckReport {
             .iter()
             .filter(|i| i.issues.iter().any(|x| x.excludes()))
             .count();
-        let _ = writeln!(s, "dermo data check: {} images, {flagged} with issues, {excluded} that --exclude drops", manifest.len());
+        let _ = writeln!(
+            s,
+            "dermo data check: {} images, {flagged} with issues, {excluded} that --exclude drops",
+            manifest.len()
+        );
         let _ = writeln!(s, "\nIssues (images):");
         for (issue, n) in self.issue_counts() {
             if n == 0 {
@@ -550,14 +598,31 @@ impl CheckReport {
                 .map(|(_, r)| r.image_id.as_str())
                 .collect();
             let more = if n > examples.len() { ", …" } else { "" };
-            let excl = if issue.excludes() { "" } else { " (reported only)" };
-            let _ = writeln!(s, "  {:<28} {n:>6}{excl}  e.g. {}{more}", issue.code(), examples.join(", "));
+            let excl = if issue.excludes() {
+                ""
+            } else {
+                " (reported only)"
+            };
+            let _ = writeln!(
+                s,
+                "  {:<28} {n:>6}{excl}  e.g. {}{more}",
+                issue.code(),
+                examples.join(", ")
+            );
         }
         if flagged == 0 {
             let _ = writeln!(s, "  none");
         }
-        let _ = writeln!(s, "\nNear-duplicate pairs (perceptual hash ≤ {} bits and colour ≤ {}):", cfg.near_hamming, cfg.near_color);
-        for rel in [Relation::SameLesion, Relation::OtherLesion, Relation::OtherClass] {
+        let _ = writeln!(
+            s,
+            "\nNear-duplicate pairs (perceptual hash ≤ {} bits and colour ≤ {}):",
+            cfg.near_hamming, cfg.near_color
+        );
+        for rel in [
+            Relation::SameLesion,
+            Relation::OtherLesion,
+            Relation::OtherClass,
+        ] {
             let n = self.near_pairs.iter().filter(|p| p.relation == rel).count();
             let _ = writeln!(s, "  {:<28} {n:>6}", rel.code());
         }
@@ -567,7 +632,12 @@ impl CheckReport {
              clipped fraction > {}, mask fraction > {}.",
             cfg.min_side, cfg.min_sharpness, cfg.min_mean, cfg.max_mean, cfg.max_clipped, cfg.max_mask_fraction
         );
-        let errors: Vec<&String> = self.images.iter().filter_map(|i| i.error.as_ref()).take(10).collect();
+        let errors: Vec<&String> = self
+            .images
+            .iter()
+            .filter_map(|i| i.error.as_ref())
+            .take(10)
+            .collect();
         if !errors.is_empty() {
             let _ = writeln!(s, "\nRead errors:");
             for e in errors {

@@ -427,8 +427,11 @@ fn non_empty(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_owned())
 }
 
+/// The canonical path when it exists (no `..` in stored paths), else the absolute one.
 pub(crate) fn absolute(p: &Path) -> PathBuf {
-    std::path::absolute(p).unwrap_or_else(|_| p.to_owned())
+    std::fs::canonicalize(p)
+        .or_else(|_| std::path::absolute(p))
+        .unwrap_or_else(|_| p.to_owned())
 }
 
 pub(crate) fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, ImportError> {

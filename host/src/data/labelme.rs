@@ -97,7 +97,9 @@ pub enum LabelmeError {
         label: String,
         points: usize,
     },
-    #[error("{path}: shape {index} ({label:?}) has point ({x}, {y}) outside the {width}×{height} image")]
+    #[error(
+        "{path}: shape {index} ({label:?}) has point ({x}, {y}) outside the {width}×{height} image"
+    )]
     OutsideImage {
         path: PathBuf,
         index: usize,
@@ -126,7 +128,9 @@ pub enum LabelmeError {
     MissingImage { path: PathBuf, tried: String },
     #[error("{path}: the image cannot be read: {detail}")]
     BadImage { path: PathBuf, detail: String },
-    #[error("{path}: imageWidth × imageHeight say {json_w}×{json_h} but the image is {width}×{height}")]
+    #[error(
+        "{path}: imageWidth × imageHeight say {json_w}×{json_h} but the image is {width}×{height}"
+    )]
     SizeMismatch {
         path: PathBuf,
         json_w: u32,
@@ -144,7 +148,9 @@ pub enum LabelmeError {
     },
     #[error("{path}: no lesion shape ({expected})")]
     NoLesion { path: PathBuf, expected: String },
-    #[error("{path}: --label-from folder needs the JSON inside a class folder below the import folder")]
+    #[error(
+        "{path}: --label-from folder needs the JSON inside a class folder below the import folder"
+    )]
     NoFolder { path: PathBuf },
     #[error("cannot write {path}: {source}")]
     Write {
@@ -218,7 +224,8 @@ pub fn read_annotation(
             continue;
         };
         for &[x, y] in &shape.points {
-            let inside = (0.0..=f64::from(width)).contains(&x) && (0.0..=f64::from(height)).contains(&y);
+            let inside =
+                (0.0..=f64::from(width)).contains(&x) && (0.0..=f64::from(height)).contains(&y);
             if !inside {
                 return Err(LabelmeError::OutsideImage {
                     path,
@@ -237,15 +244,21 @@ pub fn read_annotation(
         }
         match opts.label_from {
             LabelFrom::Folder => {
-                if shape.label.trim().eq_ignore_ascii_case(opts.lesion_label.trim()) {
+                if shape
+                    .label
+                    .trim()
+                    .eq_ignore_ascii_case(opts.lesion_label.trim())
+                {
                     lesion.push(outline);
                 }
             }
             LabelFrom::Shape => {
-                let c = labels.lookup(&shape.label).map_err(|source| LabelmeError::Label {
-                    path: path.clone(),
-                    source,
-                })?;
+                let c = labels
+                    .lookup(&shape.label)
+                    .map_err(|source| LabelmeError::Label {
+                        path: path.clone(),
+                        source,
+                    })?;
                 match class {
                     Some(first) if first != c => {
                         return Err(LabelmeError::MixedClasses {
@@ -336,14 +349,21 @@ fn load_image(
         .image_path
         .as_deref()
         .filter(|p| !p.trim().is_empty())
-        .map(|p| json_path.parent().unwrap_or(Path::new("")).join(p.replace('\\', "/")));
+        .map(|p| {
+            json_path
+                .parent()
+                .unwrap_or(Path::new(""))
+                .join(p.replace('\\', "/"))
+        });
     let bad = |detail: String| LabelmeError::BadImage {
         path: path.clone(),
         detail,
     };
     if let Some(image_path) = beside.as_ref().filter(|p| p.is_file()) {
-        let bytes = std::fs::read(image_path).map_err(|e| bad(format!("{}: {e}", image_path.display())))?;
-        let (w, h) = dimensions(&bytes).map_err(|e| bad(format!("{}: {e}", image_path.display())))?;
+        let bytes =
+            std::fs::read(image_path).map_err(|e| bad(format!("{}: {e}", image_path.display())))?;
+        let (w, h) =
+            dimensions(&bytes).map_err(|e| bad(format!("{}: {e}", image_path.display())))?;
         return Ok((ImageSource::File(import::absolute(image_path)), w, h));
     }
     match file.image_data.as_deref().filter(|d| !d.trim().is_empty()) {
@@ -360,7 +380,10 @@ fn load_image(
         }
         None => Err(LabelmeError::MissingImage {
             path,
-            tried: beside.map_or_else(|| "imagePath (empty)".to_owned(), |p| p.display().to_string()),
+            tried: beside.map_or_else(
+                || "imagePath (empty)".to_owned(),
+                |p| p.display().to_string(),
+            ),
         }),
     }
 }
@@ -404,7 +427,9 @@ pub fn import(
         let image_id = rel.with_extension("").to_string_lossy().replace('\\', "/");
         let file_stem = image_id.replace('/', "__");
         let mask_path = out.join("masks").join(format!("{file_stem}.png"));
-        write_file(&mask_path, |p| annotation.mask.save(p).map_err(std::io::Error::other))?;
+        write_file(&mask_path, |p| {
+            annotation.mask.save(p).map_err(std::io::Error::other)
+        })?;
         let image_path = match annotation.image {
             ImageSource::File(p) => p,
             ImageSource::Embedded(bytes, ext) => {

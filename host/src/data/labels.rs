@@ -118,7 +118,10 @@ mod tests {
         assert_eq!(t.lookup("  common   nevus ").unwrap(), Class::Nv);
         assert_eq!(t.lookup("BCC").unwrap(), Class::Bcc);
         let err = t.lookup("freckle").unwrap_err().to_string();
-        assert!(err.contains("\"freckle\"") && err.contains("melanoma"), "{err}");
+        assert!(
+            err.contains("\"freckle\"") && err.contains("melanoma"),
+            "{err}"
+        );
     }
 
     #[test]

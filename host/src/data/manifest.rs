@@ -46,7 +46,9 @@ impl FromStr for Variant {
         match s.trim().to_ascii_lowercase().as_str() {
             "raw" | "" => Ok(Variant::Raw),
             "masked" => Ok(Variant::Masked),
-            other => Err(format!("unknown variant {other:?} (expected raw or masked)")),
+            other => Err(format!(
+                "unknown variant {other:?} (expected raw or masked)"
+            )),
         }
     }
 }

@@ -13,12 +13,12 @@ pub mod polygon;
 mod progress;
 pub mod split;
 
-pub use cache::{build_cache, cache_key, Cache, CacheError, CacheMeta};
+pub use cache::{build_cache, cache_key, ensure_cache, Cache, CacheBuild, CacheError, CacheMeta};
 pub use manifest::{Manifest, ManifestError, Record, Variant};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use dermo_model::{PreprocessConfig, CLASSES};
+use dermo_model::PreprocessConfig;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -198,11 +198,17 @@ fn run_import(cmd: ImportCommand) -> anyhow::Result<()> {
                 images: &a.images,
                 masks: a.masks.as_deref(),
             };
-            (import::ham10000(&src, &labels, a.common.skip_unknown)?, a.common)
+            (
+                import::ham10000(&src, &labels, a.common.skip_unknown)?,
+                a.common,
+            )
         }
         ImportCommand::Imagefolder(a) => {
             let labels = load_labels(&a.common)?;
-            (import::imagefolder(&a.root, &labels, a.common.skip_unknown)?, a.common)
+            (
+                import::imagefolder(&a.root, &labels, a.common.skip_unknown)?,
+                a.common,
+            )
         }
         ImportCommand::Labelme(a) => {
             let labels = load_labels(&a.common)?;
@@ -211,11 +217,17 @@ fn run_import(cmd: ImportCommand) -> anyhow::Result<()> {
                 lesion_label: a.lesion_label,
                 skip_unknown: a.common.skip_unknown,
             };
-            (labelme::import(&a.dir, &a.common.out, &labels, &opts)?, a.common)
+            (
+                labelme::import(&a.dir, &a.common.out, &labels, &opts)?,
+                a.common,
+            )
         }
         ImportCommand::ScopeBundle(a) => {
             let labels = load_labels(&a.common)?;
-            (import::scope_bundle(&a.dir, &labels, a.common.skip_unknown)?, a.common)
+            (
+                import::scope_bundle(&a.dir, &labels, a.common.skip_unknown)?,
+                a.common,
+            )
         }
     };
     let path = common.out.join("manifest.csv");
@@ -225,7 +237,10 @@ fn run_import(cmd: ImportCommand) -> anyhow::Result<()> {
         eprintln!("skipped: {s}");
     }
     for p in &imported.unreadable {
-        eprintln!("warning: cannot read the header of {} (kept; `dermo data check` reports it)", p.display());
+        eprintln!(
+            "warning: cannot read the header of {} (kept; `dermo data check` reports it)",
+            p.display()
+        );
     }
     let masks = m.records.iter().filter(|r| r.mask_path.is_some()).count();
     println!(
@@ -242,7 +257,9 @@ fn run_import(cmd: ImportCommand) -> anyhow::Result<()> {
 }
 
 fn load_labels(common: &ImportCommon) -> anyhow::Result<labels::LabelTable> {
-    Ok(labels::LabelTable::load_or_builtin(common.labels.as_deref())?)
+    Ok(labels::LabelTable::load_or_builtin(
+        common.labels.as_deref(),
+    )?)
 }
 
 fn run_check(a: CheckArgs) -> anyhow::Result<()> {
@@ -276,17 +293,22 @@ fn run_check(a: CheckArgs) -> anyhow::Result<()> {
     manifest::write_atomic(&a.out.join("summary.txt"), summary.as_bytes())
         .with_context(|| format!("cannot write {}", a.out.join("summary.txt").display()))?;
     print!("{summary}");
-    println!("({:.1} s; details in {})", started.elapsed().as_secs_f64(), a.out.join("check.csv").display());
+    println!(
+        "({:.1} s; details in {})",
+        started.elapsed().as_secs_f64(),
+        a.out.join("check.csv").display()
+    );
     Ok(())
 }
 
 fn run_split(a: SplitArgs) -> anyhow::Result<()> {
     let m = Manifest::load(&a.manifest)?;
-    let fractions: [f64; 3] = a
-        .fractions
-        .as_slice()
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("--fractions needs three values (train,val,test), got {:?}", a.fractions))?;
+    let fractions: [f64; 3] = a.fractions.as_slice().try_into().map_err(|_| {
+        anyhow::anyhow!(
+            "--fractions needs three values (train,val,test), got {:?}",
+            a.fractions
+        )
+    })?;
     let cfg = split::SplitConfig {
         seed: a.seed,
         fractions,
@@ -309,17 +331,27 @@ fn run_split(a: SplitArgs) -> anyhow::Result<()> {
         config: cfg,
         groups: split::groups(&m).into_iter().max().map_or(0, |g| g + 1),
         all: split::PartSummary::of(&m),
-        parts: parts.iter().map(|(n, p)| (n.clone(), split::PartSummary::of(p))).collect(),
+        parts: parts
+            .iter()
+            .map(|(n, p)| (n.clone(), split::PartSummary::of(p)))
+            .collect(),
     };
     let json_path = a.out.join("split.json");
-    manifest::write_atomic(&json_path, serde_json::to_string_pretty(&record)?.as_bytes())
-        .with_context(|| format!("cannot write {}", json_path.display()))?;
+    manifest::write_atomic(
+        &json_path,
+        serde_json::to_string_pretty(&record)?.as_bytes(),
+    )
+    .with_context(|| format!("cannot write {}", json_path.display()))?;
     let mut table: Vec<(&str, &Manifest)> = vec![("all", &m)];
     table.extend(parts.iter().map(|(n, p)| (n.as_str(), p)));
     print!("{}", split::counts_table(&table));
     println!(
         "no lesion{} crosses splits; {} groups; wrote {}",
-        if m.records.iter().any(|r| r.patient_id.is_some()) { " or patient" } else { "" },
+        if m.records.iter().any(|r| r.patient_id.is_some()) {
+            " or patient"
+        } else {
+            ""
+        },
         record.groups,
         a.out.display()
     );
@@ -332,21 +364,29 @@ fn run_cache(a: CacheArgs) -> anyhow::Result<()> {
         color_constancy: a.color_constancy,
     };
     let started = Instant::now();
-    let dir = build_cache(&a.manifest, &cfg, &a.out)
+    let build = cache::ensure_cache(&a.manifest, &cfg, &a.out)
         .with_context(|| format!("caching {}", a.manifest.display()))?;
-    let cache = Cache::open(&dir)?;
+    let cache = Cache::open(&build.dir)?;
     let secs = started.elapsed().as_secs_f64();
-    let counts = CLASSES.map(|c| cache.meta.labels.iter().filter(|&&l| usize::from(l) == c.index()).count());
-    println!(
-        "cache {}: {} images at {}×{} px, {:.1} s, {:.0} images/s (per class {:?})",
-        dir.display(),
-        cache.len(),
-        cache.size(),
-        cache.size(),
-        secs,
-        cache.len() as f64 / secs.max(1e-9),
-        counts
-    );
+    if build.built {
+        println!(
+            "cache {}: {} images at {}×{} px in {:.1} s ({:.0} images/s)",
+            build.dir.display(),
+            cache.len(),
+            cache.size(),
+            cache.size(),
+            secs,
+            cache.len() as f64 / secs.max(1e-9),
+        );
+    } else {
+        println!(
+            "cache {}: up to date ({} images at {}×{} px), nothing to do",
+            build.dir.display(),
+            cache.len(),
+            cache.size(),
+            cache.size()
+        );
+    }
     Ok(())
 }
 

@@ -21,7 +21,11 @@ pub fn rasterize(lesion: &[Polygon], holes: &[Polygon], width: u32, height: u32)
         fill_even_odd(p, width, height, |i| inside[i] = false);
     }
     GrayImage::from_fn(width, height, |x, y| {
-        Luma([if inside[(y * width + x) as usize] { 255 } else { 0 }])
+        Luma([if inside[(y * width + x) as usize] {
+            255
+        } else {
+            0
+        }])
     })
 }
 

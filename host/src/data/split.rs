@@ -74,7 +74,10 @@ pub fn groups(manifest: &Manifest) -> Vec<usize> {
     }
     let mut first_by_key: HashMap<(u8, &str), usize> = HashMap::new();
     for (i, r) in manifest.records.iter().enumerate() {
-        let keys = [Some((0u8, r.lesion_id.as_str())), r.patient_id.as_deref().map(|p| (1u8, p))];
+        let keys = [
+            Some((0u8, r.lesion_id.as_str())),
+            r.patient_id.as_deref().map(|p| (1u8, p)),
+        ];
         for key in keys.into_iter().flatten() {
             let j = *first_by_key.entry(key).or_insert(i);
             let (a, b) = (find(&mut parent, i), find(&mut parent, j));
@@ -96,7 +99,10 @@ pub fn groups(manifest: &Manifest) -> Vec<usize> {
 /// Part index per record, for parts with the given `fractions` (they must sum to 1).
 pub fn assign(manifest: &Manifest, fractions: &[f64], seed: u64) -> Result<Vec<usize>, SplitError> {
     let sum: f64 = fractions.iter().sum();
-    if fractions.is_empty() || fractions.iter().any(|&f| f <= 0.0 || !f.is_finite()) || (sum - 1.0).abs() > 1e-6 {
+    if fractions.is_empty()
+        || fractions.iter().any(|&f| f <= 0.0 || !f.is_finite())
+        || (sum - 1.0).abs() > 1e-6
+    {
         return Err(SplitError::Fractions(fractions.to_vec()));
     }
     if manifest.is_empty() {
@@ -162,7 +168,10 @@ pub fn verify_disjoint(parts: &[(&str, &Manifest)]) -> Result<(), SplitError> {
     let mut owner: HashMap<(&'static str, &str), &str> = HashMap::new();
     for &(name, m) in parts {
         for r in &m.records {
-            let keys = [Some(("lesion", r.lesion_id.as_str())), r.patient_id.as_deref().map(|p| ("patient", p))];
+            let keys = [
+                Some(("lesion", r.lesion_id.as_str())),
+                r.patient_id.as_deref().map(|p| ("patient", p)),
+            ];
             for (kind, id) in keys.into_iter().flatten() {
                 match owner.insert((kind, id), name) {
                     Some(other) if other != name => {
@@ -188,13 +197,17 @@ pub fn balance(manifest: &Manifest, per_class: usize, seed: u64) -> Manifest {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xba1a_5ce0);
     let mut keep = vec![false; manifest.len()];
     for class in CLASSES {
-        let mut idx: Vec<usize> = (0..manifest.len()).filter(|&i| manifest.records[i].label == class).collect();
+        let mut idx: Vec<usize> = (0..manifest.len())
+            .filter(|&i| manifest.records[i].label == class)
+            .collect();
         idx.shuffle(&mut rng);
         let mut seen: HashMap<&str, usize> = HashMap::new();
         let mut ranked: Vec<(usize, usize)> = idx
             .into_iter()
             .map(|i| {
-                let n = seen.entry(manifest.records[i].lesion_id.as_str()).or_default();
+                let n = seen
+                    .entry(manifest.records[i].lesion_id.as_str())
+                    .or_default();
                 *n += 1;
                 (*n, i)
             })
@@ -217,13 +230,22 @@ pub fn balance(manifest: &Manifest, per_class: usize, seed: u64) -> Manifest {
 
 /// The smallest non-zero class count (the size of a fully balanced set per class).
 pub fn smallest_class(manifest: &Manifest) -> usize {
-    manifest.class_counts().into_iter().filter(|&n| n > 0).min().unwrap_or(0)
+    manifest
+        .class_counts()
+        .into_iter()
+        .filter(|&n| n > 0)
+        .min()
+        .unwrap_or(0)
 }
 
 /// Applies the mask mode: raw rows, masked rows, or each raw row followed by its masked copy.
 pub fn with_mask_mode(manifest: &Manifest, mode: MaskMode) -> Result<Manifest, SplitError> {
     if mode != MaskMode::Raw {
-        let missing: Vec<&Record> = manifest.records.iter().filter(|r| r.mask_path.is_none()).collect();
+        let missing: Vec<&Record> = manifest
+            .records
+            .iter()
+            .filter(|r| r.mask_path.is_none())
+            .collect();
         if let Some(first) = missing.first() {
             return Err(SplitError::NoMask {
                 count: missing.len(),
@@ -243,7 +265,11 @@ pub fn with_mask_mode(manifest: &Manifest, mode: MaskMode) -> Result<Manifest, S
     let records = match mode {
         MaskMode::Raw => manifest.records.iter().map(raw).collect(),
         MaskMode::Masked => manifest.records.iter().map(masked).collect(),
-        MaskMode::Both => manifest.records.iter().flat_map(|r| [raw(r), masked(r)]).collect(),
+        MaskMode::Both => manifest
+            .records
+            .iter()
+            .flat_map(|r| [raw(r), masked(r)])
+            .collect(),
     };
     Ok(Manifest::new(records))
 }
@@ -262,7 +288,10 @@ impl PartSummary {
         PartSummary {
             images: m.len(),
             lesions: m.lesion_count(),
-            per_class: CLASSES.iter().map(|c| (c.code(), counts[c.index()])).collect(),
+            per_class: CLASSES
+                .iter()
+                .map(|c| (c.code(), counts[c.index()]))
+                .collect(),
         }
     }
 }
@@ -415,19 +444,31 @@ mod tests {
     fn leaks_are_reported() {
         let a = Manifest::new(vec![rec(0, "A", None, Class::Nv)]);
         let b = Manifest::new(vec![rec(1, "A", None, Class::Nv)]);
-        let err = verify_disjoint(&[("train", &a), ("test", &b)]).unwrap_err().to_string();
-        assert!(err.contains("lesion A") && err.contains("train") && err.contains("test"), "{err}");
+        let err = verify_disjoint(&[("train", &a), ("test", &b)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("lesion A") && err.contains("train") && err.contains("test"),
+            "{err}"
+        );
     }
 
     #[test]
     fn balance_caps_each_class_and_prefers_new_lesions() {
-        let mut records: Vec<Record> = (0..10).map(|i| rec(i, &format!("L{}", i / 5), None, Class::Nv)).collect();
+        let mut records: Vec<Record> = (0..10)
+            .map(|i| rec(i, &format!("L{}", i / 5), None, Class::Nv))
+            .collect();
         records.push(rec(10, "M", None, Class::Mel));
         let m = Manifest::new(records);
         let b = balance(&m, 2, 0);
         assert_eq!(b.class_counts()[Class::Nv.index()], 2);
         assert_eq!(b.class_counts()[Class::Mel.index()], 1);
-        let nv: Vec<&str> = b.records.iter().filter(|r| r.label == Class::Nv).map(|r| r.lesion_id.as_str()).collect();
+        let nv: Vec<&str> = b
+            .records
+            .iter()
+            .filter(|r| r.label == Class::Nv)
+            .map(|r| r.lesion_id.as_str())
+            .collect();
         assert_ne!(nv[0], nv[1]);
     }
 }

@@ -70,7 +70,7 @@ pub fn lesion_features(image: &Path, mask: Option<&Path>) -> anyhow::Result<[f64
 /// [`lesion_features`] on decoded pixels.
 pub fn features_of(img: &RgbImage, mask: &GrayImage) -> [f64; FEATURES] {
     let (w, h) = img.dimensions();
-    let mut inside = |x: u32, y: u32| mask.get_pixel(x, y)[0] >= 128;
+    let inside = |x: u32, y: u32| mask.get_pixel(x, y)[0] >= 128;
     let mut lesion: Vec<(u32, u32)> = (0..h)
         .flat_map(|y| (0..w).map(move |x| (x, y)))
         .filter(|&(x, y)| inside(x, y))

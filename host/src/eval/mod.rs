@@ -6,12 +6,16 @@
 //! [`eval`], [`calibrate`], [`report`] (with [`plots`]), [`sweep`] and [`baseline`] (on the
 //! hand-crafted features of [`abcd`]).
 
+pub mod abcd;
+pub mod baseline;
 pub mod calibrate;
 pub mod eval;
 pub mod network;
+pub mod plots;
 pub mod record;
 pub mod tta;
 
+pub use baseline::{run_baseline, BaselineArgs};
 pub use calibrate::{run_calibrate, CalibrateArgs};
 pub use eval::{run_eval, EvalArgs};
 
@@ -21,15 +25,10 @@ use clap::Args;
 pub struct ReportArgs {}
 #[derive(Args)]
 pub struct SweepArgs {}
-#[derive(Args)]
-pub struct BaselineArgs {}
 
 pub fn run_report(_a: ReportArgs) -> anyhow::Result<()> {
     anyhow::bail!("report is under construction")
 }
 pub fn run_sweep(_a: SweepArgs) -> anyhow::Result<()> {
     anyhow::bail!("sweep is under construction")
-}
-pub fn run_baseline(_a: BaselineArgs) -> anyhow::Result<()> {
-    anyhow::bail!("baseline is under construction")
 }

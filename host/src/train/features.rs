@@ -103,7 +103,7 @@ fn compute(
     });
     bar.finish_and_clear();
     anyhow::ensure!(!parts.is_empty(), "{}: no examples", examples.manifest.display());
-    Ok(Tensor::cat(&parts, 0))
+    Ok(Tensor::cat(&parts, 0).contiguous())
 }
 
 /// A short identity of a weights file: the hex sha256 of its bytes.

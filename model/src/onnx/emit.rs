@@ -36,7 +36,12 @@ pub fn float_graph(layers: &[Layer], int8_weights: bool) -> GraphBuilder {
         let s = g.f32(&format!("{name}.ws"), &[shape[0]], &scales);
         let zp = g.i8(&format!("{name}.wzp"), &[shape[0]], &vec![0; shape[0]]);
         let out = format!("{name}.w");
-        g.node("DequantizeLinear", &[&q, &s, &zp], &[&out], vec![attr_int("axis", 0)]);
+        g.node(
+            "DequantizeLinear",
+            &[&q, &s, &zp],
+            &[&out],
+            vec![attr_int("axis", 0)],
+        );
         out
     };
     for layer in layers {
@@ -50,7 +55,12 @@ pub fn float_graph(layers: &[Layer], int8_weights: bool) -> GraphBuilder {
                 };
                 g.node("Conv", &[&c.input, &w, &b], &[&conv_out], conv_attrs(c));
                 if c.relu6 {
-                    g.node("Clip", &[&conv_out, RELU6_MIN, RELU6_MAX], &[&c.output], vec![]);
+                    g.node(
+                        "Clip",
+                        &[&conv_out, RELU6_MIN, RELU6_MAX],
+                        &[&c.output],
+                        vec![],
+                    );
                 }
             }
             Layer::Add { a, b, output } => g.node("Add", &[a, b], &[output], vec![]),
@@ -63,7 +73,12 @@ pub fn float_graph(layers: &[Layer], int8_weights: bool) -> GraphBuilder {
             } => {
                 let w = weight(&mut g, output, &wt.shape, &wt.data);
                 let b = g.f32(&format!("{output}.b"), &[bias.len()], bias);
-                g.node("Gemm", &[input, &w, &b], &[output], vec![attr_int("transB", 1)]);
+                g.node(
+                    "Gemm",
+                    &[input, &w, &b],
+                    &[output],
+                    vec![attr_int("transB", 1)],
+                );
             }
         }
     }
@@ -138,7 +153,13 @@ pub fn qlinear_graph(
                     &[&y],
                     conv_attrs(c),
                 );
-                q.insert(out.into(), QTensor { name: y, affine: ya });
+                q.insert(
+                    out.into(),
+                    QTensor {
+                        name: y,
+                        affine: ya,
+                    },
+                );
             }
             Layer::Add { a, b, output } => {
                 let a = dequantize(&mut g, &get(&q, a)?);
@@ -185,7 +206,12 @@ pub fn qlinear_graph(
                 let ys = g.f32(&format!("{output}.ys"), &[], &[ya.scale]);
                 let yz = g.u8(&format!("{output}.yzp"), &[], &[ya.zero_point]);
                 let y = format!("{output}.q");
-                g.node("QLinearMatMul", &[&x, &xs, &xz, &w, &s, &wz, &ys, &yz], &[&y], vec![]);
+                g.node(
+                    "QLinearMatMul",
+                    &[&x, &xs, &xz, &w, &s, &wz, &ys, &yz],
+                    &[&y],
+                    vec![],
+                );
                 let nobias = format!("{output}.nobias");
                 dequantize_to(&mut g, &y, ya, &nobias);
                 let b = g.f32(&format!("{output}.b"), &[bias.len()], bias);
@@ -201,7 +227,10 @@ fn quantize(g: &mut GraphBuilder, name: &str, a: Affine) -> QTensor {
     let z = g.u8(&format!("{name}.qzp"), &[], &[a.zero_point]);
     let out = format!("{name}.q");
     g.node("QuantizeLinear", &[name, &s, &z], &[&out], vec![]);
-    QTensor { name: out, affine: a }
+    QTensor {
+        name: out,
+        affine: a,
+    }
 }
 
 fn dequantize(g: &mut GraphBuilder, (name, a): &(String, Affine)) -> String {

@@ -164,7 +164,10 @@ pub fn write_onnx(
     };
     let s = opts.input_size as usize;
     let batch = Dim::Symbol("N");
-    let inputs = vec![float_value(INPUT, &[batch, Dim::Fixed(3), Dim::Fixed(s), Dim::Fixed(s)])];
+    let inputs = vec![float_value(
+        INPUT,
+        &[batch, Dim::Fixed(3), Dim::Fixed(s), Dim::Fixed(s)],
+    )];
     let mut outputs = vec![float_value(
         LOGITS,
         &[Dim::Symbol("N"), Dim::Fixed(spec.num_classes)],
@@ -173,7 +176,12 @@ pub fn write_onnx(
         let h = feature_map_side(spec, s);
         outputs.push(float_value(
             FEATURES,
-            &[Dim::Symbol("N"), Dim::Fixed(spec.head_channels), Dim::Fixed(h), Dim::Fixed(h)],
+            &[
+                Dim::Symbol("N"),
+                Dim::Fixed(spec.head_channels),
+                Dim::Fixed(h),
+                Dim::Fixed(h),
+            ],
         ));
     }
     let model = ModelProto {
@@ -186,7 +194,8 @@ pub fn write_onnx(
         producer_version: env!("CARGO_PKG_VERSION").into(),
         domain: "dermo".into(),
         model_version: 1,
-        doc_string: "dermo skin-lesion triage classifier: decision support, not a diagnosis.".into(),
+        doc_string: "dermo skin-lesion triage classifier: decision support, not a diagnosis."
+            .into(),
         graph: Some(graph.finish(&spec.name, inputs, outputs)),
         metadata_props: meta
             .to_props()

@@ -37,9 +37,16 @@ pub struct ConvLayer {
 pub enum Layer {
     Conv(ConvLayer),
     /// Residual skip: `output = a + b`.
-    Add { a: String, b: String, output: String },
+    Add {
+        a: String,
+        b: String,
+        output: String,
+    },
     /// Global average pool and flatten: `[N, C, h, w]` → `[N, C]`.
-    Pool { input: String, output: String },
+    Pool {
+        input: String,
+        output: String,
+    },
     /// Classifier: `output = input · weightᵀ + bias` with `weight` `[classes, C]`.
     Dense {
         input: String,
@@ -53,9 +60,9 @@ impl Layer {
     pub fn output(&self) -> &str {
         match self {
             Layer::Conv(c) => &c.output,
-            Layer::Add { output, .. } | Layer::Pool { output, .. } | Layer::Dense { output, .. } => {
-                output
-            }
+            Layer::Add { output, .. }
+            | Layer::Pool { output, .. }
+            | Layer::Dense { output, .. } => output,
         }
     }
 }
@@ -64,8 +71,17 @@ impl Layer {
 pub fn layers(spec: &ArchSpec, w: &NamedWeights) -> Result<Vec<Layer>, WeightsError> {
     let eps = spec.bn_eps as f32;
     let mut out = Vec::new();
-    let conv = |input: &str, output: String, weight: &str, bn: &str, shape: [usize; 4], stride, group, relu6| {
-        folded_conv(w, eps, input, output, weight, bn, shape, stride, group, relu6)
+    let conv = |input: &str,
+                output: String,
+                weight: &str,
+                bn: &str,
+                shape: [usize; 4],
+                stride,
+                group,
+                relu6| {
+        folded_conv(
+            w, eps, input, output, weight, bn, shape, stride, group, relu6,
+        )
     };
     out.push(Layer::Conv(conv(
         INPUT,

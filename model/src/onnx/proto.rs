@@ -52,7 +52,13 @@ impl GraphBuilder {
     }
 
     /// Adds a node named after its first output.
-    pub fn node(&mut self, op: &str, inputs: &[&str], outputs: &[&str], attribute: Vec<AttributeProto>) {
+    pub fn node(
+        &mut self,
+        op: &str,
+        inputs: &[&str],
+        outputs: &[&str],
+        attribute: Vec<AttributeProto>,
+    ) {
         self.nodes.push(NodeProto {
             name: outputs[0].to_string(),
             op_type: op.to_string(),
@@ -63,7 +69,12 @@ impl GraphBuilder {
         });
     }
 
-    pub fn finish(self, name: &str, inputs: Vec<ValueInfoProto>, outputs: Vec<ValueInfoProto>) -> GraphProto {
+    pub fn finish(
+        self,
+        name: &str,
+        inputs: Vec<ValueInfoProto>,
+        outputs: Vec<ValueInfoProto>,
+    ) -> GraphProto {
         GraphProto {
             name: name.to_string(),
             node: self.nodes,

@@ -76,7 +76,10 @@ mod tests {
         let b = Affine::from_range(-1.0, 3.0);
         let lo = (0.0 - b.zero_point as f32) * b.scale;
         let hi = (255.0 - b.zero_point as f32) * b.scale;
-        assert!((lo + 1.0).abs() <= b.scale && (hi - 3.0).abs() <= b.scale, "{lo} {hi}");
+        assert!(
+            (lo + 1.0).abs() <= b.scale && (hi - 3.0).abs() <= b.scale,
+            "{lo} {hi}"
+        );
         assert_eq!(Affine::from_range(2.0, 2.0).zero_point, 0);
     }
 }

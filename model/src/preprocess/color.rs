@@ -10,7 +10,11 @@ use image::RgbImage;
 /// Computed from a per-channel histogram and lookup tables, so the cost is one pass to count
 /// and one to map, whatever `p` is.
 pub fn shades_of_gray(img: &mut RgbImage, p: f32) {
-    let p = if p.is_nan() || p < 1.0 { 1.0 } else { f64::from(p) };
+    let p = if p.is_nan() || p < 1.0 {
+        1.0
+    } else {
+        f64::from(p)
+    };
     let mut histogram = [[0u64; 256]; 3];
     for pixel in img.pixels() {
         for (c, &v) in pixel.0.iter().enumerate() {

@@ -88,7 +88,10 @@ fn decode_dynamic(bytes: &[u8], origin: &str) -> Result<DynamicImage, Preprocess
     let mut decoder = reader.into_decoder().map_err(wrap)?;
     // `into_decoder` checks the dimensions; this also refuses a buffer beyond the allocation limit
     // before it is allocated.
-    limits.clone().reserve(decoder.total_bytes()).map_err(wrap)?;
+    limits
+        .clone()
+        .reserve(decoder.total_bytes())
+        .map_err(wrap)?;
     let orientation = decoder.orientation().map_err(wrap)?;
     let mut image = DynamicImage::from_decoder(decoder).map_err(wrap)?;
     image.apply_orientation(orientation);

@@ -14,8 +14,7 @@ pub fn resize_square(img: &RgbImage, size: u32) -> RgbImage {
     if size == 0 || img.width() == 0 || img.height() == 0 {
         return out; // nothing to sample: an empty or black frame, never a panic
     }
-    let options =
-        ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
     Resizer::new()
         .resize(img, &mut out, &options)
         .expect("RGB8 into RGB8 of non-zero size is always supported");

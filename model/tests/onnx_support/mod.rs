@@ -25,7 +25,11 @@ pub fn small_spec() -> ArchSpec {
         name: "tiny-lite".into(),
         stem_channels: 8,
         head_channels: 24,
-        stages: vec![s(1, 3, 1, 8, 8, 1), s(4, 5, 2, 8, 12, 2), s(3, 3, 2, 12, 16, 1)],
+        stages: vec![
+            s(1, 3, 1, 8, 8, 1),
+            s(4, 5, 2, 8, 12, 2),
+            s(3, 3, 2, 12, 16, 1),
+        ],
         num_classes: 7,
         bn_eps: 1e-3,
         bn_momentum: 0.01,
@@ -36,12 +40,17 @@ fn conv_weight(rng: &mut ChaCha8Rng, shape: [usize; 4]) -> WeightTensor {
     let fan_in = (shape[1] * shape[2] * shape[3]) as f32;
     let bound = (6.0 / fan_in).sqrt();
     let n = shape.iter().product();
-    WeightTensor::new(shape.to_vec(), (0..n).map(|_| rng.random_range(-bound..bound)).collect())
-        .unwrap()
+    WeightTensor::new(
+        shape.to_vec(),
+        (0..n).map(|_| rng.random_range(-bound..bound)).collect(),
+    )
+    .unwrap()
 }
 
 fn bn(w: &mut NamedWeights, rng: &mut ChaCha8Rng, prefix: &str, c: usize) {
-    let mut v = |lo: f32, hi: f32| WeightTensor::new(vec![c], (0..c).map(|_| rng.random_range(lo..hi)).collect()).unwrap();
+    let mut v = |lo: f32, hi: f32| {
+        WeightTensor::new(vec![c], (0..c).map(|_| rng.random_range(lo..hi)).collect()).unwrap()
+    };
     let (g, b, m, var) = (v(0.5, 1.5), v(-0.3, 0.3), v(-0.3, 0.3), v(0.3, 2.0));
     w.insert(format!("{prefix}.weight"), g);
     w.insert(format!("{prefix}.bias"), b);
@@ -53,22 +62,37 @@ fn bn(w: &mut NamedWeights, rng: &mut ChaCha8Rng, prefix: &str, c: usize) {
 pub fn random_weights(spec: &ArchSpec, seed: u64) -> NamedWeights {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut w = NamedWeights::default();
-    w.insert("_conv_stem.weight", conv_weight(&mut rng, [spec.stem_channels, 3, 3, 3]));
+    w.insert(
+        "_conv_stem.weight",
+        conv_weight(&mut rng, [spec.stem_channels, 3, 3, 3]),
+    );
     bn(&mut w, &mut rng, "_bn0", spec.stem_channels);
     for b in spec.blocks() {
         let p = b.prefix();
         let h = b.hidden_channels();
         if b.has_expand() {
-            w.insert(format!("{p}_expand_conv.weight"), conv_weight(&mut rng, [h, b.in_channels, 1, 1]));
+            w.insert(
+                format!("{p}_expand_conv.weight"),
+                conv_weight(&mut rng, [h, b.in_channels, 1, 1]),
+            );
             bn(&mut w, &mut rng, &format!("{p}_bn0"), h);
         }
-        w.insert(format!("{p}_depthwise_conv.weight"), conv_weight(&mut rng, [h, 1, b.kernel, b.kernel]));
+        w.insert(
+            format!("{p}_depthwise_conv.weight"),
+            conv_weight(&mut rng, [h, 1, b.kernel, b.kernel]),
+        );
         bn(&mut w, &mut rng, &format!("{p}_bn1"), h);
-        w.insert(format!("{p}_project_conv.weight"), conv_weight(&mut rng, [b.out_channels, h, 1, 1]));
+        w.insert(
+            format!("{p}_project_conv.weight"),
+            conv_weight(&mut rng, [b.out_channels, h, 1, 1]),
+        );
         bn(&mut w, &mut rng, &format!("{p}_bn2"), b.out_channels);
     }
     let last = spec.last_block_channels();
-    w.insert("_conv_head.weight", conv_weight(&mut rng, [spec.head_channels, last, 1, 1]));
+    w.insert(
+        "_conv_head.weight",
+        conv_weight(&mut rng, [spec.head_channels, last, 1, 1]),
+    );
     bn(&mut w, &mut rng, "_bn1", spec.head_channels);
     add_random_head(&mut w, spec, &mut rng);
     w
@@ -78,8 +102,24 @@ pub fn random_weights(spec: &ArchSpec, seed: u64) -> NamedWeights {
 pub fn add_random_head(w: &mut NamedWeights, spec: &ArchSpec, rng: &mut ChaCha8Rng) {
     let (k, c) = (spec.num_classes, spec.head_channels);
     let bound = (1.0 / c as f32).sqrt() * 4.0;
-    w.insert("_fc.weight", WeightTensor::new(vec![k, c], (0..k * c).map(|_| rng.random_range(-bound..bound)).collect()).unwrap());
-    w.insert("_fc.bias", WeightTensor::new(vec![k], (0..k).map(|_| rng.random_range(-0.1..0.1)).collect()).unwrap());
+    w.insert(
+        "_fc.weight",
+        WeightTensor::new(
+            vec![k, c],
+            (0..k * c)
+                .map(|_| rng.random_range(-bound..bound))
+                .collect(),
+        )
+        .unwrap(),
+    );
+    w.insert(
+        "_fc.bias",
+        WeightTensor::new(
+            vec![k],
+            (0..k).map(|_| rng.random_range(-0.1..0.1)).collect(),
+        )
+        .unwrap(),
+    );
 }
 
 /// A CHW feature map of one image.
@@ -124,7 +164,12 @@ fn conv(x: &Fm, k: &WeightTensor, stride: usize, group: usize) -> Fm {
             }
         }
     }
-    Fm { c: o, h: oh, w: ow, data: out }
+    Fm {
+        c: o,
+        h: oh,
+        w: ow,
+        data: out,
+    }
 }
 
 fn batch_norm(x: &mut Fm, w: &NamedWeights, prefix: &str, eps: f32) {
@@ -145,10 +190,19 @@ fn relu6(x: &mut Fm) {
 }
 
 /// The reference forward pass of one `[1,3,S,S]` image: `(logits, pooled features)`.
-pub fn reference_forward(spec: &ArchSpec, w: &NamedWeights, image: &Tensor) -> (Vec<f32>, Vec<f32>) {
+pub fn reference_forward(
+    spec: &ArchSpec,
+    w: &NamedWeights,
+    image: &Tensor,
+) -> (Vec<f32>, Vec<f32>) {
     let eps = spec.bn_eps as f32;
     let [_, c, h, wd] = image.shape;
-    let mut x = Fm { c, h, w: wd, data: image.data.clone() };
+    let mut x = Fm {
+        c,
+        h,
+        w: wd,
+        data: image.data.clone(),
+    };
     let cbr = |x: &Fm, weight: &str, bn: &str, stride, group, act: bool| {
         let mut y = conv(x, w.get(weight).unwrap(), stride, group);
         batch_norm(&mut y, w, bn, eps);
@@ -162,11 +216,32 @@ pub fn reference_forward(spec: &ArchSpec, w: &NamedWeights, image: &Tensor) -> (
         let p = b.prefix();
         let skip = b.has_skip().then(|| x.data.clone());
         if b.has_expand() {
-            x = cbr(&x, &format!("{p}_expand_conv.weight"), &format!("{p}_bn0"), 1, 1, true);
+            x = cbr(
+                &x,
+                &format!("{p}_expand_conv.weight"),
+                &format!("{p}_bn0"),
+                1,
+                1,
+                true,
+            );
         }
         let hidden = b.hidden_channels();
-        x = cbr(&x, &format!("{p}_depthwise_conv.weight"), &format!("{p}_bn1"), b.stride, hidden, true);
-        x = cbr(&x, &format!("{p}_project_conv.weight"), &format!("{p}_bn2"), 1, 1, false);
+        x = cbr(
+            &x,
+            &format!("{p}_depthwise_conv.weight"),
+            &format!("{p}_bn1"),
+            b.stride,
+            hidden,
+            true,
+        );
+        x = cbr(
+            &x,
+            &format!("{p}_project_conv.weight"),
+            &format!("{p}_bn2"),
+            1,
+            1,
+            false,
+        );
         if let Some(s) = skip {
             for (v, s) in x.data.iter_mut().zip(s) {
                 *v += s;
@@ -175,19 +250,38 @@ pub fn reference_forward(spec: &ArchSpec, w: &NamedWeights, image: &Tensor) -> (
     }
     x = cbr(&x, "_conv_head.weight", "_bn1", 1, 1, true);
     let plane = x.h * x.w;
-    let pooled: Vec<f32> = x.data.chunks(plane).map(|p| p.iter().sum::<f32>() / plane as f32).collect();
+    let pooled: Vec<f32> = x
+        .data
+        .chunks(plane)
+        .map(|p| p.iter().sum::<f32>() / plane as f32)
+        .collect();
     let fc = w.get("_fc.weight").unwrap();
     let fb = w.get("_fc.bias").unwrap();
     let logits = (0..spec.num_classes)
-        .map(|k| fb.data[k] + pooled.iter().zip(&fc.data[k * x.c..(k + 1) * x.c]).map(|(a, b)| a * b).sum::<f32>())
+        .map(|k| {
+            fb.data[k]
+                + pooled
+                    .iter()
+                    .zip(&fc.data[k * x.c..(k + 1) * x.c])
+                    .map(|(a, b)| a * b)
+                    .sum::<f32>()
+        })
         .collect();
     (logits, pooled)
 }
 
 pub fn metadata(size: u32, precision: &str) -> Metadata {
     let mut m = Metadata::new(
-        InputSpec { size, ..InputSpec::default() },
-        CalibrationSpec { temperature: 1.3, refer_threshold: 0.25, target_sensitivity: 0.95, ..CalibrationSpec::default() },
+        InputSpec {
+            size,
+            ..InputSpec::default()
+        },
+        CalibrationSpec {
+            temperature: 1.3,
+            refer_threshold: 0.25,
+            target_sensitivity: 0.95,
+            ..CalibrationSpec::default()
+        },
         Provenance {
             manifest_hash: "sha256:test".into(),
             split_seed: 42,
@@ -217,14 +311,24 @@ pub fn real_images(n: usize, size: u32) -> Vec<Tensor> {
         .filter(|p| p.extension().is_some_and(|x| x == "jpg"))
         .collect();
     paths.sort();
-    let cfg = PreprocessConfig { size, color_constancy: false };
-    paths.iter().take(n).map(|p| preprocess_file(p, &cfg).unwrap()).collect()
+    let cfg = PreprocessConfig {
+        size,
+        color_constancy: false,
+    };
+    paths
+        .iter()
+        .take(n)
+        .map(|p| preprocess_file(p, &cfg).unwrap())
+        .collect()
 }
 
 /// Stacks `[1,3,S,S]` images into one `[N,3,S,S]` batch.
 pub fn batch(images: &[Tensor]) -> Tensor {
     let [_, c, h, w] = images[0].shape;
-    Tensor { shape: [images.len(), c, h, w], data: images.iter().flat_map(|t| t.data.clone()).collect() }
+    Tensor {
+        shape: [images.len(), c, h, w],
+        data: images.iter().flat_map(|t| t.data.clone()).collect(),
+    }
 }
 
 /// What the venv's ONNX Runtime makes of a model file, after `onnx.checker.check_model`.
@@ -235,11 +339,22 @@ pub struct OrtResult {
 
 pub fn onnxruntime(model: &Path, input: &Tensor) -> OrtResult {
     let python = std::env::var("DERMO_PYTHON").unwrap_or_else(|_| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python").display().to_string()
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../.venv/bin/python")
+            .display()
+            .to_string()
     });
     let dir = tempfile::tempdir().unwrap();
     let raw = dir.path().join("input.f32");
-    std::fs::write(&raw, input.data.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+    std::fs::write(
+        &raw,
+        input
+            .data
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/onnx_check.py");
     let shape: Vec<String> = input.shape.iter().map(|d| d.to_string()).collect();
     let out = Command::new(&python)
@@ -249,15 +364,31 @@ pub fn onnxruntime(model: &Path, input: &Tensor) -> OrtResult {
         .args(&shape)
         .output()
         .unwrap_or_else(|e| panic!("running {python}: {e}"));
-    assert!(out.status.success(), "onnx_check.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "onnx_check.py failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let floats = |v: &serde_json::Value| v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect::<Vec<_>>();
-    OrtResult { logits: floats(&v["logits"]), pooled: v.get("pooled").filter(|p| !p.is_null()).map(floats) }
+    let floats = |v: &serde_json::Value| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect::<Vec<_>>()
+    };
+    OrtResult {
+        logits: floats(&v["logits"]),
+        pooled: v.get("pooled").filter(|p| !p.is_null()).map(floats),
+    }
 }
 
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length mismatch");
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 pub fn argmax(v: &[f32]) -> usize {

@@ -1,0 +1,205 @@
+//! `dermo data import`: the real binary on the shared HAM10000 set and on small real layouts.
+
+use dermo_host::data::manifest::Manifest;
+use dermo_model::Class;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn ham_dir() -> PathBuf {
+    std::env::var_os("DERMO_HAM10000")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/ham10000"))
+}
+
+fn dermo(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dermo"))
+        .args(args)
+        .output()
+        .expect("run dermo")
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "dermo failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn import_ham(out: &Path) -> Manifest {
+    let ham = ham_dir();
+    ok(dermo(&[
+        "data",
+        "import",
+        "ham10000",
+        "--metadata",
+        s(&ham.join("HAM10000_metadata.csv")),
+        "--images",
+        s(&ham.join("images")),
+        "--masks",
+        s(&ham.join("masks")),
+        "--out",
+        s(out),
+    ]));
+    Manifest::load(&out.join("manifest.csv")).unwrap()
+}
+
+#[test]
+fn ham10000_gives_10015_images_of_7470_lesions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = import_ham(tmp.path());
+    assert_eq!(m.len(), 10_015);
+    assert_eq!(m.lesion_count(), 7_470);
+    // The class counts the dataset's README states.
+    let expected = [327, 514, 1099, 115, 1113, 6705, 142];
+    assert_eq!(m.class_counts(), expected);
+    assert!(m.records.iter().all(|r| r.mask_path.is_some()));
+    assert!(m.records.iter().all(|r| (r.width, r.height) == (200, 150)));
+    let first = &m.records[0];
+    assert_eq!(
+        (
+            first.image_id.as_str(),
+            first.lesion_id.as_str(),
+            first.label
+        ),
+        ("ISIC_0027419", "HAM_0000118", Class::Bkl)
+    );
+    let bytes = std::fs::read(&first.path).unwrap();
+    assert_eq!(first.sha256, hex::encode(Sha256::digest(&bytes)));
+
+    // Deterministic: a second import gives the same manifest hash.
+    let again = tempfile::tempdir().unwrap();
+    assert_eq!(import_ham(again.path()).hash(), m.hash());
+}
+
+#[test]
+fn ham10000_metadata_naming_a_missing_image_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let meta = tmp.path().join("meta.csv");
+    std::fs::write(
+        &meta,
+        "lesion_id,image_id,dx\nHAM_0000118,ISIC_0027419,bkl\nHAM_1,ISIC_missing,mel\n",
+    )
+    .unwrap();
+    let out = dermo(&[
+        "data",
+        "import",
+        "ham10000",
+        "--metadata",
+        s(&meta),
+        "--images",
+        s(&ham_dir().join("images")),
+        "--out",
+        s(&tmp.path().join("out")),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("meta.csv, line 3") && err.contains("ISIC_missing"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("out/manifest.csv").exists());
+}
+
+/// Copies shared images into `root/<folder>/`.
+fn populate(root: &Path, folder: &str, ids: &[&str]) {
+    let dir = root.join(folder);
+    std::fs::create_dir_all(&dir).unwrap();
+    for id in ids {
+        let src = ham_dir().join("images").join(format!("{id}.jpg"));
+        std::fs::copy(src, dir.join(format!("{id}.jpg"))).unwrap();
+    }
+}
+
+#[test]
+fn imagefolder_maps_folder_names_through_the_label_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    populate(&root, "melanoma", &["ISIC_0025964", "ISIC_0030623"]);
+    populate(&root, "Common_Nevus", &["ISIC_0024306", "ISIC_0024307"]);
+    populate(&root, "freckle", &["ISIC_0024308"]);
+    let out = tmp.path().join("out");
+
+    let failed = dermo(&["data", "import", "imagefolder", s(&root), "--out", s(&out)]);
+    assert!(!failed.status.success());
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        err.contains("freckle") && err.contains("known labels") && err.contains("common nevus"),
+        "{err}"
+    );
+
+    let log = dermo(&[
+        "data",
+        "import",
+        "imagefolder",
+        s(&root),
+        "--out",
+        s(&out),
+        "--skip-unknown",
+    ]);
+    ok(log);
+    let m = Manifest::load(&out.join("manifest.csv")).unwrap();
+    let got: Vec<(&str, Class)> = m
+        .records
+        .iter()
+        .map(|r| (r.image_id.as_str(), r.label))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("Common_Nevus/ISIC_0024306", Class::Nv),
+            ("Common_Nevus/ISIC_0024307", Class::Nv),
+            ("melanoma/ISIC_0025964", Class::Mel),
+            ("melanoma/ISIC_0030623", Class::Mel),
+        ]
+    );
+    assert!(m.records.iter().all(|r| r.source == "imagefolder"));
+}
+
+#[test]
+fn scope_bundle_keeps_confirmed_captures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = tmp.path().join("bundle");
+    populate(
+        &bundle,
+        "images",
+        &["ISIC_0024306", "ISIC_0025964", "ISIC_0024307"],
+    );
+    std::fs::write(
+        bundle.join("captures.csv"),
+        "capture_id,image,captured_at,model_sha256,label,lesion_id\n\
+         c1,images/ISIC_0024306.jpg,2025-01-02T10:00:00Z,ab12,common nevus,patient7-back\n\
+         c2,images/ISIC_0025964.jpg,2025-01-02T10:01:00Z,ab12,melanoma,\n\
+         c3,images/ISIC_0024307.jpg,2025-01-02T10:02:00Z,ab12,,\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    ok(dermo(&[
+        "data",
+        "import",
+        "scope-bundle",
+        s(&bundle),
+        "--out",
+        s(&out),
+    ]));
+    let m = Manifest::load(&out.join("manifest.csv")).unwrap();
+    let got: Vec<(&str, &str, Class)> = m
+        .records
+        .iter()
+        .map(|r| (r.image_id.as_str(), r.lesion_id.as_str(), r.label))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("c1", "patient7-back", Class::Nv),
+            ("c2", "scope-c2", Class::Mel)
+        ]
+    );
+}
