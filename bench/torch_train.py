@@ -4,10 +4,9 @@
 Builds the same network as the Rust trainer (dermo_host::train::net: symmetric k/2 padding,
 ReLU6, BN eps 1e-3, no squeeze-excite), loads the same ImageNet weights, swaps in a 7-way head
 and times full fine-tune steps (forward, cross-entropy, backward, AdamW step) on CPU.
-Prints one JSON line: {"images_per_s": ..., "batch": ..., "size": ..., "threads": ...}.
+Prints one line: impl=pytorch-eager images_per_s=... batch=... size=... steps=... threads=...
 """
 import argparse
-import json
 import time
 
 import torch
@@ -120,16 +119,10 @@ def main():
     for _ in range(a.steps):
         step()
     dt = time.perf_counter() - t0
-    print(json.dumps({
-        "impl": "pytorch-eager",
-        "images_per_s": a.batch * a.steps / dt,
-        "batch": a.batch,
-        "size": a.size,
-        "steps": a.steps,
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-    }))
-
+    print(
+        f"impl=pytorch-eager images_per_s={a.batch * a.steps / dt:.3f} batch={a.batch} size={a.size} "
+        f"steps={a.steps} threads={torch.get_num_threads()} torch={torch.__version__}"
+    )
 
 if __name__ == "__main__":
     main()

@@ -16,7 +16,10 @@ fn main() {
         std::process::exit(2);
     };
     let weights = model::seven_class_weights();
-    for (name, precision) in [("test-fp32", Precision::Fp32), ("test-int8", Precision::Int8)] {
+    for (name, precision) in [
+        ("test-fp32", Precision::Fp32),
+        ("test-int8", Precision::Int8),
+    ] {
         let m = model::build(&out, name, &weights, precision, CalibrationSpec::default());
         println!("{}", m.path.display());
     }

@@ -17,19 +17,25 @@ use std::time::{Duration, Instant};
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("model invalid: {0}")]
-    ModelInvalid(#[source] ClassifierError),
+    ModelInvalid(ClassifierError),
     #[error(transparent)]
     StorageFull(JournalError),
     #[error("frame source lost: {0}")]
-    SourceLost(#[source] SourceError),
+    SourceLost(SourceError),
     #[error(transparent)]
     Journal(JournalError),
-    #[error(transparent)]
-    Display(#[from] DisplayError),
+    #[error("{0}")]
+    Display(DisplayError),
     #[error("inference failed: {0}")]
-    Inference(#[source] ClassifierError),
+    Inference(ClassifierError),
     #[error("cannot write results: {0}")]
-    Output(#[source] std::io::Error),
+    Output(std::io::Error),
+}
+
+impl From<DisplayError> for RunError {
+    fn from(e: DisplayError) -> Self {
+        RunError::Display(e)
+    }
 }
 
 impl RunError {
@@ -117,11 +123,13 @@ impl App<'_> {
                 return Err(RunError::ModelInvalid(e));
             }
         };
-        let (mut journal, recovery) =
-            Journal::open(&self.settings.data_dir, self.settings.storage)
-                .map_err(|e| self.storage_failure(e))?;
+        let (mut journal, recovery) = Journal::open(&self.settings.data_dir, self.settings.storage)
+            .map_err(|e| self.storage_failure(e))?;
         if !recovery.is_clean() {
-            emit(self.out, json!({"event": "journal_recovered", "recovery": recovery}))?;
+            emit(
+                self.out,
+                json!({"event": "journal_recovered", "recovery": recovery}),
+            )?;
         }
         emit(
             self.out,
@@ -138,7 +146,9 @@ impl App<'_> {
         let mut summary = RunSummary::default();
         loop {
             // Stop before the card fills, not when a write fails.
-            journal.check_space(0).map_err(|e| self.storage_failure(e))?;
+            journal
+                .check_space(0)
+                .map_err(|e| self.storage_failure(e))?;
             let event = self.trigger.poll();
             if event == Some(TriggerEvent::Quit) {
                 break;
@@ -168,7 +178,8 @@ impl App<'_> {
             let quality = self.settings.gate.check(&img);
             if event != Some(TriggerEvent::Capture) {
                 if self.screens.live() {
-                    let status = format!("{} - {}", self.source.describe(), self.trigger.describe());
+                    let status =
+                        format!("{} - {}", self.source.describe(), self.trigger.describe());
                     self.screens.show(&Screen::Preview(PreviewView {
                         frame: &img,
                         hint: quality.hint(),
@@ -200,7 +211,12 @@ impl App<'_> {
             let screen_file = self.screens.show(&Screen::Result(ResultView {
                 frame: &img,
                 outcome: result.screen_outcome(),
-                warnings: result.quality.issues.iter().map(|i| i.hint().to_string()).collect(),
+                warnings: result
+                    .quality
+                    .issues
+                    .iter()
+                    .map(|i| i.hint().to_string())
+                    .collect(),
                 model: classifier.version().to_string(),
             }))?;
             emit(
@@ -230,7 +246,10 @@ impl App<'_> {
     }
 
     fn bad_frame(&mut self, origin: &str, reason: &str) -> Result<(), RunError> {
-        emit(self.out, json!({"event": "bad_frame", "origin": origin, "error": reason}))
+        emit(
+            self.out,
+            json!({"event": "bad_frame", "origin": origin, "error": reason}),
+        )
     }
 
     /// Shows the storage-full screen for a full card; other journal errors pass through.
@@ -248,8 +267,12 @@ impl App<'_> {
 
     /// Shows "camera lost" and retries until the source is back or the timeout passes.
     fn reconnect(&mut self, lost: SourceError) -> Result<(), RunError> {
-        self.screens.error(ErrorKind::CameraLost, lost.to_string())?;
-        emit(self.out, json!({"event": "source_lost", "error": lost.to_string()}))?;
+        self.screens
+            .error(ErrorKind::CameraLost, lost.to_string())?;
+        emit(
+            self.out,
+            json!({"event": "source_lost", "error": lost.to_string()}),
+        )?;
         let since = Instant::now();
         let mut wait = Duration::from_millis(200);
         loop {
@@ -257,7 +280,10 @@ impl App<'_> {
             wait = (wait * 2).min(Duration::from_secs(2));
             match self.source.reconnect() {
                 Ok(()) => {
-                    emit(self.out, json!({"event": "source_back", "source": self.source.describe()}))?;
+                    emit(
+                        self.out,
+                        json!({"event": "source_back", "source": self.source.describe()}),
+                    )?;
                     return Ok(());
                 }
                 Err(e) => {

@@ -10,26 +10,42 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClassifierError {
-    #[error(transparent)]
-    Model(#[from] ModelFileError),
-    #[error("model file {path} cannot run: {source}")]
-    Runtime { path: PathBuf, source: RuntimeError },
+    #[error("{0}")]
+    Model(ModelFileError),
+    #[error("model file {path} cannot run: {cause}")]
+    Runtime { path: PathBuf, cause: RuntimeError },
     #[error("trusted key {path}: {reason}")]
     Key { path: PathBuf, reason: String },
-    #[error(transparent)]
+    #[error("{0}")]
     Inference(RuntimeError),
 }
 
-/// Builds the trust policy from public-key files.
-pub fn trust_policy(keys: &[PathBuf], allow_unsigned: bool) -> Result<TrustPolicy, ClassifierError> {
-    let trusted_keys = keys
+/// Builds the trust policy from public-key files, or directories of `*.pub` files.
+pub fn trust_policy(
+    keys: &[PathBuf],
+    allow_unsigned: bool,
+) -> Result<TrustPolicy, ClassifierError> {
+    let key_err = |path: &Path, reason: String| ClassifierError::Key {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut files = Vec::new();
+    for p in keys {
+        if p.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(|e| key_err(p, e.to_string()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.extension().is_some_and(|x| x == "pub"))
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    let trusted_keys = files
         .iter()
-        .map(|p| {
-            read_verifying_key(p).map_err(|e| ClassifierError::Key {
-                path: p.clone(),
-                reason: e.to_string(),
-            })
-        })
+        .map(|p| read_verifying_key(p).map_err(|e| key_err(p, e.to_string())))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(TrustPolicy {
         trusted_keys,
@@ -49,10 +65,10 @@ pub struct Classifier {
 impl Classifier {
     /// Opens `path` (signature and metadata checked against `trust`) and builds the tract plan.
     pub fn load(path: &Path, trust: &TrustPolicy) -> Result<Classifier, ClassifierError> {
-        let model = ModelFile::open(path, trust)?;
-        let runtime = Runtime::new(&model).map_err(|source| ClassifierError::Runtime {
+        let model = ModelFile::open(path, trust).map_err(ClassifierError::Model)?;
+        let runtime = Runtime::new(&model).map_err(|cause| ClassifierError::Runtime {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
         let m = &model.metadata;
         let created = m.provenance.created.get(..10).unwrap_or("");

@@ -29,7 +29,8 @@ pub struct ModelConfig {
     pub path: Option<PathBuf>,
     /// The installed-model store that `dermo-scope model install|rollback` manage.
     pub store: PathBuf,
-    /// Public keys (hex files from `dermo keygen`) whose signatures are trusted.
+    /// Public keys (hex files from `dermo keygen`), or directories of `*.pub` files, whose
+    /// signatures are trusted.
     pub trusted_keys: Vec<PathBuf>,
     /// Accept model files without a signature (development only; `--allow-unsigned`).
     pub allow_unsigned: bool,
@@ -39,7 +40,7 @@ impl Default for ModelConfig {
     fn default() -> Self {
         ModelConfig {
             path: None,
-            store: "/opt/dermo/models".into(),
+            store: "/opt/dermo/model".into(),
             trusted_keys: Vec::new(),
             allow_unsigned: false,
         }
@@ -126,7 +127,7 @@ pub struct JournalConfig {
     /// Stop capturing when less than this many MiB would remain free on the card.
     pub min_free_mb: u64,
     /// Stop capturing when the journal would exceed this many MiB; 0 = no cap.
-    pub max_journal_mb: u64,
+    pub max_journal_mb: f64,
 }
 
 impl Default for JournalConfig {
@@ -151,15 +152,15 @@ impl JournalConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config {path}: {source}")]
+    #[error("cannot read config {path}: {cause}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("config {path}: {source}")]
+    #[error("config {path}: {cause}")]
     Parse {
         path: PathBuf,
-        source: Box<toml::de::Error>,
+        cause: Box<toml::de::Error>,
     },
 }
 
@@ -175,13 +176,13 @@ impl Config {
     }
 
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
         let mut cfg: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
-            source: Box::new(e),
+            cause: Box::new(e),
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         cfg.resolve_paths(base);

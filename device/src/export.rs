@@ -22,13 +22,13 @@ pub enum ExportError {
     Journal(#[from] JournalError),
     #[error("bundle directory {0} already exists and is not empty; choose a new --out")]
     NotEmpty(PathBuf),
-    #[error("cannot write bundle file {path}: {source}")]
+    #[error("cannot write bundle file {path}: {cause}")]
     Write {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("cannot write {path}: {source}")]
-    Csv { path: PathBuf, source: csv::Error },
+    #[error("cannot write {path}: {cause}")]
+    Csv { path: PathBuf, cause: csv::Error },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,9 +74,9 @@ pub fn export_bundle(
         return Err(ExportError::NotEmpty(out.to_path_buf()));
     }
     let images = out.join(IMAGES_DIR);
-    create_dir_all_durable(&images).map_err(|source| ExportError::Write {
+    create_dir_all_durable(&images).map_err(|cause| ExportError::Write {
         path: images.clone(),
-        source,
+        cause,
     })?;
     let entries = read_index(data_dir)?;
     let bar = if progress {
@@ -89,9 +89,9 @@ pub fn export_bundle(
     };
     let mut csv = csv::Writer::from_writer(Vec::new());
     let csv_path = out.join(CSV_FILE);
-    let csv_err = |source| ExportError::Csv {
+    let csv_err = |cause| ExportError::Csv {
         path: csv_path.clone(),
-        source,
+        cause,
     };
     csv.write_record(csv_header()).map_err(csv_err)?;
     let mut summary = ExportSummary {
@@ -105,13 +105,13 @@ pub fn export_bundle(
         let file = format!("{IMAGES_DIR}/{}.jpg", record.id);
         let src = data_dir.join(&entry.frame);
         let dst = out.join(&file);
-        let write_err = |source| ExportError::Write {
+        let write_err = |cause| ExportError::Write {
             path: dst.clone(),
-            source,
+            cause,
         };
-        let bytes = std::fs::read(&src).map_err(|source| ExportError::Write {
+        let bytes = std::fs::read(&src).map_err(|cause| ExportError::Write {
             path: src.clone(),
-            source,
+            cause,
         })?;
         write_atomic(&dst, &bytes).map_err(write_err)?;
         let r = &record.result;
@@ -127,11 +127,18 @@ pub fn export_bundle(
                 .unwrap_or_default(),
             opt(r.top_class.map(|c| c.code().to_string())),
             opt(r.refer.map(|b| b.to_string())),
-            opt(r.decision.as_ref().map(|d| format!("{:.6}", d.malignant_prob))),
+            opt(r
+                .decision
+                .as_ref()
+                .map(|d| format!("{:.6}", d.malignant_prob))),
             record.id.clone(),
             record.frame_sha256.clone(),
         ];
-        row.extend(CLASSES.iter().map(|&c| opt(r.prob(c).map(|p| format!("{p:.6}")))));
+        row.extend(
+            CLASSES
+                .iter()
+                .map(|&c| opt(r.prob(c).map(|p| format!("{p:.6}")))),
+        );
         csv.write_record(&row).map_err(csv_err)?;
         summary.captures += 1;
         match r.outcome {
@@ -145,13 +152,13 @@ pub fn export_bundle(
     let bytes = csv
         .into_inner()
         .map_err(|e| csv_err(csv::Error::from(e.into_error())))?;
-    write_atomic(&csv_path, &bytes).map_err(|source| ExportError::Write {
+    write_atomic(&csv_path, &bytes).map_err(|cause| ExportError::Write {
         path: csv_path.clone(),
-        source,
+        cause,
     })?;
-    sync_dir(&images).map_err(|source| ExportError::Write {
+    sync_dir(&images).map_err(|cause| ExportError::Write {
         path: images.clone(),
-        source,
+        cause,
     })?;
     Ok(summary)
 }

@@ -53,19 +53,19 @@ pub struct JournalRecord {
 }
 
 /// When to stop capturing before the card is full.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StoragePolicy {
     /// Refuse a capture that would leave less than this many MiB free on the file system.
     pub min_free_mb: u64,
     /// Refuse a capture that would grow the journal beyond this many MiB; 0 = no cap.
-    pub max_journal_mb: u64,
+    pub max_journal_mb: f64,
 }
 
 impl Default for StoragePolicy {
     fn default() -> Self {
         StoragePolicy {
             min_free_mb: 200,
-            max_journal_mb: 0,
+            max_journal_mb: 0.0,
         }
     }
 }
@@ -74,8 +74,8 @@ impl Default for StoragePolicy {
 pub enum JournalError {
     #[error("storage full at {path}: {reason}")]
     StorageFull { path: PathBuf, reason: String },
-    #[error("journal {path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    #[error("journal {path}: {cause}")]
+    Io { path: PathBuf, cause: io::Error },
     #[error("journal record {path} is unreadable: {reason}")]
     BadRecord { path: PathBuf, reason: String },
 }
@@ -109,8 +109,8 @@ pub struct Journal {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> JournalError + '_ {
-    move |source| {
-        if source.raw_os_error() == Some(libc::ENOSPC) {
+    move |cause| {
+        if cause.raw_os_error() == Some(libc::ENOSPC) {
             JournalError::StorageFull {
                 path: path.to_path_buf(),
                 reason: "no space left on device".into(),
@@ -118,7 +118,7 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> JournalError + '_ {
         } else {
             JournalError::Io {
                 path: path.to_path_buf(),
-                source,
+                cause,
             }
         }
     }
@@ -157,13 +157,18 @@ impl Journal {
                 if known.contains(id) {
                     continue;
                 }
-                match complete_record(root, &file) {
-                    Ok(entry) => {
-                        append_line(&mut index, &index_path, &entry)?;
+                // A complete record whose index line was lost is indexed now; one that cannot be
+                // (incomplete, or no room left for its line) was never acknowledged: remove it.
+                let indexed = complete_record(root, &file).ok().and_then(|entry| {
+                    append_line(&mut index, &index_path, &entry).ok()?;
+                    Some(entry)
+                });
+                match indexed {
+                    Some(entry) => {
                         entries.push(entry);
                         recovery.reindexed += 1;
                     }
-                    Err(_) => {
+                    None => {
                         fs::remove_file(&file).map_err(io_err(&file))?;
                         recovery.incomplete_removed += 1;
                     }
@@ -222,7 +227,7 @@ impl Journal {
                 self.policy.min_free_mb
             )));
         }
-        let cap = self.policy.max_journal_mb * MIB;
+        let cap = (self.policy.max_journal_mb * MIB as f64) as u64;
         if cap > 0 && self.used_bytes + incoming > cap {
             return Err(full(format!(
                 "the journal holds {} KiB, its cap is {} MiB",
@@ -240,12 +245,13 @@ impl Journal {
         result: &CaptureResult,
     ) -> Result<IndexEntry, JournalError> {
         let seq = self.entries + 1;
-        let stamp = result
-            .captured_at
-            .replace(['-', ':'], "")
-            .replace('.', "-");
+        let stamp = result.captured_at.replace(['-', ':'], "").replace('.', "-");
         let id = format!("{stamp}-{seq:06}");
-        let day_name = result.captured_at.get(..10).unwrap_or("undated").to_string();
+        let day_name = result
+            .captured_at
+            .get(..10)
+            .unwrap_or("undated")
+            .to_string();
         let day = self.root.join(CAPTURES_DIR).join(&day_name);
         let record = JournalRecord {
             id: id.clone(),
@@ -279,7 +285,16 @@ impl Journal {
             refer: result.refer,
         };
         let index_path = self.root.join(INDEX_FILE);
-        let line_len = append_line(&mut self.index, &index_path, &entry)?;
+        let line_len = match append_line(&mut self.index, &index_path, &entry) {
+            Ok(n) => n,
+            Err(e) => {
+                // Not acknowledged: take back the files and any part of the line.
+                let _ = fs::remove_file(&record_path);
+                let _ = fs::remove_file(&frame_path);
+                let _ = truncate_torn_line(&index_path);
+                return Err(e);
+            }
+        };
         self.entries += 1;
         self.used_bytes += (jpeg.len() + json.len() + line_len) as u64;
         Ok(entry)
@@ -320,7 +335,10 @@ pub fn read_record(root: &Path, entry: &IndexEntry) -> Result<JournalRecord, Jou
     let frame_path = root.join(&entry.frame);
     let frame = fs::read(&frame_path).map_err(io_err(&frame_path))?;
     if hex::encode(Sha256::digest(&frame)) != record.frame_sha256 {
-        return Err(bad(format!("frame {} does not match its hash", entry.frame)));
+        return Err(bad(format!(
+            "frame {} does not match its hash",
+            entry.frame
+        )));
     }
     Ok(record)
 }
@@ -333,12 +351,7 @@ fn repair_index(path: &Path, recovery: &mut Recovery) -> Result<Vec<IndexEntry>,
     };
     let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     if keep < bytes.len() {
-        let f = OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(io_err(path))?;
-        f.set_len(keep as u64).map_err(io_err(path))?;
-        f.sync_all().map_err(io_err(path))?;
+        truncate_torn_line(path).map_err(io_err(path))?;
         recovery.torn_index_bytes = (bytes.len() - keep) as u64;
     }
     let mut entries = Vec::new();
@@ -352,6 +365,18 @@ fn repair_index(path: &Path, recovery: &mut Recovery) -> Result<Vec<IndexEntry>,
         }
     }
     Ok(entries)
+}
+
+/// Cuts the index back to its last complete line.
+fn truncate_torn_line(path: &Path) -> io::Result<()> {
+    let bytes = fs::read(path)?;
+    let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    if keep < bytes.len() {
+        let f = OpenOptions::new().write(true).open(path)?;
+        f.set_len(keep as u64)?;
+        f.sync_all()?;
+    }
+    Ok(())
 }
 
 /// The index entry of a record file whose frame is present and intact.

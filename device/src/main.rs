@@ -20,7 +20,12 @@ use std::time::Duration;
 /// Exit status: 0 ok, 1 other failure, 2 bad usage, 3 model invalid, 4 storage full,
 /// 5 frame source lost.
 #[derive(Parser)]
-#[command(name = "dermo-scope", version, about = "dermo-scope: capture, check and classify skin lesions on the dermatoscope. Decision support - not a diagnosis.", after_help = "Exit status: 0 ok, 1 failure, 2 bad usage, 3 model invalid, 4 storage full, 5 frame source lost.\nWith no command, `run` with the config's settings.")]
+#[command(
+    name = "dermo-scope",
+    version,
+    about = "dermo-scope: capture, check and classify skin lesions on the dermatoscope. Decision support - not a diagnosis.",
+    after_help = "Exit status: 0 ok, 1 failure, 2 bad usage, 3 model invalid, 4 storage full, 5 frame source lost.\nWith no command, `run` with the config's settings."
+)]
 struct Cli {
     /// Config file (TOML). Default: /etc/dermo/dermo-scope.toml when it exists, else built-in defaults.
     #[arg(long, global = true, value_name = "FILE")]
@@ -63,7 +68,8 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
     },
-    /// Time the pipeline per frame: capture+decode, quality gate, preprocess, inference, draw.
+    /// Time the pipeline per frame: capture+decode, quality gate, preprocess, inference, draw
+    /// (median milliseconds, printed as one name=value line).
     Bench {
         /// Frames to time: dir:PATH, file:PATH, synthetic[:COUNT] or camera[:DEVICE].
         #[arg(long, default_value = "synthetic")]
@@ -115,7 +121,7 @@ struct RunArgs {
     min_free_mb: Option<u64>,
     /// Stop capturing when the journal would exceed this many MiB (0 = no cap).
     #[arg(long, value_name = "MIB")]
-    max_journal_mb: Option<u64>,
+    max_journal_mb: Option<f64>,
     /// Give up when the source stays lost this many seconds (0 = wait forever).
     #[arg(long, value_name = "SECONDS")]
     reconnect_timeout: Option<u64>,
@@ -157,10 +163,14 @@ fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         None => run(&cli, &cfg, &RunArgs::default()),
         Some(Command::Run(ref args)) => run(&cli, &cfg, args),
-        Some(Command::Export { ref out, ref data_dir }) => {
+        Some(Command::Export {
+            ref out,
+            ref data_dir,
+        }) => {
             let data_dir = data_dir.clone().unwrap_or_else(|| cfg.data_dir());
-            let s = export::export_bundle(&data_dir, out, true)
-                .with_context(|| format!("exporting {} to {}", data_dir.display(), out.display()))?;
+            let s = export::export_bundle(&data_dir, out, true).with_context(|| {
+                format!("exporting {} to {}", data_dir.display(), out.display())
+            })?;
             println!(
                 "exported {} captures ({} predictions, {} abstained, {} retakes) to {}",
                 s.captures,
@@ -186,17 +196,30 @@ fn dispatch(cli: Cli) -> Result<()> {
             let mut src = source::open(source, &camera_settings(&cfg))
                 .with_context(|| format!("opening {source:?}"))?;
             let t = bench::run(src.as_mut(), &classifier, size, warmup, frames)?;
-            let out = serde_json::json!({
-                "model": classifier.path(),
-                "frames": t.inference.len(),
-                "screen": format!("{}x{}", size.width, size.height),
-                "capture_decode": bench::stat(&t.capture_decode),
-                "quality_gate": bench::stat(&t.quality_gate),
-                "preprocess": bench::stat(&t.preprocess),
-                "inference": bench::stat(&t.inference),
-                "draw": bench::stat(&t.draw),
-            });
-            println!("{out}");
+            // One `name=value` line (medians, ms): easy to read and to parse in scripts/bench.
+            let stages = [
+                ("capture_decode", &t.capture_decode),
+                ("quality_gate", &t.quality_gate),
+                ("preprocess", &t.preprocess),
+                ("inference", &t.inference),
+                ("draw", &t.draw),
+            ];
+            let mut line = format!(
+                "frames={} screen={}x{}",
+                t.inference.len(),
+                size.width,
+                size.height
+            );
+            let mut total = 0.0;
+            for (name, v) in stages {
+                let s = bench::stat(v);
+                total += s.median_ms;
+                line.push_str(&format!(" {name}_ms={:.2}", s.median_ms));
+            }
+            println!(
+                "{line} total_ms={total:.2} model={}",
+                classifier.path().display()
+            );
             Ok(())
         }
     }
@@ -210,7 +233,8 @@ fn camera_settings(cfg: &Config) -> CameraSettings {
 }
 
 fn model_path(cli: &Cli, cfg: &Config) -> Result<PathBuf> {
-    let path = find_model(cli.model.as_deref(), &cfg.model_candidates()).map_err(anyhow::Error::msg)?;
+    let path =
+        find_model(cli.model.as_deref(), &cfg.model_candidates()).map_err(anyhow::Error::msg)?;
     Ok(path)
 }
 
@@ -258,7 +282,10 @@ fn run(cli: &Cli, cfg: &Config, args: &RunArgs) -> Result<()> {
             .map_err(anyhow::Error::msg)
             .context("[source] source in the config")?,
     };
-    let display_text = args.display.clone().unwrap_or_else(|| cfg.display.display.clone());
+    let display_text = args
+        .display
+        .clone()
+        .unwrap_or_else(|| cfg.display.display.clone());
     let display_spec = if display_text == "auto" {
         if Path::new("/dev/fb0").exists() {
             DisplaySpec::Framebuffer {
@@ -278,7 +305,9 @@ fn run(cli: &Cli, cfg: &Config, args: &RunArgs) -> Result<()> {
     let trigger_name = if args.continuous {
         "continuous".to_string()
     } else {
-        args.trigger.clone().unwrap_or_else(|| cfg.controls.trigger.clone())
+        args.trigger
+            .clone()
+            .unwrap_or_else(|| cfg.controls.trigger.clone())
     };
     let trigger: Box<dyn Trigger> = match trigger_name.as_str() {
         "continuous" => Box::new(Continuous::new(Duration::from_millis(
@@ -304,7 +333,9 @@ fn run(cli: &Cli, cfg: &Config, args: &RunArgs) -> Result<()> {
     if let Some(v) = args.max_journal_mb {
         storage.max_journal_mb = v;
     }
-    let reconnect_s = args.reconnect_timeout.unwrap_or(cfg.source.reconnect_timeout_s);
+    let reconnect_s = args
+        .reconnect_timeout
+        .unwrap_or(cfg.source.reconnect_timeout_s);
     let settings = RunSettings {
         model: model_path(cli, cfg)?,
         trust: trust(cli, cfg)?,
@@ -359,4 +390,18 @@ fn journal_check(cfg: &Config, data_dir: &Path) -> Result<()> {
         serde_json::json!({"journal": data_dir, "records": entries.len(), "verified": entries.len(), "recovery": recovery})
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+        assert_eq!(parse_size("800x480").unwrap(), Size::new(800, 480));
+        assert!(parse_size("800").is_err());
+        assert!(parse_size("0x10").is_err());
+    }
 }

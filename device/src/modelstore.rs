@@ -3,13 +3,14 @@
 //! signature.
 //!
 //! ```text
-//! STORE            symlink → STORE.d/gen-000007      (the path in the config, /opt/dermo/models)
+//! STORE            symlink → STORE.d/gen-000007      (the path in the config, /opt/dermo/model)
 //! STORE.d/gen-000007/current.onnx  current.onnx.sig  previous.onnx  previous.onnx.sig
 //! ```
 //!
 //! `install` and `rollback` build a new generation directory beside the old one (hard links,
 //! no copies of the unchanged model), make it durable, then swap the `STORE` symlink with a
-//! `rename` — the one atomic step. Readers always see a complete generation.
+//! `rename` — the one atomic step. Readers always see a complete generation. A store that is a
+//! plain directory (as `scripts/deploy` first creates it) is adopted as the first generation.
 
 use crate::atomic::{create_dir_all_durable, sync_dir, TEMP_PREFIX};
 use dermo_model::signature::signature_path;
@@ -23,12 +24,12 @@ pub const PREVIOUS: &str = "previous.onnx";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("model store {path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    #[error("model store {path}: {cause}")]
+    Io { path: PathBuf, cause: io::Error },
     #[error("refusing to install: {0}")]
-    Refused(#[source] Box<ModelFileError>),
+    Refused(Box<ModelFileError>),
     #[error("cannot roll back: {0}")]
-    RollbackRefused(#[source] Box<ModelFileError>),
+    RollbackRefused(Box<ModelFileError>),
     #[error("cannot roll back: model store {0} has no previous model")]
     NoPrevious(PathBuf),
 }
@@ -45,9 +46,9 @@ pub struct ModelStore {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io {
+    move |cause| StoreError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     }
 }
 
@@ -82,7 +83,10 @@ impl ModelStore {
             copy_if_exists(&signature_path(file), &signature_path(&dir.join(CURRENT)))?;
             if let Some(old) = &old {
                 link_if_exists(&old.join(CURRENT), &dir.join(PREVIOUS))?;
-                link_if_exists(&old.join(format!("{CURRENT}.sig")), &dir.join(format!("{PREVIOUS}.sig")))?;
+                link_if_exists(
+                    &old.join(format!("{CURRENT}.sig")),
+                    &dir.join(format!("{PREVIOUS}.sig")),
+                )?;
             }
             Ok(())
         })?;
@@ -100,9 +104,15 @@ impl ModelStore {
             .map_err(|e| StoreError::RollbackRefused(Box::new(e)))?;
         let new = self.new_generation(|dir| {
             link_if_exists(&old.join(PREVIOUS), &dir.join(CURRENT))?;
-            link_if_exists(&old.join(format!("{PREVIOUS}.sig")), &dir.join(format!("{CURRENT}.sig")))?;
+            link_if_exists(
+                &old.join(format!("{PREVIOUS}.sig")),
+                &dir.join(format!("{CURRENT}.sig")),
+            )?;
             link_if_exists(&old.join(CURRENT), &dir.join(PREVIOUS))?;
-            link_if_exists(&old.join(format!("{CURRENT}.sig")), &dir.join(format!("{PREVIOUS}.sig")))?;
+            link_if_exists(
+                &old.join(format!("{CURRENT}.sig")),
+                &dir.join(format!("{PREVIOUS}.sig")),
+            )?;
             Ok(())
         })?;
         self.switch_to(&new)?;
@@ -147,7 +157,7 @@ impl ModelStore {
             }
             Ok(_) => Err(StoreError::Io {
                 path: self.link.clone(),
-                source: io::Error::other("exists but is neither a directory nor a symlink"),
+                cause: io::Error::other("exists but is neither a directory nor a symlink"),
             }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let newest = list_generations(&gens)?.pop();
@@ -188,7 +198,10 @@ impl ModelStore {
         let target = generation.strip_prefix(&parent).unwrap_or(generation);
         let tmp_link = parent.join(format!(
             "{TEMP_PREFIX}{}",
-            self.link.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+            self.link
+                .file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default()
         ));
         let _ = fs::remove_file(&tmp_link);
         std::os::unix::fs::symlink(target, &tmp_link).map_err(io_err(&tmp_link))?;

@@ -52,7 +52,9 @@ fn run_on_shared_images_writes_screens_results_journal_and_bundle() {
     assert_eq!(captures.len(), images.len(), "{ev:#?}");
     let bad = common::of_kind(&ev, "bad_frame");
     assert_eq!(bad.len(), 2, "corrupt frames reported: {bad:?}");
-    assert!(bad.iter().all(|b| b["origin"].as_str().unwrap().contains("zz-")));
+    assert!(bad
+        .iter()
+        .all(|b| b["origin"].as_str().unwrap().contains("zz-")));
 
     // One result PNG per capture, real 320x240 images.
     let pngs = common::files_containing(&screens, "result");
@@ -72,12 +74,16 @@ fn run_on_shared_images_writes_screens_results_journal_and_bundle() {
         assert_eq!(rec.result.model_sha256.len(), 64);
         // The journaled frame is the replayed file, byte for byte.
         let origin = Path::new(&rec.result.origin);
-        assert_eq!(std::fs::read(data.join(&e.frame)).unwrap(), std::fs::read(origin).unwrap());
+        assert_eq!(
+            std::fs::read(data.join(&e.frame)).unwrap(),
+            std::fs::read(origin).unwrap()
+        );
     }
 
     // The same images through the shared preprocessing and the tract runtime directly (the path
     // the host's evaluation takes) give the same probabilities.
-    let mf = dermo_model::ModelFile::open(&model.path, &dermo_model::TrustPolicy::unsigned()).unwrap();
+    let mf =
+        dermo_model::ModelFile::open(&model.path, &dermo_model::TrustPolicy::unsigned()).unwrap();
     let rt = dermo_model::Runtime::new(&mf).unwrap();
     let cfg = dermo_model::PreprocessConfig {
         size: mf.metadata.input.size,
@@ -107,9 +113,16 @@ fn run_on_shared_images_writes_screens_results_journal_and_bundle() {
         .arg(&first.origin)
         .output()
         .unwrap();
-    assert!(once.status.success(), "{}", String::from_utf8_lossy(&once.stderr));
+    assert!(
+        once.status.success(),
+        "{}",
+        String::from_utf8_lossy(&once.stderr)
+    );
     let single: dermo_device::CaptureResult = serde_json::from_slice(&once.stdout).unwrap();
-    assert_eq!(single.decision.unwrap().probs, first.decision.unwrap().probs);
+    assert_eq!(
+        single.decision.unwrap().probs,
+        first.decision.unwrap().probs
+    );
     assert_eq!(single.model_sha256, first.model_sha256);
 
     // Export for the host.
@@ -123,7 +136,11 @@ fn run_on_shared_images_writes_screens_results_journal_and_bundle() {
         .arg(&data)
         .output()
         .unwrap();
-    assert!(ex.status.success(), "{}", String::from_utf8_lossy(&ex.stderr));
+    assert!(
+        ex.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ex.stderr)
+    );
     let mut rdr = csv::Reader::from_path(bundle.join("captures.csv")).unwrap();
     let header: Vec<String> = rdr.headers().unwrap().iter().map(String::from).collect();
     assert_eq!(&header[..3], ["file", "label", "captured_at"]);

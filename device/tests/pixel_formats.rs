@@ -38,7 +38,10 @@ fn mjpg_frame_without_huffman_tables_decodes_after_insertion() {
     let jpeg = camera_like_jpeg(&real_image());
     let reference = dermo_model::preprocess::decode_bytes(&jpeg, "reference").unwrap();
     let stripped = strip_dht(&jpeg);
-    assert!(stripped.len() < jpeg.len(), "the encoder wrote DHT segments");
+    assert!(
+        stripped.len() < jpeg.len(),
+        "the encoder wrote DHT segments"
+    );
     assert!(
         dermo_model::preprocess::decode_bytes(&stripped, "stripped").is_err(),
         "a JPEG without Huffman tables must not decode"

@@ -22,7 +22,12 @@ fn real_dermoscopy_frames_pass() {
         .filter(|r| !r.passed())
         .collect();
     // The gate must not cost the model its test set: at most 1% refused.
-    assert!(failed.len() * 100 <= imgs.len(), "{} of {} refused: {failed:?}", failed.len(), imgs.len());
+    assert!(
+        failed.len() * 100 <= imgs.len(),
+        "{} of {} refused: {failed:?}",
+        failed.len(),
+        imgs.len()
+    );
 }
 
 fn scaled(img: &RgbImage, factor: f32, offset: f32) -> RgbImage {

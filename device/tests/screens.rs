@@ -91,7 +91,7 @@ fn screens(img: &RgbImage) -> Vec<(&'static str, Screen<'_>)> {
             "model-invalid",
             Screen::Error(ErrorView {
                 kind: ErrorKind::ModelInvalid,
-                detail: "model file /opt/dermo/models/current.onnx refused: signature of /opt/dermo/models/current.onnx does not verify against any of the 1 trusted key(s): the file was modified or signed by another key".into(),
+                detail: "model file /opt/dermo/model/current.onnx refused: signature of /opt/dermo/model/current.onnx does not verify against any of the 1 trusted key(s): the file was modified or signed by another key".into(),
             }),
         ),
         (
@@ -123,13 +123,22 @@ fn every_screen_fits_every_resolution() {
             assert_eq!(canvas.drawn_outside(), 0, "{what}: pixels drawn off screen");
             assert!(report.text_boxes.len() >= 2, "{what}: too little text");
             for (i, a) in report.text_boxes.iter().enumerate() {
-                assert_eq!(screen_rect.intersection(a), *a, "{what}: text {a:?} leaves the screen");
+                assert_eq!(
+                    screen_rect.intersection(a),
+                    *a,
+                    "{what}: text {a:?} leaves the screen"
+                );
                 for b in &report.text_boxes[i + 1..] {
-                    assert!(a.intersection(b).is_zero_sized(), "{what}: texts {a:?} and {b:?} overlap");
+                    assert!(
+                        a.intersection(b).is_zero_sized(),
+                        "{what}: texts {a:?} and {b:?} overlap"
+                    );
                 }
             }
             // Not empty: the background does not cover the screen.
-            let bg = canvas.pixel(Point::new(w as i32 - 1, h as i32 / 2)).unwrap();
+            let bg = canvas
+                .pixel(Point::new(w as i32 - 1, h as i32 / 2))
+                .unwrap();
             let other = canvas.pixels().iter().filter(|&&p| p != bg).count();
             assert!(other > (w * h / 10) as usize, "{what}: screen nearly empty");
             let png = encode_png(&canvas).unwrap();

@@ -163,23 +163,46 @@ fn imagefolder_maps_folder_names_through_the_label_table() {
     assert!(m.records.iter().all(|r| r.source == "imagefolder"));
 }
 
+fn sha256_of(id: &str) -> String {
+    let bytes = std::fs::read(ham_dir().join("images").join(format!("{id}.jpg"))).unwrap();
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// A bundle as `dermo-scope export` writes it (device columns, prediction columns ignored),
+/// with clinician labels filled in for two of three captures.
+fn write_bundle(bundle: &Path, third_sha: &str) {
+    populate(
+        bundle,
+        "images",
+        &["ISIC_0024306", "ISIC_0025964", "ISIC_0024307"],
+    );
+    let header = "file,label,captured_at,model_sha256,outcome,top_class,refer,malignant_prob,\
+                  capture_id,frame_sha256,lesion_id";
+    let rows = [
+        format!(
+            "images/ISIC_0024306.jpg,common nevus,2025-01-02T10:00:00Z,ab12,prediction,nv,false,\
+             0.1,c1,{},patient7-back",
+            sha256_of("ISIC_0024306")
+        ),
+        format!(
+            "images/ISIC_0025964.jpg,melanoma,2025-01-02T10:01:00Z,ab12,prediction,mel,true,0.8,\
+             c2,{},",
+            sha256_of("ISIC_0025964")
+        ),
+        format!("images/ISIC_0024307.jpg,,2025-01-02T10:02:00Z,ab12,retake,,,,c3,{third_sha},"),
+    ];
+    std::fs::write(
+        bundle.join("captures.csv"),
+        format!("{header}\n{}\n", rows.join("\n")),
+    )
+    .unwrap();
+}
+
 #[test]
 fn scope_bundle_keeps_confirmed_captures() {
     let tmp = tempfile::tempdir().unwrap();
     let bundle = tmp.path().join("bundle");
-    populate(
-        &bundle,
-        "images",
-        &["ISIC_0024306", "ISIC_0025964", "ISIC_0024307"],
-    );
-    std::fs::write(
-        bundle.join("captures.csv"),
-        "capture_id,image,captured_at,model_sha256,label,lesion_id\n\
-         c1,images/ISIC_0024306.jpg,2025-01-02T10:00:00Z,ab12,common nevus,patient7-back\n\
-         c2,images/ISIC_0025964.jpg,2025-01-02T10:01:00Z,ab12,melanoma,\n\
-         c3,images/ISIC_0024307.jpg,2025-01-02T10:02:00Z,ab12,,\n",
-    )
-    .unwrap();
+    write_bundle(&bundle, &sha256_of("ISIC_0024307"));
     let out = tmp.path().join("out");
     ok(dermo(&[
         "data",
@@ -201,5 +224,33 @@ fn scope_bundle_keeps_confirmed_captures() {
             ("c1", "patient7-back", Class::Nv),
             ("c2", "scope-c2", Class::Mel)
         ]
+    );
+    assert!(m.records.iter().all(|r| r.source == "scope-bundle"));
+}
+
+#[test]
+fn scope_bundle_with_a_changed_image_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = tmp.path().join("bundle");
+    write_bundle(&bundle, &sha256_of("ISIC_0024307"));
+    // The first capture's file no longer matches the sha256 the device journaled.
+    std::fs::copy(
+        ham_dir().join("images/ISIC_0024307.jpg"),
+        bundle.join("images/ISIC_0024306.jpg"),
+    )
+    .unwrap();
+    let o = dermo(&[
+        "data",
+        "import",
+        "scope-bundle",
+        s(&bundle),
+        "--out",
+        s(&tmp.path().join("out")),
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("captures.csv, line 2") && err.contains("ISIC_0024306.jpg"),
+        "{err}"
     );
 }

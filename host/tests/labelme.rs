@@ -38,7 +38,7 @@ fn source_mask(id: &str) -> GrayImage {
 }
 
 /// Labelme JSON whose shapes are the traced outlines of the shared mask of `id`.
-fn labelme_json(id: &str, label: &str, image_path: &str, embed: bool) -> Value {
+fn labelme_json(id: &str, label: &str, image_ref: &str, embed: bool) -> Value {
     let mask = source_mask(id);
     let shapes: Vec<Value> = trace_contours(&mask)
         .into_iter()
@@ -59,7 +59,7 @@ fn labelme_json(id: &str, label: &str, image_path: &str, embed: bool) -> Value {
         "version": "5.4.1",
         "flags": {},
         "shapes": shapes,
-        "imagePath": image_path,
+        "imagePath": image_ref,
         "imageData": data,
         "imageHeight": mask.height(),
         "imageWidth": mask.width(),

@@ -76,9 +76,13 @@ fn full_fine_tune_loss_goes_down_over_a_few_steps() {
     let mut losses = Vec::new();
     for _ in 0..6 {
         opt.zero_grad();
-        let loss = net
-            .forward_t(&x, true)
-            .cross_entropy_loss::<Tensor>(&y, None, Reduction::Mean, -100, 0.0);
+        let loss = net.forward_t(&x, true).cross_entropy_loss::<Tensor>(
+            &y,
+            None,
+            Reduction::Mean,
+            -100,
+            0.0,
+        );
         losses.push(f64::try_from(&loss).unwrap());
         loss.backward();
         opt.step(1e-3);
@@ -101,30 +105,56 @@ fn partial_run_writes_a_complete_run_folder_and_predicts() {
     assert_eq!(summary.epochs, 3);
     assert_eq!(summary.steps, 3 * (84 / 16));
 
-    for f in ["config.toml", "run.json", "metrics.csv", "best.safetensors", "last.safetensors", "state.json"] {
+    for f in [
+        "config.toml",
+        "run.json",
+        "metrics.csv",
+        "best.safetensors",
+        "last.safetensors",
+        "state.json",
+    ] {
         assert!(run.join(f).is_file(), "{f} missing");
     }
     let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
-    let rows: Vec<Vec<&str>> = metrics.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    let rows: Vec<Vec<&str>> = metrics
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
     assert_eq!(rows.len(), 3);
     let loss = |r: &Vec<&str>| r[2].parse::<f64>().unwrap();
-    assert!(loss(&rows[2]) < loss(&rows[0]), "train loss did not fall: {metrics}");
+    assert!(
+        loss(&rows[2]) < loss(&rows[0]),
+        "train loss did not fall: {metrics}"
+    );
     let state: TrainState =
-        serde_json::from_str(&std::fs::read_to_string(run.join(checkpoint::STATE)).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(run.join(checkpoint::STATE)).unwrap())
+            .unwrap();
     assert_eq!(state.step, summary.steps);
     let saved = Recipe::load(&run.join("config.toml")).unwrap();
     assert_eq!(saved, recipe);
     let info: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
-    assert_eq!(info["train_manifest_hash"].as_str().unwrap(), data.train.manifest_hash);
+    assert_eq!(
+        info["train_manifest_hash"].as_str().unwrap(),
+        data.train.manifest_hash
+    );
 
     // The frozen prefix in the checkpoint is still ImageNet's; the head is trained.
     let best: std::collections::HashMap<String, Tensor> =
-        Tensor::read_safetensors(run.join("best.safetensors")).unwrap().into_iter().collect();
+        Tensor::read_safetensors(run.join("best.safetensors"))
+            .unwrap()
+            .into_iter()
+            .collect();
     let imagenet: std::collections::HashMap<String, Tensor> =
-        Tensor::read_safetensors(pretrained()).unwrap().into_iter().collect();
-    assert!(best["_blocks.3._depthwise_conv.weight"].equal(&imagenet["_blocks.3._depthwise_conv.weight"]));
-    assert!(!best["_blocks.12._depthwise_conv.weight"].equal(&imagenet["_blocks.12._depthwise_conv.weight"]));
+        Tensor::read_safetensors(pretrained())
+            .unwrap()
+            .into_iter()
+            .collect();
+    assert!(best["_blocks.3._depthwise_conv.weight"]
+        .equal(&imagenet["_blocks.3._depthwise_conv.weight"]));
+    assert!(!best["_blocks.12._depthwise_conv.weight"]
+        .equal(&imagenet["_blocks.12._depthwise_conv.weight"]));
 
     // Predictions through the full network reproduce the validation scores of the best epoch.
     let p = predict_logits(&run, &v, Device::Cpu).unwrap();
@@ -157,12 +187,22 @@ fn probe_trains_only_the_head() {
     recipe.lr = 1e-2;
     train(&recipe, &data, &run, &options(&cache)).unwrap();
     let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
-    let losses: Vec<f64> = metrics.lines().skip(1).map(|l| l.split(',').nth(2).unwrap().parse().unwrap()).collect();
+    let losses: Vec<f64> = metrics
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(2).unwrap().parse().unwrap())
+        .collect();
     assert!(losses[3] < losses[0], "{losses:?}");
     let best: std::collections::HashMap<String, Tensor> =
-        Tensor::read_safetensors(run.join("best.safetensors")).unwrap().into_iter().collect();
+        Tensor::read_safetensors(run.join("best.safetensors"))
+            .unwrap()
+            .into_iter()
+            .collect();
     let imagenet: std::collections::HashMap<String, Tensor> =
-        Tensor::read_safetensors(pretrained()).unwrap().into_iter().collect();
+        Tensor::read_safetensors(pretrained())
+            .unwrap()
+            .into_iter()
+            .collect();
     assert!(best["_conv_head.weight"].equal(&imagenet["_conv_head.weight"]));
 }
 
@@ -172,10 +212,18 @@ fn a_class_missing_from_training_is_an_error_naming_it() {
     let (t, v) = write_split(dir.path(), 3, 2, Some(Class::Df));
     let cache = dir.path().join("cache");
     let data = TrainData::load(&t, &v, &cfg(), &cache).unwrap();
-    let err = train(&small_recipe(Mode::Probe, 1), &data, &dir.path().join("run"), &options(&cache))
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("class df") && err.contains("train.csv"), "{err}");
+    let err = train(
+        &small_recipe(Mode::Probe, 1),
+        &data,
+        &dir.path().join("run"),
+        &options(&cache),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("class df") && err.contains("train.csv"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -192,15 +240,23 @@ fn a_diverging_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint() {
     recipe.schedule = dermo_host::train::recipe::Schedule::Step;
     recipe.step_epochs = 1;
     recipe.step_gamma = 1e41;
-    let err = train(&recipe, &data, &run, &options(&cache)).unwrap_err().to_string();
+    let err = train(&recipe, &data, &run, &options(&cache))
+        .unwrap_err()
+        .to_string();
     // 56 examples / batch 16 = 3 steps per epoch; step 4 updates with lr 1e38, step 5 diverges.
-    assert!(err.contains("non-finite training loss at step 5 (epoch 2)"), "{err}");
+    assert!(
+        err.contains("non-finite training loss at step 5 (epoch 2)"),
+        "{err}"
+    );
     assert!(err.contains("last.safetensors"), "{err}");
     let state: TrainState =
-        serde_json::from_str(&std::fs::read_to_string(run.join(checkpoint::STATE)).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(run.join(checkpoint::STATE)).unwrap())
+            .unwrap();
     assert_eq!((state.epoch, state.step), (1, 3));
     let last = Tensor::read_safetensors(run.join("last.safetensors")).unwrap();
-    assert!(last.iter().all(|(_, t)| bool::try_from(t.isfinite().all()).unwrap()));
+    assert!(last
+        .iter()
+        .all(|(_, t)| bool::try_from(t.isfinite().all()).unwrap()));
 }
 
 #[test]
@@ -208,6 +264,22 @@ fn a_wrong_manifest_is_an_error_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("train.csv");
     std::fs::write(&bad, "not,a,manifest\n1,2,3\n").unwrap();
-    let err = Examples::load(&bad, &cfg(), &dir.path().join("cache")).err().unwrap();
+    let err = Examples::load(&bad, &cfg(), &dir.path().join("cache"))
+        .err()
+        .unwrap();
     assert!(format!("{err:#}").contains("train.csv"), "{err:#}");
+}
+
+#[test]
+fn shipped_recipes_parse_and_validate() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            Recipe::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            n += 1;
+        }
+    }
+    assert!(n >= 2, "no recipes in {}", dir.display());
 }

@@ -1,5 +1,5 @@
 //! Training throughput of the trainer's full fine-tune step, for `scripts/bench` (ignored in the
-//! normal suite). Prints one JSON line. Knobs: DERMO_BENCH_SIZE, DERMO_BENCH_BATCH,
+//! normal suite). Prints one `key=value` line. Knobs: DERMO_BENCH_SIZE, DERMO_BENCH_BATCH,
 //! DERMO_BENCH_STEPS, DERMO_BENCH_THREADS (0: all cores).
 
 use dermo_host::train::recipe::Recipe;
@@ -7,7 +7,10 @@ use dermo_host::train::trainer::bench_full_steps;
 use tch::Device;
 
 fn knob(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 #[test]
@@ -30,7 +33,7 @@ fn bench_train_throughput() {
     let pretrained = dermo_host::train::pretrained::default_path().unwrap();
     let ips = bench_full_steps(&recipe, Device::Cpu, &pretrained, 2, steps).unwrap();
     println!(
-        "{{\"impl\": \"dermo-tch\", \"images_per_s\": {ips:.3}, \"batch\": {}, \"size\": {}, \"steps\": {steps}, \"threads\": {threads}}}",
+        "impl=dermo-tch images_per_s={ips:.3} batch={} size={} steps={steps} threads={threads}",
         recipe.batch, recipe.size
     );
 }

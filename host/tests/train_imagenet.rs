@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use tch::{nn, Device, Tensor};
 
 fn skimage_data() -> PathBuf {
-    let python = std::env::var("VIRTUAL_ENV").map(PathBuf::from).unwrap_or_else(|_| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv")
-    });
+    let python = std::env::var("VIRTUAL_ENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv"));
     python.join("lib/python3.11/site-packages/skimage/data")
 }
 
@@ -54,7 +54,10 @@ fn a_seven_way_head_loads_everything_but_fc() {
     let weights = pretrained::default_path().expect("source scripts/env.sh (DERMO_PRETRAINED)");
     let vs = nn::VarStore::new(Device::Cpu);
     let _net = EfficientNetLite::new(&vs.root(), &ArchSpec::efficientnet_lite0(7));
-    assert_eq!(pretrained::load_imagenet(&vs, &weights, Head::Fresh).unwrap(), 245);
+    assert_eq!(
+        pretrained::load_imagenet(&vs, &weights, Head::Fresh).unwrap(),
+        245
+    );
     // Keeping the 1000-way head on a 7-way network is a shape error that names the tensor.
     let err = pretrained::load_imagenet(&vs, &weights, Head::ImageNet).unwrap_err();
     assert!(err.to_string().contains("`_fc."), "{err}");

@@ -62,18 +62,45 @@ fn an_aborted_run_resumes_to_the_same_step_count_without_duplicate_rows() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--resume"));
 
-    let out = dermo(&["train", "--train", t.to_str().unwrap(), "--val", v.to_str().unwrap(),
-        "--out", "run", "--device", "cpu", "--cache-root", "cache", "--resume"], dir.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = dermo(
+        &[
+            "train",
+            "--train",
+            t.to_str().unwrap(),
+            "--val",
+            v.to_str().unwrap(),
+            "--out",
+            "run",
+            "--device",
+            "cpu",
+            "--cache-root",
+            "cache",
+            "--resume",
+        ],
+        dir.path(),
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let s = state(&run);
     assert_eq!((s.epoch, s.step), (3, 15));
 
     let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
-    let epochs: Vec<&str> = metrics.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+    let epochs: Vec<&str> = metrics
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
     assert_eq!(epochs, ["1", "2", "3"], "{metrics}");
-    let steps: Vec<&str> = metrics.lines().skip(1).map(|l| l.split(',').nth(1).unwrap()).collect();
+    let steps: Vec<&str> = metrics
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap())
+        .collect();
     assert_eq!(steps, ["5", "10", "15"]);
     let info: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
@@ -89,7 +116,9 @@ fn cuda_requested_without_a_gpu_is_a_clear_error() {
     }
     let dir = tempfile::tempdir().unwrap();
     let out = dermo(
-        &["train", "--train", "x.csv", "--val", "y.csv", "--out", "run", "--device", "cuda"],
+        &[
+            "train", "--train", "x.csv", "--val", "y.csv", "--out", "run", "--device", "cuda",
+        ],
         dir.path(),
     )
     .output()

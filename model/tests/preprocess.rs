@@ -118,8 +118,8 @@ fn max_abs_diff(a: &RgbImage, b: &RgbImage) -> u8 {
 fn channel_means(img: &RgbImage) -> [f64; 3] {
     let mut sums = [0f64; 3];
     for p in img.pixels() {
-        for c in 0..3 {
-            sums[c] += f64::from(p.0[c]);
+        for (sum, v) in sums.iter_mut().zip(p.0) {
+            *sum += f64::from(v);
         }
     }
     let n = f64::from(img.width() * img.height());
@@ -363,7 +363,7 @@ fn write_temp(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> PathBuf {
 }
 
 /// The error of a decode that must fail; on success reports only the size, not every pixel.
-fn expect_error<T: std::fmt::Debug>(
+fn expect_error<T>(
     result: Result<image::ImageBuffer<T, Vec<u8>>, PreprocessError>,
 ) -> PreprocessError
 where
@@ -426,6 +426,18 @@ fn text_named_jpg_is_an_unknown_format() {
         "{error:?}"
     );
     assert_names_file(&error, &path);
+}
+
+#[test]
+fn recognised_but_unsupported_format_is_unsupported() {
+    // A GIF header: `image` knows the signature, dermo builds it without a GIF decoder.
+    let gif = b"GIF89a\x01\x00\x01\x00\x00\x00\x00;";
+    let error = expect_error(decode_bytes(gif, "upload.gif"));
+    assert!(
+        matches!(error, PreprocessError::Unsupported { .. }),
+        "{error:?}"
+    );
+    assert!(error.to_string().starts_with("upload.gif:"), "{error}");
 }
 
 #[test]
@@ -548,8 +560,8 @@ fn shades_of_gray_moves_a_tinted_image_toward_grey() {
     let tint = [1.0f32, 0.8, 0.55];
     let mut tinted = original.clone();
     for p in tinted.pixels_mut() {
-        for c in 0..3 {
-            p.0[c] = (f32::from(p.0[c]) * tint[c]).round() as u8;
+        for (v, t) in p.0.iter_mut().zip(tint) {
+            *v = (f32::from(*v) * t).round() as u8;
         }
     }
     let spread = |img: &RgbImage| {

@@ -59,11 +59,12 @@ impl Display for FramebufferDisplay {
         _screen: &Screen,
         canvas: &Canvas,
     ) -> Result<Option<PathBuf>, DisplayError> {
-        let mut target =
-            FbTarget::new(self.layout, &mut self.fb.frame[..]).map_err(|e| DisplayError::Present {
+        let mut target = FbTarget::new(self.layout, &mut self.fb.frame[..]).map_err(|e| {
+            DisplayError::Present {
                 name: self.name.clone(),
                 reason: e.to_string(),
-            })?;
+            }
+        })?;
         let area = canvas.bounding_box();
         let _ = target.fill_contiguous(&area, canvas.pixels().iter().copied());
         Ok(None)

@@ -161,7 +161,8 @@ mod tests {
         let layout = PixelLayout::rgb565(3, 2, 8);
         let mut fb = FbTarget::new(layout, &mut mem).unwrap();
         fb.clear(Rgb565::RED).unwrap();
-        fb.draw_iter([Pixel(Point::new(2, 1), Rgb565::BLUE)]).unwrap();
+        fb.draw_iter([Pixel(Point::new(2, 1), Rgb565::BLUE)])
+            .unwrap();
         assert_eq!(&mem[0..2], &0xF800u16.to_le_bytes());
         assert_eq!(&mem[6..8], &[0xAA, 0xAA], "padding untouched");
         assert_eq!(&mem[12..14], &0x001Fu16.to_le_bytes());

@@ -23,8 +23,11 @@ pub trait Display {
 
     /// Shows a finished canvas; `screen` is what it depicts (for sinks that write text or name
     /// files). Returns the file written, for file sinks.
-    fn present(&mut self, screen: &Screen, canvas: &Canvas)
-        -> Result<Option<PathBuf>, DisplayError>;
+    fn present(
+        &mut self,
+        screen: &Screen,
+        canvas: &Canvas,
+    ) -> Result<Option<PathBuf>, DisplayError>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,7 +97,9 @@ impl std::str::FromStr for DisplaySpec {
             None if s == "fb" => Ok(DisplaySpec::Framebuffer {
                 device: "/dev/fb0".into(),
             }),
-            Some(("fb", dev)) if !dev.is_empty() => Ok(DisplaySpec::Framebuffer { device: dev.into() }),
+            Some(("fb", dev)) if !dev.is_empty() => {
+                Ok(DisplaySpec::Framebuffer { device: dev.into() })
+            }
             None if s == "spi" => Ok(DisplaySpec::Spi),
             Some(("png", dir)) if !dir.is_empty() => Ok(DisplaySpec::Png { dir: dir.into() }),
             None if s == "text" => Ok(DisplaySpec::Text),

@@ -9,7 +9,7 @@ use linux_embedded_hal::gpio_cdev::{Chip, LineRequestFlags};
 use linux_embedded_hal::spidev::{SpiModeFlags, SpidevOptions};
 use linux_embedded_hal::{CdevPin, Delay, SpidevDevice};
 use mipidsi::interface::SpiInterface;
-use mipidsi::models::{Model, ILI9341Rgb565, ST7789};
+use mipidsi::models::{ILI9341Rgb565, Model, ST7789};
 use mipidsi::options::{ColorInversion, Orientation, Rotation};
 use mipidsi::Builder;
 use std::fmt::Debug;
@@ -79,8 +79,8 @@ where
             .build(),
     )
     .map_err(|e| fail(format!("cannot configure SPI: {e}")))?;
-    let mut chip = Chip::new(&cfg.gpio_chip)
-        .map_err(|e| fail(format!("{}: {e}", cfg.gpio_chip.display())))?;
+    let mut chip =
+        Chip::new(&cfg.gpio_chip).map_err(|e| fail(format!("{}: {e}", cfg.gpio_chip.display())))?;
     let mut output = |pin: u32, what: &str| {
         chip.get_line(pin)
             .and_then(|l| l.request(LineRequestFlags::OUTPUT, 1, "dermo-scope"))
@@ -92,8 +92,12 @@ where
     // The interface keeps a transfer buffer for the display's whole life.
     let buffer: &'static mut [u8] = Box::leak(vec![0u8; 4096].into_boxed_slice());
     let di = SpiInterface::new(spi, dc, buffer);
-    let rotation = Rotation::try_from_degree(cfg.rotation as i32)
-        .map_err(|_| fail(format!("rotation {} is not 0, 90, 180 or 270", cfg.rotation)))?;
+    let rotation = Rotation::try_from_degree(cfg.rotation as i32).map_err(|_| {
+        fail(format!(
+            "rotation {} is not 0, 90, 180 or 270",
+            cfg.rotation
+        ))
+    })?;
     let builder = Builder::new(model, di)
         .display_size(cfg.width, cfg.height)
         .display_offset(cfg.offset_x, cfg.offset_y)

@@ -8,7 +8,9 @@ use std::borrow::Cow;
 /// A camera buffer that does not hold the frame its format promises.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PixelFormatError {
-    #[error("YUYV frame {width}x{height} (stride {stride}) needs {needed} bytes, buffer has {got}")]
+    #[error(
+        "YUYV frame {width}x{height} (stride {stride}) needs {needed} bytes, buffer has {got}"
+    )]
     ShortYuyv {
         width: u32,
         height: u32,
@@ -258,10 +260,7 @@ mod tests {
         let mut seg = Vec::new();
         push_standard_dht(&mut seg);
         assert_eq!(seg.len(), STANDARD_DHT_LEN);
-        assert_eq!(
-            u16::from_be_bytes([seg[2], seg[3]]) as usize,
-            seg.len() - 2
-        );
+        assert_eq!(u16::from_be_bytes([seg[2], seg[3]]) as usize, seg.len() - 2);
     }
 
     #[test]

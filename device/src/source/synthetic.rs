@@ -42,7 +42,9 @@ pub fn render(width: u32, height: u32, index: u64) -> RgbImage {
         let lesion = [110.0, 70.0, 50.0];
         // Soft border between lesion and skin.
         let mix = ((r - 0.85) / 0.3).clamp(0.0, 1.0);
-        let px = |c: usize| ((lesion[c] * (1.0 - mix) + skin[c] * mix) * edge + noise).clamp(0.0, 255.0) as u8;
+        let px = |c: usize| {
+            ((lesion[c] * (1.0 - mix) + skin[c] * mix) * edge + noise).clamp(0.0, 255.0) as u8
+        };
         Rgb([px(0), px(1), px(2)])
     })
 }

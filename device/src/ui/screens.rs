@@ -57,7 +57,8 @@ struct Painter<'d, D> {
 
 impl<D: DrawTarget<Color = Rgb565>> Painter<'_, D> {
     fn fill(&mut self, r: Rectangle, c: Rgb565) -> Result<(), D::Error> {
-        r.into_styled(PrimitiveStyle::with_fill(c)).draw(self.target)
+        r.into_styled(PrimitiveStyle::with_fill(c))
+            .draw(self.target)
     }
 
     /// Draws `s` cut to fit `max_width` pixels, top-left at `at`.
@@ -136,8 +137,8 @@ fn preview<D: DrawTarget<Color = Rgb565>>(
     // The aiming circle marks the centre disc the quality gate looks at (radius ¼ of the short
     // side of the frame as shown).
     let (iw, ih) = v.frame.dimensions();
-    let scale = (area.size.width as f32 / iw.max(1) as f32)
-        .min(area.size.height as f32 / ih.max(1) as f32);
+    let scale =
+        (area.size.width as f32 / iw.max(1) as f32).min(area.size.height as f32 / ih.max(1) as f32);
     let diameter = ((iw.min(ih) as f32 * scale) * 0.5) as u32;
     let ok = v.hint.is_none();
     let ring = if ok {
@@ -146,9 +147,18 @@ fn preview<D: DrawTarget<Color = Rgb565>>(
         Palette::retake()
     };
     Circle::with_center(area.center(), diameter.max(8))
-        .into_styled(PrimitiveStyle::with_stroke(ring, if l.wide { 4 } else { 2 }))
+        .into_styled(PrimitiveStyle::with_stroke(
+            ring,
+            if l.wide { 4 } else { 2 },
+        ))
         .draw(p.target)?;
-    p.text(&v.status, Point::new(l.margin, 2), l.fonts.small, Palette::muted(), w - 2 * l.margin as u32)?;
+    p.text(
+        &v.status,
+        Point::new(l.margin, 2),
+        l.fonts.small,
+        Palette::muted(),
+        w - 2 * l.margin as u32,
+    )?;
     let band = Rectangle::new(Point::new(0, (h - hint_h) as i32), Size::new(w, hint_h));
     p.fill(band, ring)?;
     let label = v.hint.unwrap_or("Ready - capture");
@@ -177,10 +187,16 @@ fn result<D: DrawTarget<Color = Rgb565>>(
             Rgb565::WHITE,
             "REFER - see a specialist".to_string(),
         ),
-        Outcome::Prediction { refer: false, .. } => {
-            (Palette::no_refer(), Rgb565::WHITE, "No referral flag".to_string())
-        }
-        Outcome::Abstain { .. } => (Palette::retake(), Rgb565::BLACK, "RETAKE - no answer".to_string()),
+        Outcome::Prediction { refer: false, .. } => (
+            Palette::no_refer(),
+            Rgb565::WHITE,
+            "No referral flag".to_string(),
+        ),
+        Outcome::Abstain { .. } => (
+            Palette::retake(),
+            Rgb565::BLACK,
+            "RETAKE - no answer".to_string(),
+        ),
         Outcome::Retake { hint } => (Palette::retake(), Rgb565::BLACK, format!("RETAKE - {hint}")),
     };
     p.fill(l.banner, color)?;
@@ -220,8 +236,14 @@ fn result<D: DrawTarget<Color = Rgb565>>(
                 } else {
                     Palette::benign_bar()
                 };
-                p.fill(Rectangle::new(Point::new(x, y), Size::new(width, bar_h)), rgb(40, 44, 54))?;
-                p.fill(Rectangle::new(Point::new(x, y), Size::new(bar.max(1), bar_h)), c)?;
+                p.fill(
+                    Rectangle::new(Point::new(x, y), Size::new(width, bar_h)),
+                    rgb(40, 44, 54),
+                )?;
+                p.fill(
+                    Rectangle::new(Point::new(x, y), Size::new(bar.max(1), bar_h)),
+                    c,
+                )?;
                 y += bar_h as i32 + line / 2;
             }
             p.text(
@@ -240,12 +262,24 @@ fn result<D: DrawTarget<Color = Rgb565>>(
                 p.text(&s, Point::new(x, y), body, Palette::muted(), width)?;
                 y += line;
             }
-            p.text("Retake the image.", Point::new(x, y), body, Palette::text(), width)?;
+            p.text(
+                "Retake the image.",
+                Point::new(x, y),
+                body,
+                Palette::text(),
+                width,
+            )?;
         }
         Outcome::Retake { hint } => {
             p.text(hint, Point::new(x, y), body, Palette::retake(), width)?;
             y += line;
-            p.text("Frame not classified.", Point::new(x, y), body, Palette::muted(), width)?;
+            p.text(
+                "Frame not classified.",
+                Point::new(x, y),
+                body,
+                Palette::muted(),
+                width,
+            )?;
         }
     }
     footer(p, l, &v.warnings.join("; "), &v.model)
@@ -260,11 +294,23 @@ fn footer<D: DrawTarget<Color = Rgb565>>(
 ) -> Result<(), D::Error> {
     let mut y = l.footer.top_left.y;
     let (x, w) = (l.footer.top_left.x, l.footer.size.width);
-    p.text(warnings, Point::new(x, y), l.fonts.small, Palette::retake(), w)?;
+    p.text(
+        warnings,
+        Point::new(x, y),
+        l.fonts.small,
+        Palette::retake(),
+        w,
+    )?;
     y += l.footer_line();
     p.text(model, Point::new(x, y), l.fonts.small, Palette::muted(), w)?;
     y += l.footer_line();
-    p.text(DISCLAIMER, Point::new(x, y), l.fonts.small, Palette::text(), w)
+    p.text(
+        DISCLAIMER,
+        Point::new(x, y),
+        l.fonts.small,
+        Palette::text(),
+        w,
+    )
 }
 
 fn error<D: DrawTarget<Color = Rgb565>>(

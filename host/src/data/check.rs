@@ -224,7 +224,7 @@ fn inspect(record: &Record, cfg: &CheckConfig) -> ImageReport {
         Err(e) => return unreadable(e.to_string()),
     };
     let sha256 = hex::encode(Sha256::digest(&bytes));
-    let grey = DynamicImage::ImageRgb8(img.clone()).into_luma8();
+    let grey = imageops::grayscale(&img);
     let (mean, dark_fraction, bright_fraction) = exposure(&grey);
     let mut measures = Measures {
         width: img.width(),

@@ -285,10 +285,11 @@ pub fn imagefolder(
     finish(pending, "imagefolder", skipped)
 }
 
-/// Imports a `dermo-scope export` bundle: `DIR/captures.csv` with columns `image` (path relative
-/// to DIR) and `label` (the clinician-confirmed label name), and optionally `capture_id`,
-/// `captured_at`, `model_sha256`, `lesion_id`, `patient_id`, `mask`. Rows with an empty label
-/// were never confirmed and are skipped.
+/// Imports a `dermo-scope export` bundle: `DIR/captures.csv` with columns `file` (image path
+/// relative to DIR; `image` is accepted too) and `label` (the clinician-confirmed label name), and
+/// optionally `capture_id` (the image id), `frame_sha256` (checked against the file),
+/// `lesion_id`, `patient_id` and `mask`; other columns (the device's prediction) are ignored.
+/// Rows with an empty label were never confirmed and are skipped.
 pub fn scope_bundle(
     dir: &Path,
     labels: &LabelTable,
@@ -297,7 +298,11 @@ pub fn scope_bundle(
     let dir = absolute(dir);
     let path = dir.join("captures.csv");
     let table = read_csv(&path)?;
-    let (image, label) = (table.column("image")?, table.column("label")?);
+    let image = table
+        .optional_column("file")
+        .map_or_else(|| table.column("image"), Ok)?;
+    let label = table.column("label")?;
+    let frame_sha = table.optional_column("frame_sha256");
     let capture = table.optional_column("capture_id");
     let lesion = table.optional_column("lesion_id");
     let patient = table.optional_column("patient_id");
@@ -334,6 +339,19 @@ pub fn scope_bundle(
                 line,
                 image: image_path,
             });
+        }
+        if let Some(expected) = frame_sha.and_then(|c| non_empty(&row[c])) {
+            let (actual, _) = describe(&image_path)?;
+            if !actual.eq_ignore_ascii_case(&expected) {
+                return Err(ImportError::Row {
+                    path: path.clone(),
+                    line,
+                    message: format!(
+                        "{} has sha256 {actual}, but the bundle recorded {expected} (file changed or damaged)",
+                        image_path.display()
+                    ),
+                });
+            }
         }
         let stem = image_path
             .file_stem()

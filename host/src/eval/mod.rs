@@ -9,26 +9,18 @@
 pub mod abcd;
 pub mod baseline;
 pub mod calibrate;
+mod document;
 pub mod eval;
 pub mod network;
 pub mod plots;
 pub mod record;
+pub mod report;
+pub mod sweep;
 pub mod tta;
 
 pub use baseline::{run_baseline, BaselineArgs};
 pub use calibrate::{run_calibrate, CalibrateArgs};
 pub use eval::{run_eval, EvalArgs};
+pub use report::{run_report, ReportArgs};
+pub use sweep::{run_sweep, SweepArgs};
 
-use clap::Args;
-
-#[derive(Args)]
-pub struct ReportArgs {}
-#[derive(Args)]
-pub struct SweepArgs {}
-
-pub fn run_report(_a: ReportArgs) -> anyhow::Result<()> {
-    anyhow::bail!("report is under construction")
-}
-pub fn run_sweep(_a: SweepArgs) -> anyhow::Result<()> {
-    anyhow::bail!("sweep is under construction")
-}

@@ -263,6 +263,7 @@ pub fn intervals_by_category(
         .label_style((FONT, 14))
         .draw()
         .drawn(path)?;
+    let has_reference = reference.is_some();
     if let Some((name, y)) = reference {
         chart
             .draw_series(DashedLineSeries::new([(-0.5, y), (n as f64 - 0.5, y)], 6, 4, BLACK.mix(0.5).into()))
@@ -290,13 +291,15 @@ pub fn intervals_by_category(
                 .drawn(path)?;
         }
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font((FONT, 14))
-        .draw()
-        .drawn(path)?;
+    if has_reference {
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font((FONT, 14))
+            .draw()
+            .drawn(path)?;
+    }
     root.present().drawn(path)?;
     Ok(())
 }

@@ -65,7 +65,9 @@ impl RunFolder {
     }
 
     fn ckpt(&self, kind: &str, epoch: usize) -> PathBuf {
-        self.dir.join(CKPT).join(format!("{kind}-{epoch}.safetensors"))
+        self.dir
+            .join(CKPT)
+            .join(format!("{kind}-{epoch}.safetensors"))
     }
 
     /// The committed state, if an epoch ever finished.

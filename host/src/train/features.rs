@@ -42,10 +42,15 @@ pub fn frozen_features(
             }
         }
     }
+    eprintln!(
+        "computing frozen features {frozen:?} of {} images of {} (once; cached in {})",
+        examples.len(),
+        examples.manifest.display(),
+        path.display()
+    );
     let features = compute(net, examples, frozen, device)?;
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let tmp = path.with_extension(format!("tmp-{}.safetensors", std::process::id()));
     Tensor::write_safetensors(&[("features", &features)], &tmp)
@@ -91,7 +96,8 @@ fn compute(
     let mut parts = Vec::new();
     tch::no_grad(|| {
         for start in (0..n).step_by(BATCH as usize) {
-            let index = Tensor::arange_start(start, (start + BATCH).min(n), (Kind::Int64, Device::Cpu));
+            let index =
+                Tensor::arange_start(start, (start + BATCH).min(n), (Kind::Int64, Device::Cpu));
             let x = normalized_batch(&examples.images, &index, device);
             let f = match frozen {
                 Frozen::Blocks(k) => net.prefix_t(&x, k, false),
@@ -102,7 +108,11 @@ fn compute(
         }
     });
     bar.finish_and_clear();
-    anyhow::ensure!(!parts.is_empty(), "{}: no examples", examples.manifest.display());
+    anyhow::ensure!(
+        !parts.is_empty(),
+        "{}: no examples",
+        examples.manifest.display()
+    );
     Ok(Tensor::cat(&parts, 0).contiguous())
 }
 

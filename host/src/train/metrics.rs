@@ -24,9 +24,8 @@ impl Scores {
             support[l] += 1;
             hits[l] += usize::from(p == l);
         }
-        let recall: [Option<f64>; NUM_CLASSES] = std::array::from_fn(|c| {
-            (support[c] > 0).then(|| hits[c] as f64 / support[c] as f64)
-        });
+        let recall: [Option<f64>; NUM_CLASSES] =
+            std::array::from_fn(|c| (support[c] > 0).then(|| hits[c] as f64 / support[c] as f64));
         let present: Vec<f64> = recall.iter().flatten().copied().collect();
         let n = labels.len().max(1) as f64;
         Scores {

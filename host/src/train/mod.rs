@@ -107,7 +107,11 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         summary.steps,
         summary.best_val_bal_acc,
         summary.best_epoch,
-        if summary.stopped_early { " (early stop)" } else { "" },
+        if summary.stopped_early {
+            " (early stop)"
+        } else {
+            ""
+        },
         summary.seconds,
         summary.run_dir.join(checkpoint::BEST).display()
     );

@@ -268,7 +268,10 @@ mod tests {
         // 247 ImageNet tensors: 2 fc, 5 + 5 for stem/head, blocks 0 has no expand.
         assert_eq!(vars.len(), 247);
         assert_eq!(vars["_blocks.1._expand_conv.weight"].size(), [96, 16, 1, 1]);
-        assert_eq!(vars["_blocks.1._depthwise_conv.weight"].size(), [96, 1, 3, 3]);
+        assert_eq!(
+            vars["_blocks.1._depthwise_conv.weight"].size(),
+            [96, 1, 3, 3]
+        );
         assert_eq!(vars["_fc.weight"].size(), [7, 1280]);
         assert!(!vars.contains_key("_blocks.0._expand_conv.weight"));
         let x = Tensor::zeros([2, 3, 64, 64], (tch::Kind::Float, tch::Device::Cpu));

@@ -154,7 +154,9 @@ impl Optimizer {
                 }
                 for (prefix, slot) in slots {
                     let key = format!("{prefix}.{}", p.name);
-                    let src = state.get(&key).ok_or_else(|| format!("`{key}` is missing"))?;
+                    let src = state
+                        .get(&key)
+                        .ok_or_else(|| format!("`{key}` is missing"))?;
                     if src.size() != slot.size() {
                         return Err(format!("`{key}` has shape {:?}", src.size()));
                     }
@@ -194,13 +196,26 @@ mod tests {
     #[test]
     fn state_round_trips() {
         let w = Tensor::ones([3], (Kind::Float, tch::Device::Cpu)).set_requires_grad(true);
-        let mut a = Optimizer::new(OptimizerKind::Adamw, vec![("w".into(), w.shallow_clone())], 0.0, 0.9);
+        let mut a = Optimizer::new(
+            OptimizerKind::Adamw,
+            vec![("w".into(), w.shallow_clone())],
+            0.0,
+            0.9,
+        );
         (&w * 2.0).sum(Kind::Float).backward();
         a.step(0.1);
         let saved: HashMap<_, _> = a.state().into_iter().collect();
-        let mut b = Optimizer::new(OptimizerKind::Adamw, vec![("w".into(), w.shallow_clone())], 0.0, 0.9);
+        let mut b = Optimizer::new(
+            OptimizerKind::Adamw,
+            vec![("w".into(), w.shallow_clone())],
+            0.0,
+            0.9,
+        );
         b.load_state(&saved, a.updates).unwrap();
         assert!(b.state()[1].1.allclose(&a.state()[1].1, 0.0, 0.0, false));
-        assert!(b.load_state(&HashMap::new(), 1).unwrap_err().contains("m.w"));
+        assert!(b
+            .load_state(&HashMap::new(), 1)
+            .unwrap_err()
+            .contains("m.w"));
     }
 }

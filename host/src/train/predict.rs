@@ -74,7 +74,8 @@ impl TrainedModel {
         let mut features = Vec::with_capacity(examples.len());
         tch::no_grad(|| {
             for start in (0..n).step_by(BATCH as usize) {
-                let index = Tensor::arange_start(start, (start + BATCH).min(n), (Kind::Int64, Device::Cpu));
+                let index =
+                    Tensor::arange_start(start, (start + BATCH).min(n), (Kind::Int64, Device::Cpu));
                 let x = normalized_batch(&examples.images, &index, device);
                 let pooled = EfficientNetLite::pooled(&self.net.features_t(&x, false));
                 let l = self.net.classify_t(&pooled, false);
@@ -103,7 +104,11 @@ fn rows(t: &Tensor) -> Vec<Vec<f32>> {
 
 /// Predicts every image of `manifest` with the run's best checkpoint, preprocessing as the run
 /// did and caching under the run's cache root.
-pub fn predict_logits(run_dir: &Path, manifest: &Path, device: Device) -> anyhow::Result<Predictions> {
+pub fn predict_logits(
+    run_dir: &Path,
+    manifest: &Path,
+    device: Device,
+) -> anyhow::Result<Predictions> {
     let model = TrainedModel::load(run_dir, device)?;
     let cache_root = model.info.cache_root.clone();
     predict_with(&model, manifest, &cache_root)

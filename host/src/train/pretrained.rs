@@ -14,7 +14,10 @@ pub enum PretrainedError {
     #[error("pretrained weights: ${PRETRAINED_ENV} is not set (run scripts/setup and source scripts/env.sh)")]
     NotConfigured,
     #[error("pretrained weights {path}: cannot read: {source}")]
-    Read { path: PathBuf, source: tch::TchError },
+    Read {
+        path: PathBuf,
+        source: tch::TchError,
+    },
     #[error("pretrained weights {path}: tensor `{name}` is missing")]
     Missing { path: PathBuf, name: String },
     #[error("pretrained weights {path}: tensor `{name}` has shape {found:?}, the network expects {expected:?}")]

@@ -214,7 +214,9 @@ impl Recipe {
                 .ok_or_else(|| invalid(format!("no recipe key `{}`", key.trim())))?;
         }
         *slot = value;
-        let updated: Recipe = doc.try_into().map_err(|e: toml::de::Error| invalid(e.to_string()))?;
+        let updated: Recipe = doc
+            .try_into()
+            .map_err(|e: toml::de::Error| invalid(e.to_string()))?;
         updated.validate().map_err(|e| invalid(e.to_string()))?;
         *self = updated;
         Ok(())
@@ -279,7 +281,11 @@ mod tests {
     #[test]
     fn set_rejects_unknown_keys_bad_values_and_syntax() {
         let mut r = Recipe::default();
-        assert!(r.set("learning_rate=1").unwrap_err().to_string().contains("learning_rate"));
+        assert!(r
+            .set("learning_rate=1")
+            .unwrap_err()
+            .to_string()
+            .contains("learning_rate"));
         assert!(r.set("mode=sideways").is_err());
         assert!(r.set("size=100").is_err());
         assert!(r.set("lr").is_err());

@@ -15,7 +15,8 @@ pub fn epoch_order(
     seed: u64,
     epoch: usize,
 ) -> Vec<usize> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64));
+    let mut rng =
+        ChaCha8Rng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64));
     let by_class = by_class(labels);
     let mut order: Vec<usize> = match imbalance {
         Imbalance::None | Imbalance::WeightedLoss => (0..labels.len()).collect(),
@@ -78,7 +79,11 @@ pub fn class_weights(labels: &[usize], power: f64) -> [f64; NUM_CLASSES] {
             (labels.len() as f64 / counts[c] as f64).powf(power)
         }
     });
-    let mean = raw.iter().zip(&counts).map(|(w, &n)| w * n as f64).sum::<f64>()
+    let mean = raw
+        .iter()
+        .zip(&counts)
+        .map(|(w, &n)| w * n as f64)
+        .sum::<f64>()
         / labels.len().max(1) as f64;
     raw.map(|w| w / mean.max(f64::MIN_POSITIVE))
 }

@@ -38,9 +38,13 @@ pub enum TrainError {
         step: usize,
         last_good: String,
     },
-    #[error("run folder {0} already holds a run; pass --resume to continue it or choose another --out")]
+    #[error(
+        "run folder {0} already holds a run; pass --resume to continue it or choose another --out"
+    )]
     RunExists(PathBuf),
-    #[error("--resume: the recipe differs from {0}; a resumed run keeps the recipe it started with")]
+    #[error(
+        "--resume: the recipe differs from {0}; a resumed run keeps the recipe it started with"
+    )]
     RecipeChanged(PathBuf),
 }
 
@@ -186,7 +190,11 @@ pub fn train(
 
     while state.epoch < recipe.epochs && !state.stopped_early {
         let epoch = state.epoch + 1;
-        tch::manual_seed((recipe.seed as i64).wrapping_mul(7919).wrapping_add(epoch as i64));
+        tch::manual_seed(
+            (recipe.seed as i64)
+                .wrapping_mul(7919)
+                .wrapping_add(epoch as i64),
+        );
         let order = epoch_order(
             &data.train.labels,
             recipe.imbalance,
@@ -277,7 +285,10 @@ pub fn train(
                 t0.elapsed().as_secs_f64()
             );
             if state.stopped_early {
-                eprintln!("early stop: no better val balanced accuracy for {} epochs", recipe.patience);
+                eprintln!(
+                    "early stop: no better val balanced accuracy for {} epochs",
+                    recipe.patience
+                );
             }
         }
     }
@@ -390,7 +401,17 @@ pub fn bench_full_steps(
     let mut run = |n: usize| {
         for _ in 0..n {
             let scale = amp.then_some(&mut scale);
-            train_step(&net, &mut optimizer, &inputs, &index, &target, None, &bench, 1e-4, scale);
+            train_step(
+                &net,
+                &mut optimizer,
+                &inputs,
+                &index,
+                &target,
+                None,
+                &bench,
+                1e-4,
+                scale,
+            );
         }
         if device.is_cuda() {
             tch::Cuda::synchronize(0);
@@ -421,7 +442,11 @@ fn check_data(recipe: &Recipe, data: &TrainData) -> anyhow::Result<()> {
     }
     let missing = data.train.missing_classes();
     if !missing.is_empty() {
-        let classes = missing.iter().map(|c| c.code()).collect::<Vec<_>>().join(", ");
+        let classes = missing
+            .iter()
+            .map(|c| c.code())
+            .collect::<Vec<_>>()
+            .join(", ");
         return Err(TrainError::MissingClass {
             manifest: data.train.manifest.clone(),
             classes,
@@ -433,7 +458,14 @@ fn check_data(recipe: &Recipe, data: &TrainData) -> anyhow::Result<()> {
 
 /// Updates per epoch: full batches only (BatchNorm needs more than one example), at least one.
 fn steps_per_epoch(recipe: &Recipe, labels: &[usize]) -> usize {
-    let n = epoch_order(labels, recipe.imbalance, recipe.subset_per_class, recipe.seed, 1).len();
+    let n = epoch_order(
+        labels,
+        recipe.imbalance,
+        recipe.subset_per_class,
+        recipe.seed,
+        1,
+    )
+    .len();
     (n / recipe.batch).max(1)
 }
 
@@ -473,7 +505,11 @@ enum Inputs {
     /// u8 NHWC images (on the training device when it is a GPU: the whole set stays resident).
     Images { train: Tensor, val: Tensor },
     /// Cached outputs of the frozen prefix (f16), and its length K.
-    Blocks { train: Tensor, val: Tensor, k: usize },
+    Blocks {
+        train: Tensor,
+        val: Tensor,
+        k: usize,
+    },
     /// Cached pooled features (f16).
     Pooled { train: Tensor, val: Tensor },
 }
@@ -535,9 +571,15 @@ impl Inputs {
 
     fn eval_logits(&self, net: &EfficientNetLite, index: &Tensor) -> Tensor {
         match self {
-            Inputs::Images { val, .. } => net.forward_t(&normalize(&val.index_select(0, index)), false),
+            Inputs::Images { val, .. } => {
+                net.forward_t(&normalize(&val.index_select(0, index)), false)
+            }
             Inputs::Blocks { val, k, .. } => {
-                let f = net.suffix_features_t(&val.index_select(0, index).to_kind(Kind::Float), *k, false);
+                let f = net.suffix_features_t(
+                    &val.index_select(0, index).to_kind(Kind::Float),
+                    *k,
+                    false,
+                );
                 net.classify_t(&EfficientNetLite::pooled(&f), false)
             }
             Inputs::Pooled { val, .. } => {
@@ -554,16 +596,22 @@ impl Inputs {
         let mut predicted = Vec::with_capacity(val.len());
         tch::no_grad(|| {
             for start in (0..n).step_by(EVAL_BATCH as usize) {
-                let index = Tensor::arange_start(start, (start + EVAL_BATCH).min(n), (Kind::Int64, device));
+                let index =
+                    Tensor::arange_start(start, (start + EVAL_BATCH).min(n), (Kind::Int64, device));
                 let logits = self.eval_logits(net, &index).to_kind(Kind::Float);
                 let target = labels.index_select(0, &index);
-                let loss = logits.cross_entropy_loss::<Tensor>(&target, None, Reduction::Sum, -100, 0.0);
+                let loss =
+                    logits.cross_entropy_loss::<Tensor>(&target, None, Reduction::Sum, -100, 0.0);
                 loss_sum += f64::try_from(loss).unwrap_or(f64::NAN);
-                let p = Vec::<i64>::try_from(logits.argmax(1, false).to(Device::Cpu)).unwrap_or_default();
+                let p = Vec::<i64>::try_from(logits.argmax(1, false).to(Device::Cpu))
+                    .unwrap_or_default();
                 predicted.extend(p.into_iter().map(|p| p as usize));
             }
         });
-        (loss_sum / n.max(1) as f64, Scores::new(&predicted, &val.labels))
+        (
+            loss_sum / n.max(1) as f64,
+            Scores::new(&predicted, &val.labels),
+        )
     }
 }
 

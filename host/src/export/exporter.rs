@@ -1,0 +1,203 @@
+//! `dermo export`: run folder → one model file, verified before it is written.
+//!
+//! The fp32 graph is always built first: tract runs it against the trainer's libtorch network
+//! (max |Δ logit| ≤ 1e-3), then the chosen variant runs against it (top-1 agreement ≥ 99 % and
+//! balanced accuracy within 1 point for int8). Only then is the file written and signed.
+
+use super::parity::{self, TractNetwork};
+use super::ranges;
+use super::source::RunSource;
+use crate::data::manifest::Manifest;
+use crate::eval::network::{score_manifest, Checkpoint, Scored};
+use crate::eval::tta::Tta;
+use anyhow::Context;
+use dermo_calibration::RangeMethod;
+use dermo_model::onnx::{write_onnx, ExportOptions, Precision};
+use dermo_model::signature;
+use dermo_model::ModelFile;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Everything `dermo export` needs besides the run folder.
+pub struct ExportPlan {
+    pub out: PathBuf,
+    pub precision: Precision,
+    pub with_features: bool,
+    pub sign: Option<PathBuf>,
+    /// Validation manifest for the parity checks (default: the run's).
+    pub val: Option<PathBuf>,
+    pub calib_size: usize,
+    pub range_method: RangeMethod,
+    pub device: tch::Device,
+}
+
+/// What export measured, printed and saved beside the file as `MODEL.onnx.export.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportReport {
+    pub model: PathBuf,
+    pub precision: String,
+    pub bytes: usize,
+    pub fp32_bytes: usize,
+    pub sha256: String,
+    pub signature: Option<PathBuf>,
+    pub val_manifest: PathBuf,
+    pub val_images: usize,
+    /// Largest |logit| difference, fp32 file on tract vs libtorch.
+    pub fp32_max_abs_delta: f64,
+    /// Top-1 agreement of the written file with the fp32 file (1 for fp32).
+    pub top1_agreement: f64,
+    pub balanced_accuracy_fp32: f64,
+    pub balanced_accuracy: f64,
+    pub seconds: f64,
+}
+
+pub fn export(run: &Path, plan: &ExportPlan) -> anyhow::Result<ExportReport> {
+    let started = Instant::now();
+    let source = RunSource::load(run)?;
+    if source.calibration_file.is_none() {
+        eprintln!(
+            "warning: {} has no calibration.json (run `dermo calibrate`); using T = 1, refer threshold 0.5, no abstain rule",
+            run.display()
+        );
+    }
+    if source.metrics_file.is_none() {
+        eprintln!("warning: {} has no eval-test.json; the file will carry no test metrics", run.display());
+    }
+    let val = plan.val.clone().unwrap_or_else(|| source.info.val_manifest.clone());
+    let cache_root = source.info.cache_root.clone();
+    let spec = source.spec().clone();
+    let options = |precision, ranges| ExportOptions {
+        precision,
+        input_size: source.recipe.size,
+        with_features: plan.with_features,
+        activation_ranges: ranges,
+    };
+    let build = |precision, ranges| -> anyhow::Result<ModelFile> {
+        let meta = source.metadata(precision)?;
+        let bytes = write_onnx(&spec, &source.weights, &options(precision, ranges), &meta)
+            .with_context(|| format!("cannot build the {precision} graph from {}", source.weights_path.display()))?;
+        Ok(ModelFile::from_verified_bytes(&plan.out, bytes)?)
+    };
+
+    eprintln!("reference: libtorch on {}", val.display());
+    let mut checkpoint = Checkpoint::load(run, plan.device)?;
+    let reference = score_manifest(&mut checkpoint, &val, Tta::None, &cache_root, true)?;
+    drop(checkpoint);
+
+    let fp32 = build(Precision::Fp32, None)?;
+    eprintln!("fp32 file on tract");
+    let fp32_scores = score(&fp32, "fp32 file", &val, &cache_root)?;
+    let delta = parity::max_abs_delta(&reference, &fp32_scores);
+    anyhow::ensure!(
+        delta <= parity::FP32_MAX_DELTA,
+        "parity failed: the fp32 file on tract differs from libtorch by {delta:.2e} (limit {:.0e}) on {}",
+        parity::FP32_MAX_DELTA,
+        val.display()
+    );
+    let bal_fp32 = parity::balanced_accuracy(&fp32_scores)?;
+
+    let (file, scores) = match plan.precision {
+        Precision::Fp32 => (fp32.clone(), fp32_scores.clone()),
+        precision => {
+            let ranges = match precision {
+                Precision::Int8Full => Some(calibration_ranges(&source, &fp32, plan)?),
+                _ => None,
+            };
+            let file = build(precision, ranges)?;
+            eprintln!("{precision} file on tract");
+            let scores = score(&file, &format!("{precision} file"), &val, &cache_root)?;
+            (file, scores)
+        }
+    };
+    let agreement = parity::top1_agreement(&fp32_scores, &scores);
+    let bal = parity::balanced_accuracy(&scores)?;
+    let gate_failed = agreement < parity::INT8_MIN_AGREEMENT || bal_fp32 - bal > parity::INT8_MAX_BAL_ACC_LOSS;
+    let numbers = format!(
+        "top-1 agreement with fp32 {:.2} %, balanced accuracy {:.2} % vs {:.2} % for fp32",
+        100.0 * agreement,
+        100.0 * bal,
+        100.0 * bal_fp32
+    );
+    match plan.precision {
+        Precision::Int8 if gate_failed => anyhow::bail!(
+            "parity failed for int8: {numbers} (needs ≥ {:.0} % agreement and ≤ {:.0} point loss)",
+            100.0 * parity::INT8_MIN_AGREEMENT,
+            100.0 * parity::INT8_MAX_BAL_ACC_LOSS
+        ),
+        // The full-int8 path is an option shipped with its measured cost, not a gate.
+        Precision::Int8Full if gate_failed => eprintln!("warning: int8-full costs accuracy: {numbers}"),
+        _ => {}
+    }
+
+    write_atomic(&plan.out, &file.bytes)?;
+    let sig_path = signature::signature_path(&plan.out);
+    let signature = match &plan.sign {
+        Some(key) => {
+            let key = super::signing::signing_key(key)?;
+            Some(signature::sign_file(&key, &plan.out, &file.bytes)?)
+        }
+        None => {
+            if sig_path.exists() {
+                std::fs::remove_file(&sig_path)
+                    .with_context(|| format!("cannot remove the stale signature {}", sig_path.display()))?;
+                eprintln!("warning: removed {}, which signed an older file", sig_path.display());
+            }
+            None
+        }
+    };
+    let report = ExportReport {
+        model: plan.out.clone(),
+        precision: plan.precision.as_str().into(),
+        bytes: file.bytes.len(),
+        fp32_bytes: fp32.bytes.len(),
+        sha256: file.sha256.clone(),
+        signature,
+        val_manifest: val,
+        val_images: scores.labels.len(),
+        fp32_max_abs_delta: delta,
+        top1_agreement: agreement,
+        balanced_accuracy_fp32: bal_fp32,
+        balanced_accuracy: bal,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    let json = serde_json::to_string_pretty(&report)?;
+    write_atomic(&report_path(&plan.out), json.as_bytes())?;
+    Ok(report)
+}
+
+/// `MODEL.onnx.export.json`.
+pub fn report_path(model: &Path) -> PathBuf {
+    let mut s = model.as_os_str().to_owned();
+    s.push(".export.json");
+    PathBuf::from(s)
+}
+
+fn score(file: &ModelFile, name: &str, val: &Path, cache_root: &Path) -> anyhow::Result<Scored> {
+    let mut net = TractNetwork::new(name, file)?;
+    score_manifest(&mut net, val, Tta::None, cache_root, true)
+}
+
+/// Ranges measured on `--calib-size` images spread over the run's training manifest.
+fn calibration_ranges(
+    source: &RunSource,
+    fp32: &ModelFile,
+    plan: &ExportPlan,
+) -> anyhow::Result<std::collections::BTreeMap<String, (f32, f32)>> {
+    let manifest = Manifest::load(&source.info.train_manifest)?;
+    let paths: Vec<PathBuf> = manifest.records.iter().map(|r| r.path.clone()).collect();
+    let images = ranges::spread(&paths, plan.calib_size);
+    eprintln!(
+        "activation ranges ({:?}) on {} training images",
+        plan.range_method,
+        images.len()
+    );
+    ranges::activation_ranges(fp32, source.spec(), &images, &source.preprocess(), plan.range_method)
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    crate::data::manifest::write_atomic(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+}

@@ -1,0 +1,138 @@
+//! The whole evaluation path end to end with the real binary on a small lesion-grouped subset of
+//! HAM10000: train a probe run, calibrate it, evaluate it with test-time augmentation, fit the
+//! ABCD baseline, and render the report — then check that every figure the HTML page references
+//! exists and decodes as an image.
+
+mod eval_support;
+
+use dermo_host::eval::calibrate::{CalibrationFit, CALIBRATION_FIT_JSON, CALIBRATION_JSON};
+use dermo_host::eval::record::read_record;
+use dermo_model::CalibrationSpec;
+use eval_support::{dermo, write_subset};
+use std::path::Path;
+use std::process::Command;
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The `src` attribute of every `<img>` of a page.
+fn image_sources(html: &str) -> Vec<String> {
+    html.split("<img src=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn train_calibrate_eval_baseline_and_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let train = write_subset(&d.join("train.csv"), 0, 3, 8);
+    let val = write_subset(&d.join("val.csv"), 1, 3, 5);
+    let test = write_subset(&d.join("test.csv"), 2, 3, 5);
+    let run_dir = d.join("run");
+    let cache = d.join("cache");
+    run(dermo()
+        .args(["train", "--device", "cpu", "--train"])
+        .arg(&train)
+        .arg("--val")
+        .arg(&val)
+        .arg("--out")
+        .arg(&run_dir)
+        .arg("--cache-root")
+        .arg(&cache)
+        .args(["--set", "mode=probe", "--set", "size=64", "--set", "epochs=4", "--set", "batch=16"])
+        .args(["--set", "warmup_epochs=0", "--set", "patience=0", "--set", "lr=3e-3"]));
+
+    run(dermo()
+        .args(["calibrate", "--device", "cpu"])
+        .arg(&run_dir)
+        .arg("--data")
+        .arg(&val));
+    let spec: CalibrationSpec =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join(CALIBRATION_JSON)).unwrap()).unwrap();
+    let fit: CalibrationFit =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join(CALIBRATION_FIT_JSON)).unwrap()).unwrap();
+    assert!(spec.temperature > 0.05 && spec.temperature < 20.0);
+    assert!(fit.temperature.nll_after <= fit.temperature.nll_before + 1e-9);
+    // The refer threshold reaches the target sensitivity on the validation split.
+    assert!(fit.refer.sensitivity >= 0.95, "{:?}", fit.refer);
+    let ood = spec.ood.as_ref().expect("checkpoints expose pooled features");
+    assert_eq!(ood.feature_mean.len(), 1280);
+    let ood_fit = fit.ood.as_ref().unwrap();
+    assert!(ood_fit.validation_abstain_rate <= 0.05);
+    eprintln!(
+        "synthetic frames rejected: {:.0}% ({:?})",
+        100.0 * ood_fit.synthetic_abstain_rate,
+        ood_fit.synthetic.iter().map(|f| (&f.name, f.score, f.abstains)).collect::<Vec<_>>()
+    );
+
+    let eval_json = run_dir.join("eval-test.json");
+    run(dermo()
+        .args(["eval", "--device", "cpu", "--tta", "flips", "--resamples", "200"])
+        .arg(&run_dir)
+        .arg("--data")
+        .arg(&test));
+    let record = read_record(&eval_json).unwrap();
+    assert_eq!(record.temperature, f64::from(spec.temperature));
+    assert_eq!(
+        record.metrics.triage.threshold,
+        f64::from(spec.refer_threshold)
+    );
+    assert!(record.metrics.groups < record.metrics.images);
+    let bal = record.metrics.balanced_accuracy.unwrap();
+    assert!(bal.low <= bal.estimate && bal.estimate <= bal.high);
+
+    let baseline = d.join("baseline/eval.json");
+    run(dermo()
+        .args(["baseline", "--resamples", "200", "--train"])
+        .arg(&train)
+        .arg("--test")
+        .arg(&test)
+        .arg("--out")
+        .arg(&baseline));
+
+    let report = d.join("report");
+    run(dermo()
+        .arg("report")
+        .arg(&run_dir)
+        .arg("--out")
+        .arg(&report)
+        .arg("--baseline")
+        .arg(&baseline));
+    let html = std::fs::read_to_string(report.join("index.html")).unwrap();
+    let sources = image_sources(&html);
+    // Curves; and for the CNN and the baseline: confusion, ROC, reliability, recall.
+    assert_eq!(sources.len(), 9, "{sources:?}");
+    for src in &sources {
+        let path = report.join(src);
+        let img = image::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(img.width() >= 400 && img.height() >= 300, "{src} is {}×{}", img.width(), img.height());
+    }
+    assert!(html.contains("decision-support tool, not a diagnosis"));
+    assert!(html.contains("balanced accuracy"));
+    let markdown = std::fs::read_to_string(report.join("report.md")).unwrap();
+    for src in &sources {
+        assert!(markdown.contains(&format!("]({src})")), "report.md lacks {src}");
+    }
+    keep_for_inspection(&report);
+}
+
+/// Copies the rendered report to $DERMO_KEEP_REPORT (if set) so a person can look at it.
+fn keep_for_inspection(report: &Path) {
+    if let Some(dest) = std::env::var_os("DERMO_KEEP_REPORT") {
+        let dest = Path::new(&dest);
+        std::fs::create_dir_all(dest).unwrap();
+        for entry in std::fs::read_dir(report).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), dest.join(entry.file_name())).unwrap();
+        }
+    }
+}
