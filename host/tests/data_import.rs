@@ -170,7 +170,7 @@ fn sha256_of(id: &str) -> String {
 
 /// A bundle as `dermo-scope export` writes it (device columns, prediction columns ignored),
 /// with clinician labels filled in for two of three captures.
-fn write_bundle(bundle: &Path, third_sha: &str) {
+fn write_bundle(bundle: &Path) {
     populate(
         bundle,
         "images",
@@ -189,7 +189,10 @@ fn write_bundle(bundle: &Path, third_sha: &str) {
              c2,{},",
             sha256_of("ISIC_0025964")
         ),
-        format!("images/ISIC_0024307.jpg,,2025-01-02T10:02:00Z,ab12,retake,,,,c3,{third_sha},"),
+        format!(
+            "images/ISIC_0024307.jpg,,2025-01-02T10:02:00Z,ab12,retake,,,,c3,{},",
+            sha256_of("ISIC_0024307")
+        ),
     ];
     std::fs::write(
         bundle.join("captures.csv"),
@@ -202,7 +205,7 @@ fn write_bundle(bundle: &Path, third_sha: &str) {
 fn scope_bundle_keeps_confirmed_captures() {
     let tmp = tempfile::tempdir().unwrap();
     let bundle = tmp.path().join("bundle");
-    write_bundle(&bundle, &sha256_of("ISIC_0024307"));
+    write_bundle(&bundle);
     let out = tmp.path().join("out");
     ok(dermo(&[
         "data",
@@ -232,7 +235,7 @@ fn scope_bundle_keeps_confirmed_captures() {
 fn scope_bundle_with_a_changed_image_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let bundle = tmp.path().join("bundle");
-    write_bundle(&bundle, &sha256_of("ISIC_0024307"));
+    write_bundle(&bundle);
     // The first capture's file no longer matches the sha256 the device journaled.
     std::fs::copy(
         ham_dir().join("images/ISIC_0024307.jpg"),

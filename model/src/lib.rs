@@ -21,6 +21,6 @@ pub use onnx::{write_onnx, ExportOptions, Precision};
 pub use preprocess::{
     decode_file, preprocess_file, preprocess_image, PreprocessConfig, PreprocessError, Tensor,
 };
-pub use runtime::{ActivationProbe, Output, Runtime, RuntimeError};
+pub use runtime::{ActivationProbe, ActivationStats, Output, Runtime, RuntimeError};
 pub use taxonomy::{Class, CLASSES, NUM_CLASSES};
 pub use weights::{NamedWeights, WeightTensor, WeightsError};

@@ -186,8 +186,8 @@ impl ActivationProbe {
         &self.names
     }
 
-    /// The values of every probed tensor for one `[1, 3, S, S]` image, in the order of `names`.
-    pub fn run(&self, image: &Tensor) -> Result<Vec<Vec<f32>>, RuntimeError> {
+    /// Every probed tensor for one `[1, 3, S, S]` image, in the order of `names`.
+    pub fn run(&self, image: &Tensor) -> Result<Vec<Activation>, RuntimeError> {
         if image.shape != [1, 3, self.size, self.size] {
             return Err(RuntimeError::InputShape {
                 found: image.shape,
@@ -206,24 +206,97 @@ impl ActivationProbe {
             .run(tvec!(tract_onnx::prelude::Tensor::from(x).into()))
             .map_err(|e| RuntimeError::Run(format!("{e:#}")))?;
         out.iter()
-            .map(|v| f32_slice(v).map(<[f32]>::to_vec))
+            .map(|v| {
+                Ok(Activation {
+                    shape: v.shape().to_vec(),
+                    data: f32_slice(v)?.to_vec(),
+                })
+            })
             .collect()
     }
 
-    /// The plain min-max range of every probed tensor over `images`.
-    pub fn min_max_ranges<'a>(
+    /// Min-max ranges and per-channel means of every probed tensor over `images`: the default
+    /// statistics (the host may pick ranges with histogram estimators instead).
+    pub fn statistics<'a>(
         &self,
         images: impl IntoIterator<Item = &'a Tensor>,
-    ) -> Result<BTreeMap<String, (f32, f32)>, RuntimeError> {
+    ) -> Result<ActivationStats, RuntimeError> {
         let mut ranges = vec![(f32::INFINITY, f32::NEG_INFINITY); self.names.len()];
+        let mut means = ChannelMeans::default();
         for image in images {
-            for (r, values) in ranges.iter_mut().zip(self.run(image)?) {
-                for v in values {
-                    *r = (r.0.min(v), r.1.max(v));
-                }
+            for ((r, a), name) in ranges.iter_mut().zip(self.run(image)?).zip(&self.names) {
+                *r = a
+                    .data
+                    .iter()
+                    .fold(*r, |(lo, hi), &v| (lo.min(v), hi.max(v)));
+                means.add(name, &a);
             }
         }
-        Ok(self.names.iter().cloned().zip(ranges).collect())
+        Ok(ActivationStats {
+            ranges: self.names.iter().cloned().zip(ranges).collect(),
+            channel_means: means.finish(),
+        })
+    }
+}
+
+/// One probed tensor of one image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Activation {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+impl Activation {
+    /// The mean of each channel (axis 1) over all other axes.
+    pub fn channel_means(&self) -> Vec<f32> {
+        let channels = self.shape.get(1).copied().unwrap_or(1).max(1);
+        let inner: usize = self.shape.iter().skip(2).product();
+        let mut sums = vec![0f64; channels];
+        for (i, v) in self.data.iter().enumerate() {
+            sums[(i / inner.max(1)) % channels] += f64::from(*v);
+        }
+        let count = (self.data.len() / channels).max(1) as f64;
+        sums.iter().map(|s| (s / count) as f32).collect()
+    }
+}
+
+/// Per-tensor statistics measured on calibration images, for `onnx::write_onnx`
+/// (`activation_ranges`) and `onnx::bias_corrected` (`channel_means`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ActivationStats {
+    pub ranges: BTreeMap<String, (f32, f32)>,
+    pub channel_means: BTreeMap<String, Vec<f32>>,
+}
+
+/// Running per-channel means, each image weighted equally.
+#[derive(Debug, Clone, Default)]
+pub struct ChannelMeans {
+    sums: BTreeMap<String, (Vec<f64>, usize)>,
+}
+
+impl ChannelMeans {
+    pub fn add(&mut self, name: &str, a: &Activation) {
+        let means = a.channel_means();
+        let (sum, n) = self
+            .sums
+            .entry(name.to_string())
+            .or_insert_with(|| (vec![0.0; means.len()], 0));
+        for (s, m) in sum.iter_mut().zip(means) {
+            *s += f64::from(m);
+        }
+        *n += 1;
+    }
+
+    pub fn finish(self) -> BTreeMap<String, Vec<f32>> {
+        self.sums
+            .into_iter()
+            .map(|(k, (sum, n))| {
+                (
+                    k,
+                    sum.iter().map(|s| (s / n.max(1) as f64) as f32).collect(),
+                )
+            })
+            .collect()
     }
 }
 

@@ -3,8 +3,10 @@
 
 use super::network::{ConvLayer, Layer, INPUT};
 use super::proto::{attr_int, attr_ints, GraphBuilder};
-use super::quant::{per_channel_int8, symmetric_int8, Affine};
-use super::OnnxError;
+use super::quant::{
+    conv_coding, dense_coding, per_channel_int8, symmetric_int8, Affine, WeightCoding,
+};
+use super::{OnnxError, Precision};
 use std::collections::{BTreeMap, HashMap};
 
 const RELU6_MIN: &str = "relu6.min";
@@ -21,33 +23,35 @@ fn conv_attrs(c: &ConvLayer) -> Vec<tract_onnx::pb::AttributeProto> {
     ]
 }
 
-/// The float graph. With `int8_weights`, every conv and dense weight is stored as per-channel
-/// symmetric int8 and restored by a `DequantizeLinear` (axis 0) in front of the float op.
-pub fn float_graph(layers: &[Layer], int8_weights: bool) -> GraphBuilder {
+/// The float graph (`Fp32` or `Int8`). Weights coded as int8 are stored per-channel and restored
+/// by a `DequantizeLinear` (axis 0) in front of the float op.
+pub fn float_graph(layers: &[Layer], precision: Precision) -> GraphBuilder {
     let mut g = GraphBuilder::default();
     g.f32(RELU6_MIN, &[], &[0.0]);
     g.f32(RELU6_MAX, &[], &[6.0]);
-    let weight = |g: &mut GraphBuilder, name: &str, shape: &[usize], data: &[f32]| -> String {
-        if !int8_weights {
-            return g.f32(&format!("{name}.w"), shape, data);
-        }
-        let (q, scales) = per_channel_int8(data, shape[0]);
-        let q = g.i8(&format!("{name}.wq"), shape, &q);
-        let s = g.f32(&format!("{name}.ws"), &[shape[0]], &scales);
-        let zp = g.i8(&format!("{name}.wzp"), &[shape[0]], &vec![0; shape[0]]);
-        let out = format!("{name}.w");
-        g.node(
-            "DequantizeLinear",
-            &[&q, &s, &zp],
-            &[&out],
-            vec![attr_int("axis", 0)],
-        );
-        out
-    };
+    let weight =
+        |g: &mut GraphBuilder, name: &str, shape: &[usize], data: &[f32], coding| -> String {
+            if coding == WeightCoding::Float {
+                return g.f32(&format!("{name}.w"), shape, data);
+            }
+            let (q, scales) = per_channel_int8(data, shape[0]);
+            let q = g.i8(&format!("{name}.wq"), shape, &q);
+            let s = g.f32(&format!("{name}.ws"), &[shape[0]], &scales);
+            let zp = g.i8(&format!("{name}.wzp"), &[shape[0]], &vec![0; shape[0]]);
+            let out = format!("{name}.w");
+            g.node(
+                "DequantizeLinear",
+                &[&q, &s, &zp],
+                &[&out],
+                vec![attr_int("axis", 0)],
+            );
+            out
+        };
     for layer in layers {
         match layer {
             Layer::Conv(c) => {
-                let w = weight(&mut g, &c.output, &c.weight.shape, &c.weight.data);
+                let coding = conv_coding(c, precision);
+                let w = weight(&mut g, &c.output, &c.weight.shape, &c.weight.data, coding);
                 let b = g.f32(&format!("{}.b", c.output), &[c.bias.len()], &c.bias);
                 let conv_out = match c.relu6 {
                     true => format!("{}.conv", c.output),
@@ -71,7 +75,7 @@ pub fn float_graph(layers: &[Layer], int8_weights: bool) -> GraphBuilder {
                 weight: wt,
                 bias,
             } => {
-                let w = weight(&mut g, output, &wt.shape, &wt.data);
+                let w = weight(&mut g, output, &wt.shape, &wt.data, dense_coding(precision));
                 let b = g.f32(&format!("{output}.b"), &[bias.len()], bias);
                 g.node(
                     "Gemm",

@@ -5,13 +5,15 @@
 //! input `input [N,3,S,S]` (N symbolic), output `logits [N,classes]` and optionally `features`, the
 //! last feature map `[N,C,h,w]` for class-activation maps and the out-of-distribution score.
 
+mod correction;
 mod emit;
 mod network;
 mod proto;
 mod quant;
 
+pub use correction::bias_corrected;
 pub use network::{feature_map_side, layers, ConvLayer, Layer, FEATURES, INPUT, LOGITS, POOLED};
-pub use quant::Affine;
+pub use quant::{Affine, WeightCoding};
 
 use crate::arch::ArchSpec;
 use crate::metadata::Metadata;
@@ -99,6 +101,14 @@ pub enum OnnxError {
     NoRanges,
     #[error("int8-full export: no activation range for tensor {0:?}")]
     MissingRange(String),
+    #[error("bias correction: no channel means for tensor {0:?}")]
+    MissingMean(String),
+    #[error("bias correction: tensor {name:?} has {found} channel means, expected {expected}")]
+    MeanLength {
+        name: String,
+        found: usize,
+        expected: usize,
+    },
     #[error("input size {0} is too small (at least 32)")]
     InputSize(u32),
     #[error("metadata input size {meta} differs from the export input size {export}")]
@@ -155,8 +165,7 @@ pub fn write_onnx(
     }
     let layers = network::layers(spec, w)?;
     let graph = match opts.precision {
-        Precision::Fp32 => emit::float_graph(&layers, false),
-        Precision::Int8 => emit::float_graph(&layers, true),
+        Precision::Fp32 | Precision::Int8 => emit::float_graph(&layers, opts.precision),
         Precision::Int8Full => {
             let ranges = opts.activation_ranges.as_ref().ok_or(OnnxError::NoRanges)?;
             emit::qlinear_graph(&layers, ranges)?

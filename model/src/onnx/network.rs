@@ -30,6 +30,8 @@ pub struct ConvLayer {
     pub pad: usize,
     pub group: usize,
     pub relu6: bool,
+    /// State-dict prefix of the BatchNorm folded in (e.g. `_blocks.3._bn1`).
+    pub bn: String,
 }
 
 /// One step of the network.
@@ -227,5 +229,6 @@ fn folded_conv(
         pad: padding(shape[2]),
         group,
         relu6,
+        bn: bn.to_string(),
     })
 }

@@ -1,4 +1,61 @@
-//! Quantization parameters: symmetric per-channel int8 for weights, affine uint8 for activations.
+//! Quantization parameters: symmetric per-channel int8 for weights, affine uint8 for activations,
+//! and which weights each precision quantizes.
+
+use super::network::{ConvLayer, INPUT};
+use super::Precision;
+
+/// How one layer's weights are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightCoding {
+    Float,
+    /// Symmetric int8, one scale per output channel (axis 0).
+    Int8PerChannel,
+    /// Symmetric int8, one scale for the tensor.
+    Int8PerTensor,
+}
+
+/// The coding of a convolution's weights.
+///
+/// `Int8` keeps the stem and the depthwise kernels in float: they hold ~5 % of the weights, but
+/// each channel has only 9–27 weights behind the largest BatchNorm gains of the network, and
+/// their rounding error dominates what int8 does to the output. `Int8Full` has to quantize all.
+pub fn conv_coding(c: &ConvLayer, precision: Precision) -> WeightCoding {
+    match precision {
+        Precision::Fp32 => WeightCoding::Float,
+        Precision::Int8 if c.group > 1 || c.input == INPUT => WeightCoding::Float,
+        Precision::Int8 | Precision::Int8Full => WeightCoding::Int8PerChannel,
+    }
+}
+
+/// The coding of the classifier's weights (QLinearMatMul takes one scale for the matrix).
+pub fn dense_coding(precision: Precision) -> WeightCoding {
+    match precision {
+        Precision::Fp32 => WeightCoding::Float,
+        Precision::Int8 => WeightCoding::Int8PerChannel,
+        Precision::Int8Full => WeightCoding::Int8PerTensor,
+    }
+}
+
+/// The weights as the file will restore them (`None` when stored as float), for bias correction.
+pub fn dequantized(data: &[f32], rows: usize, coding: WeightCoding) -> Option<Vec<f32>> {
+    match coding {
+        WeightCoding::Float => None,
+        WeightCoding::Int8PerChannel => {
+            let (q, scales) = per_channel_int8(data, rows);
+            let per = data.len() / rows.max(1);
+            Some(
+                q.iter()
+                    .enumerate()
+                    .map(|(i, &v)| v as f32 * scales[i / per.max(1)])
+                    .collect(),
+            )
+        }
+        WeightCoding::Int8PerTensor => {
+            let (q, scale) = symmetric_int8(data);
+            Some(q.iter().map(|&v| v as f32 * scale).collect())
+        }
+    }
+}
 
 /// Symmetric int8 over the whole tensor (zero point 0); values in `[-127, 127]`.
 pub fn symmetric_int8(data: &[f32]) -> (Vec<i8>, f32) {

@@ -1,0 +1,96 @@
+//! `dermo eval` on an exported model file runs it with tract, as the device does, and agrees
+//! with the evaluation of the run's checkpoint with libtorch.
+
+mod eval_support;
+
+use dermo_host::eval::record::{predictions_path, read_record};
+use eval_support::{dermo, write_subset};
+use std::process::Command;
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `p_<class>` columns of a predictions table.
+fn probabilities(path: &std::path::Path) -> Vec<Vec<f64>> {
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let columns: Vec<usize> = (0..header.len())
+        .filter(|&i| header[i].starts_with("p_") && &header[i] != "p_malignant")
+        .collect();
+    reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            columns.iter().map(|&i| r[i].parse().unwrap()).collect()
+        })
+        .collect()
+}
+
+#[test]
+fn tract_on_the_fp32_model_file_matches_the_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let train = write_subset(&d.join("train.csv"), 0, 3, 5);
+    let val = write_subset(&d.join("val.csv"), 1, 3, 3);
+    let test = write_subset(&d.join("test.csv"), 2, 3, 3);
+    let run_dir = d.join("run");
+    run(dermo()
+        .args(["train", "--device", "cpu", "--train"])
+        .arg(&train)
+        .arg("--val")
+        .arg(&val)
+        .arg("--out")
+        .arg(&run_dir)
+        .arg("--cache-root")
+        .arg(d.join("cache"))
+        .args(["--set", "mode=probe", "--set", "size=64", "--set", "epochs=2"])
+        .args(["--set", "warmup_epochs=0", "--set", "patience=0"]));
+    let model = d.join("model.onnx");
+    run(dermo()
+        .arg("export")
+        .arg(&run_dir)
+        .arg("--out")
+        .arg(&model)
+        .args(["--precision", "fp32"]));
+
+    let by_torch = d.join("torch.json");
+    let by_tract = d.join("tract.json");
+    run(dermo()
+        .args(["eval", "--device", "cpu", "--resamples", "50", "--uncalibrated"])
+        .arg(&run_dir)
+        .arg("--data")
+        .arg(&test)
+        .arg("--out")
+        .arg(&by_torch));
+    run(dermo()
+        .args(["eval", "--resamples", "50", "--uncalibrated", "--cache-root"])
+        .arg(d.join("cache"))
+        .arg(&model)
+        .arg("--data")
+        .arg(&test)
+        .arg("--out")
+        .arg(&by_tract));
+    let (a, b) = (read_record(&by_torch).unwrap(), read_record(&by_tract).unwrap());
+    assert!(a.model.starts_with("checkpoint"), "{}", a.model);
+    assert!(b.model.starts_with("model file"), "{}", b.model);
+    assert_eq!(a.metrics.images, b.metrics.images);
+    let (pa, pb) = (
+        probabilities(&predictions_path(&by_torch)),
+        probabilities(&predictions_path(&by_tract)),
+    );
+    let worst = pa
+        .iter()
+        .flatten()
+        .zip(pb.iter().flatten())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max);
+    assert!(worst < 1e-3, "tract and libtorch probabilities differ by {worst}");
+    assert_eq!(a.metrics.confusion, b.metrics.confusion);
+}

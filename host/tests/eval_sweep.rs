@@ -1,0 +1,89 @@
+//! `dermo sweep` end to end on a tiny grid (probe runs at 64 px on a small lesion-grouped
+//! subset): every cell runs with two seeds, a second invocation skips what is done, and the
+//! results table, sweep.json and the axis plot are written.
+
+mod eval_support;
+
+use dermo_host::eval::sweep::{SweepResults, RESULTS_CSV, SWEEP_JSON};
+use eval_support::{dermo, write_subset};
+
+#[test]
+fn a_small_grid_runs_every_cell_twice_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_subset(&d.join("train.csv"), 0, 3, 6);
+    write_subset(&d.join("val.csv"), 1, 3, 3);
+    write_subset(&d.join("test.csv"), 2, 3, 3);
+    let grid = d.join("grid.toml");
+    std::fs::write(
+        &grid,
+        format!(
+            r#"
+[data]
+train = "train.csv"
+val = "val.csv"
+test = "test.csv"
+cache_root = "{cache}"
+
+[base]
+mode = "probe"
+size = 64
+epochs = 2
+batch = 16
+warmup_epochs = 0
+patience = 0
+lr = 1e-3
+
+[sweep]
+design = "one-at-a-time"
+seeds = [0, 1]
+resamples = 100
+
+[[axis]]
+name = "lr"
+values = [1e-3, 1e-2]
+question = "Does a larger learning rate help a linear probe?"
+"#,
+            cache = d.join("cache").display()
+        ),
+    )
+    .unwrap();
+    let out = d.join("sweep");
+    let sweep = || {
+        let o = dermo()
+            .args(["sweep", "--device", "cpu"])
+            .arg(&grid)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "{stderr}");
+        stderr
+    };
+    let first = sweep();
+    // lr = 1e-3 is the base: two distinct cells, each with both seeds.
+    assert!(first.contains("2 cells × 2 seeds"), "{first}");
+    let results = SweepResults::load(&out.join(SWEEP_JSON)).unwrap();
+    assert_eq!(results.cells.len(), 2);
+    assert_eq!(results.cells[0].name, "base");
+    assert_eq!(results.cells[1].values["lr"], "0.01");
+    for cell in &results.cells {
+        assert_eq!(cell.runs.len(), 2);
+        for run in &cell.runs {
+            let bal = run.balanced_accuracy.unwrap();
+            assert!(bal.low <= bal.estimate && bal.estimate <= bal.high);
+        }
+    }
+    let table = std::fs::read_to_string(out.join(RESULTS_CSV)).unwrap();
+    assert_eq!(table.lines().count(), 1 + 4);
+    let plot = out.join("report/sweep-lr.png");
+    assert!(image::open(&plot).is_ok(), "{} missing", plot.display());
+    let html = std::fs::read_to_string(out.join("report/index.html")).unwrap();
+    assert!(html.contains("sweep-lr.png"));
+
+    // Everything is done: the second run trains nothing.
+    let second = sweep();
+    assert_eq!(second.matches("done before, skipped").count(), 4, "{second}");
+    assert!(!second.contains("training"), "{second}");
+}
