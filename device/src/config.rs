@@ -250,6 +250,22 @@ mod tests {
     }
 
     #[test]
+    fn systemd_unit_runs_the_shipped_config_and_may_write_its_journal() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let unit = std::fs::read_to_string(root.join("../scripts/dermo-scope.service")).unwrap();
+        let cfg = Config::from_file(&root.join("config/dermo-scope.toml")).unwrap();
+        let exec = unit.lines().find(|l| l.starts_with("ExecStart=")).unwrap();
+        assert!(exec.ends_with(&format!("run --config {SYSTEM_CONFIG}")), "{exec}");
+        let data = cfg.data_dir();
+        assert!(
+            unit.lines()
+                .any(|l| l == format!("ReadWritePaths={}", data.display())),
+            "the unit must let the service write {}",
+            data.display()
+        );
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.toml");

@@ -40,10 +40,14 @@ pub struct ExportSummary {
 }
 
 /// The CSV header: fixed columns, then one probability column per class in logit order.
+/// `label`, `lesion_id` and `patient_id` are left empty for the clinician: the host imports only
+/// labelled rows, and groups splits by lesion (a lesion captured twice must share its id).
 pub fn csv_header() -> Vec<String> {
     let mut h: Vec<String> = [
         "file",
         "label",
+        "lesion_id",
+        "patient_id",
         "captured_at",
         "model_sha256",
         "outcome",
@@ -118,6 +122,8 @@ pub fn export_bundle(
         let opt = |v: Option<String>| v.unwrap_or_default();
         let mut row = vec![
             file,
+            String::new(),
+            String::new(),
             String::new(),
             r.captured_at.clone(),
             r.model_sha256.clone(),

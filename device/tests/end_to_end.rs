@@ -143,14 +143,19 @@ fn run_on_shared_images_writes_screens_results_journal_and_bundle() {
     );
     let mut rdr = csv::Reader::from_path(bundle.join("captures.csv")).unwrap();
     let header: Vec<String> = rdr.headers().unwrap().iter().map(String::from).collect();
-    assert_eq!(&header[..3], ["file", "label", "captured_at"]);
+    assert_eq!(&header[..3], ["file", "label", "lesion_id"]);
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
     let rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), images.len());
     for row in &rows {
         let file = bundle.join(&row[0]);
         assert!(image::open(&file).is_ok(), "{}", file.display());
         assert_eq!(&row[1], "", "labels are empty until a clinician adds them");
-        let probs: f32 = (10..17).map(|i| row[i].parse::<f32>().unwrap()).sum();
+        let probs: f32 = dermo_model::CLASSES
+            .iter()
+            .map(|c| row[col(&format!("prob_{}", c.code()))].parse::<f32>().unwrap())
+            .sum();
+        assert_eq!(&row[col("model_sha256")], first.model_sha256.as_str());
         assert!((probs - 1.0).abs() < 1e-3);
     }
     // A second export into the same directory is refused, not merged.

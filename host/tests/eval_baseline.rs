@@ -26,7 +26,10 @@ fn abcd_baseline_beats_chance_on_a_lesion_grouped_split() {
     let record = read_record(&out).unwrap();
     let m = &record.metrics;
     let bal = m.balanced_accuracy.unwrap();
-    eprintln!("baseline balanced accuracy {bal:?}, {} images / {} lesions", m.images, m.groups);
+    eprintln!(
+        "baseline balanced accuracy {bal:?}, {} images / {} lesions",
+        m.images, m.groups
+    );
     // Several images per lesion: the bootstrap resamples fewer lesions than images.
     assert!(m.groups < m.images);
     // Chance is 1/7 ≈ 0.143 for seven classes.

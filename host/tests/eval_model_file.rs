@@ -50,7 +50,14 @@ fn tract_on_the_fp32_model_file_matches_the_checkpoint() {
         .arg(&run_dir)
         .arg("--cache-root")
         .arg(d.join("cache"))
-        .args(["--set", "mode=probe", "--set", "size=64", "--set", "epochs=2"])
+        .args([
+            "--set",
+            "mode=probe",
+            "--set",
+            "size=64",
+            "--set",
+            "epochs=2",
+        ])
         .args(["--set", "warmup_epochs=0", "--set", "patience=0"]));
     let model = d.join("model.onnx");
     run(dermo()
@@ -63,21 +70,37 @@ fn tract_on_the_fp32_model_file_matches_the_checkpoint() {
     let by_torch = d.join("torch.json");
     let by_tract = d.join("tract.json");
     run(dermo()
-        .args(["eval", "--device", "cpu", "--resamples", "50", "--uncalibrated"])
+        .args([
+            "eval",
+            "--device",
+            "cpu",
+            "--resamples",
+            "50",
+            "--uncalibrated",
+        ])
         .arg(&run_dir)
         .arg("--data")
         .arg(&test)
         .arg("--out")
         .arg(&by_torch));
     run(dermo()
-        .args(["eval", "--resamples", "50", "--uncalibrated", "--cache-root"])
+        .args([
+            "eval",
+            "--resamples",
+            "50",
+            "--uncalibrated",
+            "--cache-root",
+        ])
         .arg(d.join("cache"))
         .arg(&model)
         .arg("--data")
         .arg(&test)
         .arg("--out")
         .arg(&by_tract));
-    let (a, b) = (read_record(&by_torch).unwrap(), read_record(&by_tract).unwrap());
+    let (a, b) = (
+        read_record(&by_torch).unwrap(),
+        read_record(&by_tract).unwrap(),
+    );
     assert!(a.model.starts_with("checkpoint"), "{}", a.model);
     assert!(b.model.starts_with("model file"), "{}", b.model);
     assert_eq!(a.metrics.images, b.metrics.images);
@@ -91,6 +114,9 @@ fn tract_on_the_fp32_model_file_matches_the_checkpoint() {
         .zip(pb.iter().flatten())
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f64::max);
-    assert!(worst < 1e-3, "tract and libtorch probabilities differ by {worst}");
+    assert!(
+        worst < 1e-3,
+        "tract and libtorch probabilities differ by {worst}"
+    );
     assert_eq!(a.metrics.confusion, b.metrics.confusion);
 }

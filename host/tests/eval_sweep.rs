@@ -84,6 +84,10 @@ question = "Does a larger learning rate help a linear probe?"
 
     // Everything is done: the second run trains nothing.
     let second = sweep();
-    assert_eq!(second.matches("done before, skipped").count(), 4, "{second}");
+    assert_eq!(
+        second.matches("done before, skipped").count(),
+        4,
+        "{second}"
+    );
     assert!(!second.contains("training"), "{second}");
 }

@@ -114,6 +114,7 @@ fn check_masks(m: &Manifest, expected: usize) {
             .unwrap()
             .into_luma8();
         let score = iou(&got, &source_mask(id));
+        eprintln!("{id}: IoU {score:.4}");
         assert!(score >= 0.95, "{id}: IoU {score}");
         let (_, class) = IMAGES.iter().find(|(i, _)| *i == id).unwrap();
         assert_eq!(r.label, LabelTable::builtin().lookup(class).unwrap());

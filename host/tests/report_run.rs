@@ -48,8 +48,24 @@ fn train_calibrate_eval_baseline_and_report() {
         .arg(&run_dir)
         .arg("--cache-root")
         .arg(&cache)
-        .args(["--set", "mode=probe", "--set", "size=64", "--set", "epochs=4", "--set", "batch=16"])
-        .args(["--set", "warmup_epochs=0", "--set", "patience=0", "--set", "lr=3e-3"]));
+        .args([
+            "--set",
+            "mode=probe",
+            "--set",
+            "size=64",
+            "--set",
+            "epochs=4",
+            "--set",
+            "batch=16",
+        ])
+        .args([
+            "--set",
+            "warmup_epochs=0",
+            "--set",
+            "patience=0",
+            "--set",
+            "lr=3e-3",
+        ]));
 
     run(dermo()
         .args(["calibrate", "--device", "cpu"])
@@ -57,26 +73,43 @@ fn train_calibrate_eval_baseline_and_report() {
         .arg("--data")
         .arg(&val));
     let spec: CalibrationSpec =
-        serde_json::from_str(&std::fs::read_to_string(run_dir.join(CALIBRATION_JSON)).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join(CALIBRATION_JSON)).unwrap())
+            .unwrap();
     let fit: CalibrationFit =
-        serde_json::from_str(&std::fs::read_to_string(run_dir.join(CALIBRATION_FIT_JSON)).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join(CALIBRATION_FIT_JSON)).unwrap())
+            .unwrap();
     assert!(spec.temperature > 0.05 && spec.temperature < 20.0);
     assert!(fit.temperature.nll_after <= fit.temperature.nll_before + 1e-9);
     // The refer threshold reaches the target sensitivity on the validation split.
     assert!(fit.refer.sensitivity >= 0.95, "{:?}", fit.refer);
-    let ood = spec.ood.as_ref().expect("checkpoints expose pooled features");
+    let ood = spec
+        .ood
+        .as_ref()
+        .expect("checkpoints expose pooled features");
     assert_eq!(ood.feature_mean.len(), 1280);
     let ood_fit = fit.ood.as_ref().unwrap();
     assert!(ood_fit.validation_abstain_rate <= 0.05);
     eprintln!(
         "synthetic frames rejected: {:.0}% ({:?})",
         100.0 * ood_fit.synthetic_abstain_rate,
-        ood_fit.synthetic.iter().map(|f| (&f.name, f.score, f.abstains)).collect::<Vec<_>>()
+        ood_fit
+            .synthetic
+            .iter()
+            .map(|f| (&f.name, f.score, f.abstains))
+            .collect::<Vec<_>>()
     );
 
     let eval_json = run_dir.join("eval-test.json");
     run(dermo()
-        .args(["eval", "--device", "cpu", "--tta", "flips", "--resamples", "200"])
+        .args([
+            "eval",
+            "--device",
+            "cpu",
+            "--tta",
+            "flips",
+            "--resamples",
+            "200",
+        ])
         .arg(&run_dir)
         .arg("--data")
         .arg(&test));
@@ -114,13 +147,21 @@ fn train_calibrate_eval_baseline_and_report() {
     for src in &sources {
         let path = report.join(src);
         let img = image::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert!(img.width() >= 400 && img.height() >= 300, "{src} is {}×{}", img.width(), img.height());
+        assert!(
+            img.width() >= 400 && img.height() >= 300,
+            "{src} is {}×{}",
+            img.width(),
+            img.height()
+        );
     }
     assert!(html.contains("decision-support tool, not a diagnosis"));
     assert!(html.contains("balanced accuracy"));
     let markdown = std::fs::read_to_string(report.join("report.md")).unwrap();
     for src in &sources {
-        assert!(markdown.contains(&format!("]({src})")), "report.md lacks {src}");
+        assert!(
+            markdown.contains(&format!("]({src})")),
+            "report.md lacks {src}"
+        );
     }
     keep_for_inspection(&report);
 }

@@ -52,14 +52,21 @@ const ABCD_COLOURS: [[f64; 3]; 6] = [
 /// The features of one image; `mask` is its lesion segmentation (≥ 128 = lesion) or `None`,
 /// in which case the darker Otsu class is taken as the lesion.
 pub fn lesion_features(image: &Path, mask: Option<&Path>) -> anyhow::Result<[f64; FEATURES]> {
-    let img = decode_file(image).with_context(|| format!("cannot read image {}", image.display()))?;
+    let img =
+        decode_file(image).with_context(|| format!("cannot read image {}", image.display()))?;
     let lesion = match mask {
         Some(m) => {
-            let mask = decode_mask_file(m).with_context(|| format!("cannot read mask {}", m.display()))?;
+            let mask =
+                decode_mask_file(m).with_context(|| format!("cannot read mask {}", m.display()))?;
             if mask.dimensions() == img.dimensions() {
                 mask
             } else {
-                imageops::resize(&mask, img.width(), img.height(), imageops::FilterType::Nearest)
+                imageops::resize(
+                    &mask,
+                    img.width(),
+                    img.height(),
+                    imageops::FilterType::Nearest,
+                )
             }
         }
         None => otsu_lesion(&img),
@@ -100,7 +107,10 @@ pub fn features_of(img: &RgbImage, mask: &GrayImage) -> [f64; FEATURES] {
         mu11 += dx * dy;
     }
     let theta = 0.5 * (2.0 * mu11).atan2(mu20 - mu02);
-    for (k, angle) in [theta, theta + std::f64::consts::FRAC_PI_2].into_iter().enumerate() {
+    for (k, angle) in [theta, theta + std::f64::consts::FRAC_PI_2]
+        .into_iter()
+        .enumerate()
+    {
         let (ux, uy) = (angle.cos(), angle.sin());
         let unmatched = lesion
             .iter()
@@ -120,7 +130,10 @@ pub fn features_of(img: &RgbImage, mask: &GrayImage) -> [f64; FEATURES] {
         .copied()
         .filter(|&(x, y)| {
             let (x, y) = (i64::from(x), i64::from(y));
-            !(is_lesion(x - 1, y) && is_lesion(x + 1, y) && is_lesion(x, y - 1) && is_lesion(x, y + 1))
+            !(is_lesion(x - 1, y)
+                && is_lesion(x + 1, y)
+                && is_lesion(x, y - 1)
+                && is_lesion(x, y + 1))
         })
         .collect();
     let perimeter = boundary.len().max(1) as f64;
@@ -158,7 +171,9 @@ pub fn features_of(img: &RgbImage, mask: &GrayImage) -> [f64; FEATURES] {
     for &p in &lesion {
         let rgb = pixel(p);
         let k = (0..ABCD_COLOURS.len())
-            .min_by(|&a, &b| distance(&rgb, &ABCD_COLOURS[a]).total_cmp(&distance(&rgb, &ABCD_COLOURS[b])))
+            .min_by(|&a, &b| {
+                distance(&rgb, &ABCD_COLOURS[a]).total_cmp(&distance(&rgb, &ABCD_COLOURS[b]))
+            })
             .unwrap_or(0);
         nearest[k] += 1;
         let bin = |v: f64| ((v / 64.0) as usize).min(3);
@@ -178,7 +193,16 @@ pub fn features_of(img: &RgbImage, mask: &GrayImage) -> [f64; FEATURES] {
     // Texture: uniform LBP(8, 1) histogram of the grey levels inside the lesion.
     let grey = imageops::grayscale(img);
     let mut lbp = [0usize; 10];
-    let offsets = [(-1, -1), (0, -1), (1, -1), (1, 0), (1, 1), (0, 1), (-1, 1), (-1, 0)];
+    let offsets = [
+        (-1, -1),
+        (0, -1),
+        (1, -1),
+        (1, 0),
+        (1, 1),
+        (0, 1),
+        (-1, 1),
+        (-1, 0),
+    ];
     for &(x, y) in &lesion {
         if x == 0 || y == 0 || x + 1 >= w || y + 1 >= h {
             continue;
@@ -203,9 +227,9 @@ pub fn features_of(img: &RgbImage, mask: &GrayImage) -> [f64; FEATURES] {
 
 fn mean_point(points: &[(u32, u32)]) -> (f64, f64) {
     let n = points.len().max(1) as f64;
-    let (sx, sy) = points
-        .iter()
-        .fold((0.0, 0.0), |(sx, sy), &(x, y)| (sx + f64::from(x), sy + f64::from(y)));
+    let (sx, sy) = points.iter().fold((0.0, 0.0), |(sx, sy), &(x, y)| {
+        (sx + f64::from(x), sy + f64::from(y))
+    });
     (sx / n, sy / n)
 }
 
@@ -231,7 +255,11 @@ pub fn otsu_lesion(img: &RgbImage) -> GrayImage {
         histogram[usize::from(p[0])] += 1.0;
     }
     let total: f64 = histogram.iter().sum();
-    let sum_all: f64 = histogram.iter().enumerate().map(|(i, &n)| i as f64 * n).sum();
+    let sum_all: f64 = histogram
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| i as f64 * n)
+        .sum();
     let (mut weight_below, mut sum_below) = (0.0, 0.0);
     let (mut best, mut threshold) = (0.0, 128u8);
     for (t, &n) in histogram.iter().enumerate() {
@@ -250,7 +278,11 @@ pub fn otsu_lesion(img: &RgbImage) -> GrayImage {
         }
     }
     GrayImage::from_fn(img.width(), img.height(), |x, y| {
-        Luma([if grey.get_pixel(x, y)[0] <= threshold { 255 } else { 0 }])
+        Luma([if grey.get_pixel(x, y)[0] <= threshold {
+            255
+        } else {
+            0
+        }])
     })
 }
 
@@ -274,7 +306,15 @@ mod tests {
         assert!(disc[4] < 0.05, "radial irregularity {}", disc[4]);
         // An L shape is asymmetric about its principal axes.
         let l_shape = GrayImage::from_fn(80, 80, |x, y| {
-            Luma([if (10..30).contains(&x) && (10..70).contains(&y) || (10..70).contains(&x) && (50..70).contains(&y) { 255 } else { 0 }])
+            Luma([
+                if (10..30).contains(&x) && (10..70).contains(&y)
+                    || (10..70).contains(&x) && (50..70).contains(&y)
+                {
+                    255
+                } else {
+                    0
+                },
+            ])
         });
         let l = features_of(&img, &l_shape);
         assert!(l[1] > 0.2 && l[3] > disc[3], "{l:?}");
@@ -286,7 +326,11 @@ mod tests {
     #[test]
     fn otsu_picks_the_dark_blob() {
         let img = RgbImage::from_fn(40, 40, |x, y| {
-            if (10..20).contains(&x) && (10..20).contains(&y) { Rgb([40, 30, 30]) } else { Rgb([220, 180, 170]) }
+            if (10..20).contains(&x) && (10..20).contains(&y) {
+                Rgb([40, 30, 30])
+            } else {
+                Rgb([220, 180, 170])
+            }
         });
         let mask = otsu_lesion(&img);
         assert_eq!(mask.get_pixel(15, 15)[0], 255);

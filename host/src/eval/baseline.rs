@@ -4,7 +4,9 @@
 
 use super::abcd::{lesion_features, FEATURES, FEATURE_NAMES};
 use super::network::progress_bar;
-use super::record::{class_codes, measure, now, predictions_path, write_predictions, write_record, EvalRecord};
+use super::record::{
+    class_codes, measure, now, predictions_path, write_predictions, write_record, EvalRecord,
+};
 use super::tta::Tta;
 use crate::data::manifest::Manifest;
 use anyhow::Context;
@@ -97,7 +99,11 @@ pub struct FeatureTable {
 /// Computes the ABCD features of every image of a manifest (in parallel, with a progress bar).
 pub fn feature_table(manifest: &Path, progress: bool) -> anyhow::Result<FeatureTable> {
     let m = Manifest::load(manifest)?;
-    anyhow::ensure!(!m.is_empty(), "{}: the manifest has no images", manifest.display());
+    anyhow::ensure!(
+        !m.is_empty(),
+        "{}: the manifest has no images",
+        manifest.display()
+    );
     let bar = progress_bar(m.len() as u64, progress);
     bar.set_message("features");
     let rows: Vec<[f64; FEATURES]> = m
@@ -129,7 +135,9 @@ pub fn feature_table(manifest: &Path, progress: bool) -> anyhow::Result<FeatureT
 pub fn fit(table: &FeatureTable, alpha: f64, max_iterations: u64) -> anyhow::Result<BaselineModel> {
     let x = &table.features;
     let mean = x.mean_axis(Axis(0)).context("no training rows")?;
-    let std = x.std_axis(Axis(0), 0.0).mapv(|s| if s > 1e-12 { s } else { 1.0 });
+    let std = x
+        .std_axis(Axis(0), 0.0)
+        .mapv(|s| if s > 1e-12 { s } else { 1.0 });
     let standardized = (x - &mean) / &std;
     let mut counts = [0usize; NUM_CLASSES];
     for &l in &table.labels {
@@ -138,7 +146,9 @@ pub fn fit(table: &FeatureTable, alpha: f64, max_iterations: u64) -> anyhow::Res
     let largest = counts.iter().copied().max().unwrap_or(0);
     let mut rows = Vec::new();
     for c in 0..NUM_CLASSES {
-        let members: Vec<usize> = (0..table.labels.len()).filter(|&i| table.labels[i] == c).collect();
+        let members: Vec<usize> = (0..table.labels.len())
+            .filter(|&i| table.labels[i] == c)
+            .collect();
         if members.is_empty() {
             continue;
         }
@@ -155,7 +165,12 @@ pub fn fit(table: &FeatureTable, alpha: f64, max_iterations: u64) -> anyhow::Res
         features: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
         mean: mean.to_vec(),
         std: std.to_vec(),
-        weights: fitted.params().rows().into_iter().map(|r| r.to_vec()).collect(),
+        weights: fitted
+            .params()
+            .rows()
+            .into_iter()
+            .map(|r| r.to_vec())
+            .collect(),
         intercept: fitted.intercept().to_vec(),
         classes: fitted.classes().to_vec(),
     })
@@ -166,7 +181,18 @@ pub fn run_baseline(a: BaselineArgs) -> anyhow::Result<()> {
     let train = feature_table(&a.train, true)?;
     let test = feature_table(&a.test, true)?;
     let model = fit(&train, a.alpha, a.max_iterations)?;
-    let record = evaluate(&model, &test, &a.test, BootstrapConfig { resamples: a.resamples, seed: a.seed, level: 0.95 }, started.elapsed().as_secs_f64(), &a.out)?;
+    let record = evaluate(
+        &model,
+        &test,
+        &a.test,
+        BootstrapConfig {
+            resamples: a.resamples,
+            seed: a.seed,
+            level: 0.95,
+        },
+        started.elapsed().as_secs_f64(),
+        &a.out,
+    )?;
     let model_path = a.out.with_extension("model.json");
     crate::data::manifest::write_atomic(&model_path, &serde_json::to_vec_pretty(&model)?)
         .with_context(|| format!("cannot write {}", model_path.display()))?;
@@ -206,6 +232,13 @@ pub fn evaluate(
         created: now(),
     };
     write_record(out, &record)?;
-    write_predictions(&predictions_path(out), &test.image_ids, &test.lesion_ids, &test.labels, probabilities.view(), 0.5)?;
+    write_predictions(
+        &predictions_path(out),
+        &test.image_ids,
+        &test.lesion_ids,
+        &test.labels,
+        probabilities.view(),
+        0.5,
+    )?;
     Ok(record)
 }

@@ -93,7 +93,13 @@ pub fn run_calibrate(a: CalibrateArgs) -> anyhow::Result<()> {
     let cache_root = checkpoint.cache_root();
     let val = score_manifest(&mut checkpoint, &a.data, Tta::None, &cache_root, true)?;
     let reference = match &a.ood_reference {
-        Some(m) => Some(score_manifest(&mut checkpoint, m, Tta::None, &cache_root, true)?),
+        Some(m) => Some(score_manifest(
+            &mut checkpoint,
+            m,
+            Tta::None,
+            &cache_root,
+            true,
+        )?),
         None => None,
     };
     let (spec, fit) = calibrate(
@@ -164,9 +170,13 @@ pub fn calibrate(
     let raw = probabilities(val.logits.view(), 1.0);
     let group = malignant_group();
     let (scores, truth) = group.scores_and_truth(calibrated.view(), &val.labels)?;
-    let refer = threshold_for_sensitivity(&scores, &truth, settings.target_sensitivity).with_context(
-        || format!("choosing the refer threshold on {}", settings.data.display()),
-    )?;
+    let refer = threshold_for_sensitivity(&scores, &truth, settings.target_sensitivity)
+        .with_context(|| {
+            format!(
+                "choosing the refer threshold on {}",
+                settings.data.display()
+            )
+        })?;
     let ece_before = reliability(raw.view(), &val.labels, RELIABILITY_BINS)?.ece;
     let ece_after = reliability(calibrated.view(), &val.labels, RELIABILITY_BINS)?.ece;
 
@@ -206,7 +216,10 @@ fn fit_ood(
     val: &[Vec<f32>],
     settings: &CalibrationSettings,
 ) -> anyhow::Result<(OodSpec, OodFit)> {
-    anyhow::ensure!(reference.len() >= 2, "the OOD reference needs at least two images");
+    anyhow::ensure!(
+        reference.len() >= 2,
+        "the OOD reference needs at least two images"
+    );
     let dims = reference[0].len();
     let n = reference.len() as f64;
     let mut mean = vec![0f64; dims];
@@ -237,7 +250,10 @@ fn fit_ood(
         .collect();
     val_scores.sort_by(f64::total_cmp);
     spec.threshold = quantile(&val_scores, settings.ood_quantile) as f32;
-    let rejected = val_scores.iter().filter(|&&s| s > f64::from(spec.threshold)).count();
+    let rejected = val_scores
+        .iter()
+        .filter(|&&s| s > f64::from(spec.threshold))
+        .count();
     let synthetic = synthetic_frames(network, &spec)?;
     let synthetic_abstain_rate =
         synthetic.iter().filter(|f| f.abstains).count() as f64 / synthetic.len() as f64;
@@ -264,10 +280,17 @@ pub fn synthetic_images(side: u32) -> Vec<(String, RgbImage)> {
         ("blue", [30, 60, 220]),
     ]
     .into_iter()
-    .map(|(name, c)| (format!("blank {name}"), RgbImage::from_pixel(side, side, Rgb(c))))
+    .map(|(name, c)| {
+        (
+            format!("blank {name}"),
+            RgbImage::from_pixel(side, side, Rgb(c)),
+        )
+    })
     .collect();
     for k in 0..4 {
-        let img = RgbImage::from_fn(side, side, |_, _| Rgb([rng.random(), rng.random(), rng.random()]));
+        let img = RgbImage::from_fn(side, side, |_, _| {
+            Rgb([rng.random(), rng.random(), rng.random()])
+        });
         frames.push((format!("uniform noise {k}"), img));
     }
     for k in 0..2 {
@@ -306,7 +329,10 @@ pub fn synthetic_images(side: u32) -> Vec<(String, RgbImage)> {
     frames
 }
 
-fn synthetic_frames(network: &mut dyn Network, spec: &OodSpec) -> anyhow::Result<Vec<SyntheticFrame>> {
+fn synthetic_frames(
+    network: &mut dyn Network,
+    spec: &OodSpec,
+) -> anyhow::Result<Vec<SyntheticFrame>> {
     let side = network.preprocess().size;
     let plane = 3 * (side * side) as usize;
     let mut out = Vec::new();
@@ -329,7 +355,11 @@ fn synthetic_frames(network: &mut dyn Network, spec: &OodSpec) -> anyhow::Result
 }
 
 /// Writes `calibration.json` and `calibration-fit.json` into the run folder.
-pub fn write_calibration(run: &Path, spec: &CalibrationSpec, fit: &CalibrationFit) -> anyhow::Result<PathBuf> {
+pub fn write_calibration(
+    run: &Path,
+    spec: &CalibrationSpec,
+    fit: &CalibrationFit,
+) -> anyhow::Result<PathBuf> {
     let path = run.join(CALIBRATION_JSON);
     crate::data::manifest::write_atomic(&path, &serde_json::to_vec_pretty(spec)?)
         .with_context(|| format!("cannot write {}", path.display()))?;

@@ -6,9 +6,15 @@ use std::fmt::Write;
 pub enum Block {
     Heading(u8, String),
     Paragraph(String),
-    Table { header: Vec<String>, rows: Vec<Vec<String>> },
+    Table {
+        header: Vec<String>,
+        rows: Vec<Vec<String>>,
+    },
     /// A PNG beside the page.
-    Figure { file: String, caption: String },
+    Figure {
+        file: String,
+        caption: String,
+    },
     Pre(String),
 }
 
@@ -124,23 +130,38 @@ impl Document {
         for block in &self.blocks {
             match block {
                 Block::Heading(level, text) => {
-                    let _ = writeln!(out, "{} {text}\n", "#".repeat(usize::from((*level).clamp(2, 4))));
+                    let _ = writeln!(
+                        out,
+                        "{} {text}\n",
+                        "#".repeat(usize::from((*level).clamp(2, 4)))
+                    );
                 }
                 Block::Paragraph(text) => {
                     let _ = writeln!(out, "{text}\n");
                 }
                 Block::Table { header, rows } => {
                     let cell = |s: &String| s.replace('|', "\\|");
-                    let _ = writeln!(out, "| {} |", header.iter().map(cell).collect::<Vec<_>>().join(" | "));
+                    let _ = writeln!(
+                        out,
+                        "| {} |",
+                        header.iter().map(cell).collect::<Vec<_>>().join(" | ")
+                    );
                     let _ = writeln!(out, "|{}", "---|".repeat(header.len()));
                     for row in rows {
-                        let _ = writeln!(out, "| {} |", row.iter().map(cell).collect::<Vec<_>>().join(" | "));
+                        let _ = writeln!(
+                            out,
+                            "| {} |",
+                            row.iter().map(cell).collect::<Vec<_>>().join(" | ")
+                        );
                     }
                     out.push('\n');
                 }
                 Block::Figure { file, caption } => {
                     figure += 1;
-                    let _ = writeln!(out, "![{caption}]({file})\n\n*Figure {figure}. {caption}*\n");
+                    let _ = writeln!(
+                        out,
+                        "![{caption}]({file})\n\n*Figure {figure}. {caption}*\n"
+                    );
                 }
                 Block::Pre(text) => {
                     let _ = writeln!(out, "```\n{}\n```\n", text.trim_end());

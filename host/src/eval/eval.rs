@@ -1,12 +1,12 @@
 //! `dermo eval`: a run's checkpoint or a model file on a split → `eval.json` + predictions.
 
+use super::calibrate::CALIBRATION_JSON;
 use super::network::{score_manifest, Checkpoint, ModelFileNetwork, Network, Scored};
 use super::record::{
     class_codes, measure, now, predictions_path, probabilities, write_predictions, write_record,
     EvalRecord, Operating,
 };
 use super::tta::Tta;
-use super::calibrate::CALIBRATION_JSON;
 use crate::train::DeviceChoice;
 use anyhow::Context;
 use clap::Args;
@@ -56,31 +56,42 @@ pub fn run_eval(a: EvalArgs) -> anyhow::Result<()> {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "data".into());
-    let (mut network, cache_root, operating, source, out): (Box<dyn Network>, PathBuf, _, _, PathBuf) =
-        if a.target.is_dir() {
-            let checkpoint = Checkpoint::load(&a.target, a.device.resolve()?)?;
-            let cache_root = checkpoint.cache_root();
-            let (operating, source) = run_calibration(&a.target)?;
-            let out = a
-                .out
-                .clone()
-                .unwrap_or_else(|| a.target.join(format!("eval-{stem}.json")));
-            (Box::new(checkpoint), cache_root, operating, source, out)
-        } else {
-            let model = ModelFileNetwork::open(&a.target)?;
-            let cal = &model.file().metadata.calibration;
-            let operating = Operating {
-                temperature: f64::from(cal.temperature),
-                refer_threshold: f64::from(cal.refer_threshold),
-            };
-            let model_stem = a.target.with_extension("");
-            let out = a
-                .out
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(format!("{}.eval-{stem}.json", model_stem.display())));
-            let source = Some(format!("{} metadata", a.target.display()));
-            (Box::new(model), a.cache_root.clone(), operating, source, out)
+    let (mut network, cache_root, operating, source, out): (
+        Box<dyn Network>,
+        PathBuf,
+        _,
+        _,
+        PathBuf,
+    ) = if a.target.is_dir() {
+        let checkpoint = Checkpoint::load(&a.target, a.device.resolve()?)?;
+        let cache_root = checkpoint.cache_root();
+        let (operating, source) = run_calibration(&a.target)?;
+        let out = a
+            .out
+            .clone()
+            .unwrap_or_else(|| a.target.join(format!("eval-{stem}.json")));
+        (Box::new(checkpoint), cache_root, operating, source, out)
+    } else {
+        let model = ModelFileNetwork::open(&a.target)?;
+        let cal = &model.file().metadata.calibration;
+        let operating = Operating {
+            temperature: f64::from(cal.temperature),
+            refer_threshold: f64::from(cal.refer_threshold),
         };
+        let model_stem = a.target.with_extension("");
+        let out = a
+            .out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("{}.eval-{stem}.json", model_stem.display())));
+        let source = Some(format!("{} metadata", a.target.display()));
+        (
+            Box::new(model),
+            a.cache_root.clone(),
+            operating,
+            source,
+            out,
+        )
+    };
     let (operating, source) = if a.uncalibrated {
         (Operating::default(), None)
     } else {
@@ -163,9 +174,10 @@ fn run_calibration(run_dir: &Path) -> anyhow::Result<(Operating, Option<String>)
     if !path.is_file() {
         return Ok((Operating::default(), None));
     }
-    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let spec: CalibrationSpec =
-        serde_json::from_str(&text).with_context(|| format!("{} is not a calibration", path.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let spec: CalibrationSpec = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a calibration", path.display()))?;
     Ok((
         Operating {
             temperature: f64::from(spec.temperature),
@@ -179,7 +191,10 @@ fn run_calibration(run_dir: &Path) -> anyhow::Result<(Operating, Option<String>)
 pub fn print_summary(record: &EvalRecord, out: &Path) {
     let m = &record.metrics;
     let show = |name: &str, i: &Option<dermo_calibration::Interval>| match i {
-        Some(i) => eprintln!("  {name:<22} {:.4}  [{:.4}, {:.4}]", i.estimate, i.low, i.high),
+        Some(i) => eprintln!(
+            "  {name:<22} {:.4}  [{:.4}, {:.4}]",
+            i.estimate, i.low, i.high
+        ),
         None => eprintln!("  {name:<22} undefined"),
     };
     eprintln!(
@@ -196,5 +211,9 @@ pub fn print_summary(record: &EvalRecord, out: &Path) {
     show("malignant sensitivity", &m.triage.sensitivity);
     show("malignant specificity", &m.triage.specificity);
     show("ECE", &m.ece);
-    eprintln!("written {} and {}", out.display(), predictions_path(out).display());
+    eprintln!(
+        "written {} and {}",
+        out.display(),
+        predictions_path(out).display()
+    );
 }

@@ -23,4 +23,3 @@ pub use calibrate::{run_calibrate, CalibrateArgs};
 pub use eval::{run_eval, EvalArgs};
 pub use report::{run_report, ReportArgs};
 pub use sweep::{run_sweep, SweepArgs};
-

@@ -76,7 +76,11 @@ impl Network for Checkpoint {
             .into_iter()
             .map(|r| {
                 <[f32; NUM_CLASSES]>::try_from(r.as_slice()).with_context(|| {
-                    format!("{}: the network has {} outputs, not {NUM_CLASSES}", self.run_dir.display(), r.len())
+                    format!(
+                        "{}: the network has {} outputs, not {NUM_CLASSES}",
+                        self.run_dir.display(),
+                        r.len()
+                    )
                 })
             })
             .collect::<anyhow::Result<_>>()?;
@@ -116,7 +120,11 @@ impl ModelFileNetwork {
 
 impl Network for ModelFileNetwork {
     fn describe(&self) -> String {
-        format!("model file {} (sha256 {})", self.file.path.display(), &self.file.sha256[..16])
+        format!(
+            "model file {} (sha256 {})",
+            self.file.path.display(),
+            &self.file.sha256[..16]
+        )
     }
 
     fn preprocess(&self) -> PreprocessConfig {
@@ -182,7 +190,11 @@ pub fn score_manifest(
         dir.display(),
         manifest.display()
     );
-    anyhow::ensure!(!cache.is_empty(), "{}: the manifest has no images", manifest.display());
+    anyhow::ensure!(
+        !cache.is_empty(),
+        "{}: the manifest has no images",
+        manifest.display()
+    );
     let side = cache.size();
     let plane = 3 * (side * side) as usize;
     let views = tta.views();
@@ -195,8 +207,9 @@ pub fn score_manifest(
         let stop = (start + BATCH).min(n);
         let images: Vec<RgbImage> = (start..stop)
             .map(|i| {
-                RgbImage::from_raw(side, side, cache.image(i).to_vec())
-                    .with_context(|| format!("cache {}: image {i} has the wrong size", dir.display()))
+                RgbImage::from_raw(side, side, cache.image(i).to_vec()).with_context(|| {
+                    format!("cache {}: image {i} has the wrong size", dir.display())
+                })
             })
             .collect::<anyhow::Result<_>>()?;
         let mut sums: Vec<Vec<f32>> = vec![Vec::new(); images.len()];

@@ -30,10 +30,7 @@ pub struct Series {
 }
 
 /// Line charts side by side (e.g. loss and accuracy against epochs), one panel per entry.
-pub fn line_panels(
-    path: &Path,
-    panels: &[(&str, &str, &str, Vec<Series>)],
-) -> anyhow::Result<()> {
+pub fn line_panels(path: &Path, panels: &[(&str, &str, &str, Vec<Series>)]) -> anyhow::Result<()> {
     let root = BitMapBackend::new(path, (WIDTH, HEIGHT / 10 * 8)).into_drawing_area();
     root.fill(&WHITE).drawn(path)?;
     let areas = root.split_evenly((1, panels.len().max(1)));
@@ -52,7 +49,12 @@ fn line_chart(
     series: &[Series],
 ) -> anyhow::Result<()> {
     let all = series.iter().flat_map(|s| s.points.iter());
-    let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
+    let (mut x0, mut x1, mut y0, mut y1) = (
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    );
     for &(x, y) in all.filter(|(x, y)| x.is_finite() && y.is_finite()) {
         (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
     }
@@ -78,10 +80,15 @@ fn line_chart(
     for (k, s) in series.iter().enumerate() {
         let colour = Palette99::pick(k).to_rgba();
         chart
-            .draw_series(LineSeries::new(s.points.iter().copied(), colour.stroke_width(2)))
+            .draw_series(LineSeries::new(
+                s.points.iter().copied(),
+                colour.stroke_width(2),
+            ))
             .map_err(|e| anyhow!("{e}"))?
             .label(s.name.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+            });
         chart
             .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, colour.filled())))
             .map_err(|e| anyhow!("{e}"))?;
@@ -98,7 +105,11 @@ fn line_chart(
 }
 
 /// The confusion matrix as a heat map (colour = share of the true class, text = count).
-pub fn confusion_matrix(path: &Path, classes: &[String], counts: &[Vec<u64>]) -> anyhow::Result<()> {
+pub fn confusion_matrix(
+    path: &Path,
+    classes: &[String],
+    counts: &[Vec<u64>],
+) -> anyhow::Result<()> {
     let side = 620u32;
     let root = BitMapBackend::new(path, (side + 40, side + 40)).into_drawing_area();
     root.fill(&WHITE).drawn(path)?;
@@ -106,29 +117,56 @@ pub fn confusion_matrix(path: &Path, classes: &[String], counts: &[Vec<u64>]) ->
     let (left, top) = (110i32, 90i32);
     let cell = ((side as i32 - left).min(side as i32 - top)) / k;
     let title = TextStyle::from((FONT, 20).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
-    root.draw(&Text::new("Confusion matrix (rows: truth, columns: prediction)", ((side as i32 + 40) / 2, 8), title))
-        .drawn(path)?;
+    root.draw(&Text::new(
+        "Confusion matrix (rows: truth, columns: prediction)",
+        ((side as i32 + 40) / 2, 8),
+        title,
+    ))
+    .drawn(path)?;
     let label = TextStyle::from((FONT, 15).into_font()).pos(Pos::new(HPos::Center, VPos::Center));
     for (i, row) in counts.iter().enumerate() {
         let support: u64 = row.iter().sum();
         for (j, &n) in row.iter().enumerate() {
-            let share = if support > 0 { n as f64 / support as f64 } else { 0.0 };
+            let share = if support > 0 {
+                n as f64 / support as f64
+            } else {
+                0.0
+            };
             let (x, y) = (left + j as i32 * cell, top + i as i32 * cell);
             let shade = (255.0 * (1.0 - 0.85 * share)) as u8;
-            root.draw(&Rectangle::new([(x, y), (x + cell, y + cell)], RGBColor(shade, shade, 255).filled()))
-                .drawn(path)?;
-            root.draw(&Rectangle::new([(x, y), (x + cell, y + cell)], BLACK.mix(0.3)))
-                .drawn(path)?;
+            root.draw(&Rectangle::new(
+                [(x, y), (x + cell, y + cell)],
+                RGBColor(shade, shade, 255).filled(),
+            ))
+            .drawn(path)?;
+            root.draw(&Rectangle::new(
+                [(x, y), (x + cell, y + cell)],
+                BLACK.mix(0.3),
+            ))
+            .drawn(path)?;
             let colour = if share > 0.55 { WHITE } else { BLACK };
-            root.draw(&Text::new(n.to_string(), (x + cell / 2, y + cell / 2), label.color(&colour)))
-                .drawn(path)?;
+            root.draw(&Text::new(
+                n.to_string(),
+                (x + cell / 2, y + cell / 2),
+                label.color(&colour),
+            ))
+            .drawn(path)?;
         }
         let name = classes.get(i).cloned().unwrap_or_default();
-        let right = TextStyle::from((FONT, 15).into_font()).pos(Pos::new(HPos::Right, VPos::Center));
-        root.draw(&Text::new(name.clone(), (left - 8, top + i as i32 * cell + cell / 2), right))
-            .drawn(path)?;
-        root.draw(&Text::new(name, (left + i as i32 * cell + cell / 2, top - 16), label.clone()))
-            .drawn(path)?;
+        let right =
+            TextStyle::from((FONT, 15).into_font()).pos(Pos::new(HPos::Right, VPos::Center));
+        root.draw(&Text::new(
+            name.clone(),
+            (left - 8, top + i as i32 * cell + cell / 2),
+            right,
+        ))
+        .drawn(path)?;
+        root.draw(&Text::new(
+            name,
+            (left + i as i32 * cell + cell / 2, top - 16),
+            label.clone(),
+        ))
+        .drawn(path)?;
     }
     root.present().drawn(path)?;
     Ok(())
@@ -171,7 +209,9 @@ pub fn roc_curves(path: &Path, curves: &[(String, &RocCurve, Option<f64>)]) -> a
             .draw_series(LineSeries::new(points, colour.stroke_width(2)))
             .drawn(path)?
             .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+            });
     }
     chart
         .configure_series_labels()
@@ -208,17 +248,28 @@ pub fn reliability_panels(path: &Path, panels: &[(String, &Reliability)]) -> any
         let bins = r.bins.iter().filter(|b| b.count > 0);
         chart
             .draw_series(bins.clone().map(|b| {
-                Rectangle::new([(b.lower, 0.0), (b.upper, b.accuracy)], BLUE.mix(0.45).filled())
+                Rectangle::new(
+                    [(b.lower, 0.0), (b.upper, b.accuracy)],
+                    BLUE.mix(0.45).filled(),
+                )
             }))
             .drawn(path)?;
         chart
-            .draw_series(bins.clone().map(|b| Rectangle::new([(b.lower, 0.0), (b.upper, b.accuracy)], BLUE)))
+            .draw_series(
+                bins.clone()
+                    .map(|b| Rectangle::new([(b.lower, 0.0), (b.upper, b.accuracy)], BLUE)),
+            )
             .drawn(path)?;
         chart
-            .draw_series(bins.map(|b| Circle::new((b.mean_confidence, b.accuracy), 4, RED.filled())))
+            .draw_series(
+                bins.map(|b| Circle::new((b.mean_confidence, b.accuracy), 4, RED.filled())),
+            )
             .drawn(path)?;
         chart
-            .draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.5).stroke_width(2)))
+            .draw_series(LineSeries::new(
+                [(0.0, 0.0), (1.0, 1.0)],
+                BLACK.mix(0.5).stroke_width(2),
+            ))
             .drawn(path)?;
     }
     root.present().drawn(path)?;
@@ -266,7 +317,12 @@ pub fn intervals_by_category(
     let has_reference = reference.is_some();
     if let Some((name, y)) = reference {
         chart
-            .draw_series(DashedLineSeries::new([(-0.5, y), (n as f64 - 0.5, y)], 6, 4, BLACK.mix(0.5).into()))
+            .draw_series(DashedLineSeries::new(
+                [(-0.5, y), (n as f64 - 0.5, y)],
+                6,
+                4,
+                BLACK.mix(0.5).into(),
+            ))
             .drawn(path)?
             .label(name)
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.5)));
@@ -275,10 +331,22 @@ pub fn intervals_by_category(
         let m = intervals.len().max(1) as f64;
         let width = 0.5;
         for (k, interval) in intervals.iter().enumerate() {
-            let x = i as f64 + if m > 1.0 { -width / 2.0 + width * k as f64 / (m - 1.0) } else { 0.0 };
+            let x = i as f64
+                + if m > 1.0 {
+                    -width / 2.0 + width * k as f64 / (m - 1.0)
+                } else {
+                    0.0
+                };
             let colour = Palette99::pick(k).to_rgba();
             chart
-                .draw_series([ErrorBar::new_vertical(x, interval.low, interval.estimate, interval.high, colour.stroke_width(2), 10)])
+                .draw_series([ErrorBar::new_vertical(
+                    x,
+                    interval.low,
+                    interval.estimate,
+                    interval.high,
+                    colour.stroke_width(2),
+                    10,
+                )])
                 .drawn(path)?;
             chart
                 .draw_series([Circle::new((x, interval.estimate), 5, colour.filled())])
@@ -287,7 +355,10 @@ pub fn intervals_by_category(
         if intervals.len() > 1 {
             let mean = intervals.iter().map(|v| v.estimate).sum::<f64>() / m;
             chart
-                .draw_series(LineSeries::new([(i as f64 - 0.35, mean), (i as f64 + 0.35, mean)], BLACK.stroke_width(2)))
+                .draw_series(LineSeries::new(
+                    [(i as f64 - 0.35, mean), (i as f64 + 0.35, mean)],
+                    BLACK.stroke_width(2),
+                ))
                 .drawn(path)?;
         }
     }

@@ -90,8 +90,10 @@ pub fn measure(
         bootstrap,
         reliability_bins: RELIABILITY_BINS,
     };
-    let metrics = evaluate(calibrated, labels, lesion_ids, &options).context("computing metrics")?;
-    let before = reliability(uncalibrated, labels, RELIABILITY_BINS).context("reliability at T = 1")?;
+    let metrics =
+        evaluate(calibrated, labels, lesion_ids, &options).context("computing metrics")?;
+    let before =
+        reliability(uncalibrated, labels, RELIABILITY_BINS).context("reliability at T = 1")?;
     Ok((metrics, before))
 }
 
@@ -107,7 +109,8 @@ pub fn write_record(path: &Path, record: &EvalRecord) -> anyhow::Result<()> {
 
 /// Reads an `eval.json`.
 pub fn read_record(path: &Path) -> anyhow::Result<EvalRecord> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{} is not an eval.json", path.display()))
 }
 
@@ -120,7 +123,8 @@ pub fn write_predictions(
     probabilities: ArrayView2<f64>,
     refer_threshold: f64,
 ) -> anyhow::Result<()> {
-    let mut w = csv::Writer::from_path(path).with_context(|| format!("cannot write {}", path.display()))?;
+    let mut w =
+        csv::Writer::from_path(path).with_context(|| format!("cannot write {}", path.display()))?;
     let mut header = vec!["image_id", "lesion_id", "label", "predicted", "correct"]
         .into_iter()
         .map(String::from)
@@ -130,7 +134,7 @@ pub fn write_predictions(
     w.write_record(&header)?;
     let group = malignant_group();
     for (i, row) in probabilities.rows().into_iter().enumerate() {
-        let predicted = argmax(row.as_slice().unwrap_or(&row.to_vec()));
+        let predicted = argmax(&row.to_vec());
         let malignant: f64 = group.classes().iter().map(|&c| row[c]).sum();
         let mut fields = vec![
             image_ids[i].clone(),
@@ -144,7 +148,8 @@ pub fn write_predictions(
         fields.push(u8::from(malignant >= refer_threshold).to_string());
         w.write_record(&fields)?;
     }
-    w.flush().with_context(|| format!("cannot write {}", path.display()))
+    w.flush()
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn argmax(values: &[f64]) -> usize {

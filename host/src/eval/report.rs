@@ -36,7 +36,11 @@ pub struct ReportArgs {
 
 pub fn run_report(a: ReportArgs) -> anyhow::Result<()> {
     let html = write_report(&a.target, &a.out, a.baseline.as_deref())?;
-    eprintln!("written {} and {}", html.display(), a.out.join(MARKDOWN).display());
+    eprintln!(
+        "written {} and {}",
+        html.display(),
+        a.out.join(MARKDOWN).display()
+    );
     Ok(())
 }
 
@@ -50,9 +54,11 @@ pub fn write_report(target: &Path, out: &Path, baseline: Option<&Path>) -> anyho
         run_document(target, out, baseline.as_ref())?
     };
     let html = out.join(HTML);
-    std::fs::write(&html, doc.to_html()).with_context(|| format!("cannot write {}", html.display()))?;
+    std::fs::write(&html, doc.to_html())
+        .with_context(|| format!("cannot write {}", html.display()))?;
     let md = out.join(MARKDOWN);
-    std::fs::write(&md, doc.to_markdown()).with_context(|| format!("cannot write {}", md.display()))?;
+    std::fs::write(&md, doc.to_markdown())
+        .with_context(|| format!("cannot write {}", md.display()))?;
     Ok(html)
 }
 
@@ -69,13 +75,21 @@ fn run_document(run: &Path, out: &Path, baseline: Option<&EvalRecord>) -> anyhow
     doc.paragraph(DISCLAIMER);
 
     if let Ok(text) = std::fs::read_to_string(run.join("run.json")) {
-        let info: serde_json::Value =
-            serde_json::from_str(&text).with_context(|| format!("{}/run.json is not JSON", run.display()))?;
+        let info: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{}/run.json is not JSON", run.display()))?;
         doc.heading(2, "Run");
-        let rows = ["started_at", "device", "train_manifest", "val_manifest", "seed", "mode", "source_commit"]
-            .iter()
-            .filter_map(|k| info.get(*k).map(|v| vec![k.to_string(), json_text(v)]))
-            .collect();
+        let rows = [
+            "started_at",
+            "device",
+            "train_manifest",
+            "val_manifest",
+            "seed",
+            "mode",
+            "source_commit",
+        ]
+        .iter()
+        .filter_map(|k| info.get(*k).map(|v| vec![k.to_string(), json_text(v)]))
+        .collect();
         doc.table(&["field", "value"], rows);
     }
     if let Ok(recipe) = std::fs::read_to_string(run.join("config.toml")) {
@@ -89,14 +103,17 @@ fn run_document(run: &Path, out: &Path, baseline: Option<&EvalRecord>) -> anyhow
     let fit_path = run.join(CALIBRATION_FIT_JSON);
     if fit_path.is_file() {
         let text = std::fs::read_to_string(&fit_path)?;
-        let fit: CalibrationFit =
-            serde_json::from_str(&text).with_context(|| format!("{} is not a calibration fit", fit_path.display()))?;
+        let fit: CalibrationFit = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a calibration fit", fit_path.display()))?;
         calibration_section(&mut doc, &fit);
     }
     let evals = eval_files(run)?;
     for path in &evals {
         let record = read_record(path)?;
-        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         evaluation_section(&mut doc, &name, &record, out)?;
     }
     if let Some(b) = baseline {
@@ -118,7 +135,13 @@ fn run_document(run: &Path, out: &Path, baseline: Option<&EvalRecord>) -> anyhow
     Ok(doc)
 }
 
-const COMPARISON_HEADER: [&str; 5] = ["model", "balanced accuracy", "macro AUC", "malignant sensitivity", "malignant specificity"];
+const COMPARISON_HEADER: [&str; 5] = [
+    "model",
+    "balanced accuracy",
+    "macro AUC",
+    "malignant sensitivity",
+    "malignant specificity",
+];
 
 fn comparison_row(name: &str, r: &EvalRecord) -> Vec<String> {
     let m = &r.metrics;
@@ -144,7 +167,10 @@ pub fn eval_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         .with_context(|| format!("cannot list {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             name.starts_with("eval") && name.ends_with(".json") && !name.ends_with(".model.json")
         })
         .collect();
@@ -153,13 +179,17 @@ pub fn eval_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 fn training_curves(doc: &mut Document, metrics: &Path, out: &Path) -> anyhow::Result<()> {
-    let mut reader = csv::Reader::from_path(metrics).with_context(|| format!("cannot read {}", metrics.display()))?;
+    let mut reader = csv::Reader::from_path(metrics)
+        .with_context(|| format!("cannot read {}", metrics.display()))?;
     let header: Vec<String> = reader.headers()?.iter().map(str::to_owned).collect();
     let mut columns: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for row in reader.records() {
         let row = row.with_context(|| format!("{}: malformed row", metrics.display()))?;
         for (name, value) in header.iter().zip(row.iter()) {
-            columns.entry(name.clone()).or_default().push(value.parse().unwrap_or(f64::NAN));
+            columns
+                .entry(name.clone())
+                .or_default()
+                .push(value.parse().unwrap_or(f64::NAN));
         }
     }
     let epochs = columns.get("epoch").cloned().unwrap_or_default();
@@ -172,7 +202,12 @@ fn training_curves(doc: &mut Document, metrics: &Path, out: &Path) -> anyhow::Re
             .filter_map(|(column, label)| {
                 columns.get(*column).map(|ys| Series {
                     name: label.to_string(),
-                    points: epochs.iter().copied().zip(ys.iter().copied()).filter(|(_, y)| y.is_finite()).collect(),
+                    points: epochs
+                        .iter()
+                        .copied()
+                        .zip(ys.iter().copied())
+                        .filter(|(_, y)| y.is_finite())
+                        .collect(),
                 })
             })
             .collect()
@@ -181,17 +216,28 @@ fn training_curves(doc: &mut Document, metrics: &Path, out: &Path) -> anyhow::Re
     plots::line_panels(
         &out.join(file),
         &[
-            ("Loss", "epoch", "cross-entropy", series(&[("train_loss", "train"), ("val_loss", "validation")])),
+            (
+                "Loss",
+                "epoch",
+                "cross-entropy",
+                series(&[("train_loss", "train"), ("val_loss", "validation")]),
+            ),
             (
                 "Validation accuracy",
                 "epoch",
                 "accuracy",
-                series(&[("val_acc", "accuracy"), ("val_bal_acc", "balanced accuracy")]),
+                series(&[
+                    ("val_acc", "accuracy"),
+                    ("val_bal_acc", "balanced accuracy"),
+                ]),
             ),
         ],
     )?;
     doc.heading(2, "Training");
-    doc.figure(file, "Loss and validation accuracy per epoch (metrics.csv).");
+    doc.figure(
+        file,
+        "Loss and validation accuracy per epoch (metrics.csv).",
+    );
     Ok(())
 }
 
@@ -199,24 +245,57 @@ fn calibration_section(doc: &mut Document, fit: &CalibrationFit) {
     doc.heading(2, "Calibration");
     let t = &fit.temperature;
     let mut rows = vec![
-        vec!["validation data".into(), format!("{} ({} images)", fit.data.display(), fit.images)],
-        vec!["temperature".into(), format!("{:.4}{}", t.temperature, if t.at_bound { " (at the search bound)" } else { "" })],
-        vec!["NLL at T = 1 → fitted T".into(), format!("{:.4} → {:.4}", t.nll_before, t.nll_after)],
-        vec!["d NLL / d log T at the fit".into(), format!("{:.2e}", t.gradient)],
-        vec!["ECE before → after".into(), format!("{:.4} → {:.4}", fit.ece_before, fit.ece_after)],
+        vec![
+            "validation data".into(),
+            format!("{} ({} images)", fit.data.display(), fit.images),
+        ],
+        vec![
+            "temperature".into(),
+            format!(
+                "{:.4}{}",
+                t.temperature,
+                if t.at_bound {
+                    " (at the search bound)"
+                } else {
+                    ""
+                }
+            ),
+        ],
+        vec![
+            "NLL at T = 1 → fitted T".into(),
+            format!("{:.4} → {:.4}", t.nll_before, t.nll_after),
+        ],
+        vec![
+            "d NLL / d log T at the fit".into(),
+            format!("{:.2e}", t.gradient),
+        ],
+        vec![
+            "ECE before → after".into(),
+            format!("{:.4} → {:.4}", fit.ece_before, fit.ece_after),
+        ],
         vec![
             "refer threshold (p malignant ≥)".into(),
-            format!("{:.4} for target sensitivity {:.2}", fit.refer.threshold, fit.target_sensitivity),
+            format!(
+                "{:.4} for target sensitivity {:.2}",
+                fit.refer.threshold, fit.target_sensitivity
+            ),
         ],
         vec![
             "validation sensitivity / specificity".into(),
-            format!("{:.3} / {:.3}", fit.refer.sensitivity, fit.refer.specificity),
+            format!(
+                "{:.3} / {:.3}",
+                fit.refer.sensitivity, fit.refer.specificity
+            ),
         ],
     ];
     if let Some(ood) = &fit.ood {
         rows.push(vec![
             "OOD threshold".into(),
-            format!("{:.3} ({:.1}th percentile of validation scores)", ood.threshold, 100.0 * ood.quantile),
+            format!(
+                "{:.3} ({:.1}th percentile of validation scores)",
+                ood.threshold,
+                100.0 * ood.quantile
+            ),
         ]);
         rows.push(vec![
             "OOD abstentions".into(),
@@ -231,7 +310,12 @@ fn calibration_section(doc: &mut Document, fit: &CalibrationFit) {
     doc.table(&["quantity", "value"], rows);
 }
 
-fn evaluation_section(doc: &mut Document, name: &str, r: &EvalRecord, out: &Path) -> anyhow::Result<()> {
+fn evaluation_section(
+    doc: &mut Document,
+    name: &str,
+    r: &EvalRecord,
+    out: &Path,
+) -> anyhow::Result<()> {
     let m = &r.metrics;
     doc.heading(2, format!("Evaluation: {name}"));
     doc.paragraph(format!(
@@ -250,12 +334,24 @@ fn evaluation_section(doc: &mut Document, name: &str, r: &EvalRecord, out: &Path
     doc.table(
         &["metric", "estimate [95% interval]"],
         vec![
-            vec!["balanced accuracy".into(), with_interval(&m.balanced_accuracy)],
+            vec![
+                "balanced accuracy".into(),
+                with_interval(&m.balanced_accuracy),
+            ],
             vec!["accuracy".into(), with_interval(&m.accuracy)],
             vec!["macro F1".into(), with_interval(&m.macro_f1)],
-            vec!["macro AUC (one vs rest)".into(), with_interval(&m.macro_auc)],
-            vec![format!("malignant sensitivity {triage_at}"), with_interval(&m.triage.sensitivity)],
-            vec![format!("malignant specificity {triage_at}"), with_interval(&m.triage.specificity)],
+            vec![
+                "macro AUC (one vs rest)".into(),
+                with_interval(&m.macro_auc),
+            ],
+            vec![
+                format!("malignant sensitivity {triage_at}"),
+                with_interval(&m.triage.sensitivity),
+            ],
+            vec![
+                format!("malignant specificity {triage_at}"),
+                with_interval(&m.triage.specificity),
+            ],
             vec!["malignant AUC".into(), with_interval(&m.triage.auc)],
             vec!["log loss".into(), with_interval(&m.log_loss)],
             vec!["expected calibration error".into(), with_interval(&m.ece)],
@@ -277,30 +373,57 @@ fn evaluation_section(doc: &mut Document, name: &str, r: &EvalRecord, out: &Path
             ]
         })
         .collect();
-    doc.table(&["class", "images", "recall", "precision", "F1", "specificity", "AUC"], rows);
+    doc.table(
+        &[
+            "class",
+            "images",
+            "recall",
+            "precision",
+            "F1",
+            "specificity",
+            "AUC",
+        ],
+        rows,
+    );
 
     let file = format!("{name}-confusion.png");
     plots::confusion_matrix(&out.join(&file), classes, &m.confusion)?;
-    doc.figure(file, format!("Confusion matrix, {name} (shade: share of the true class)."));
+    doc.figure(
+        file,
+        format!("Confusion matrix, {name} (shade: share of the true class)."),
+    );
 
     let mut curves: Vec<(String, &dermo_calibration::RocCurve, Option<f64>)> = classes
         .iter()
         .zip(&m.roc)
         .zip(&m.per_class)
-        .filter_map(|((c, roc), e)| roc.as_ref().map(|roc| (c.clone(), roc, e.auc.map(|a| a.estimate))))
+        .filter_map(|((c, roc), e)| {
+            roc.as_ref()
+                .map(|roc| (c.clone(), roc, e.auc.map(|a| a.estimate)))
+        })
         .collect();
     if let Some(roc) = &m.triage.roc {
-        curves.push(("malignant group".into(), roc, m.triage.auc.map(|a| a.estimate)));
+        curves.push((
+            "malignant group".into(),
+            roc,
+            m.triage.auc.map(|a| a.estimate),
+        ));
     }
     let file = format!("{name}-roc.png");
     plots::roc_curves(&out.join(&file), &curves)?;
-    doc.figure(file, format!("ROC curves per class and for the malignant group, {name}."));
+    doc.figure(
+        file,
+        format!("ROC curves per class and for the malignant group, {name}."),
+    );
 
     let file = format!("{name}-reliability.png");
     let after = format!("T = {:.2}", r.temperature);
     plots::reliability_panels(
         &out.join(&file),
-        &[("T = 1".to_string(), &r.reliability_uncalibrated), (after, &m.reliability)],
+        &[
+            ("T = 1".to_string(), &r.reliability_uncalibrated),
+            (after, &m.reliability),
+        ],
     )?;
     doc.figure(
         file,
@@ -313,8 +436,17 @@ fn evaluation_section(doc: &mut Document, name: &str, r: &EvalRecord, out: &Path
         .zip(&m.per_class)
         .map(|(c, e)| (c.clone(), e.recall.into_iter().collect()))
         .collect();
-    plots::intervals_by_category(&out.join(&file), &format!("Recall per class, {name}"), "recall", &bars, None)?;
-    doc.figure(file, format!("Recall per class with 95% lesion-bootstrap intervals, {name}."));
+    plots::intervals_by_category(
+        &out.join(&file),
+        &format!("Recall per class, {name}"),
+        "recall",
+        &bars,
+        None,
+    )?;
+    doc.figure(
+        file,
+        format!("Recall per class with 95% lesion-bootstrap intervals, {name}."),
+    );
     Ok(())
 }
 
@@ -330,7 +462,11 @@ fn figures_table(doc: &mut Document) {
     }
 }
 
-fn sweep_document(dir: &Path, out: &Path, baseline: Option<&EvalRecord>) -> anyhow::Result<Document> {
+fn sweep_document(
+    dir: &Path,
+    out: &Path,
+    baseline: Option<&EvalRecord>,
+) -> anyhow::Result<Document> {
     let results = SweepResults::load(&dir.join(sweep::SWEEP_JSON))?;
     let mut doc = Document::new(format!("dermo sweep report: {}", dir.display()));
     doc.paragraph(DISCLAIMER);

@@ -8,7 +8,7 @@
 //! and `balance` (none, smallest, or a per-class cap of training images).
 
 use super::eval::evaluate_scored;
-use super::network::{score_manifest, Checkpoint};
+use super::network::{score_manifest, Checkpoint, Network};
 use super::plots;
 use super::record::{read_record, Operating};
 use super::report::{self, with_interval};
@@ -154,8 +154,10 @@ pub const TABLE_HEADER: [&str; 7] = [
 
 impl SweepResults {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("{} is not a sweep.json", path.display()))
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a sweep.json", path.display()))
     }
 
     /// One row per seed run and one with the mean over seeds per cell.
@@ -174,7 +176,11 @@ impl SweepResults {
                 ]);
             }
             let mean = |f: fn(&SeedRun) -> Option<Interval>| {
-                let v: Vec<f64> = cell.runs.iter().filter_map(|r| f(r).map(|i| i.estimate)).collect();
+                let v: Vec<f64> = cell
+                    .runs
+                    .iter()
+                    .filter_map(|r| f(r).map(|i| i.estimate))
+                    .collect();
                 if v.is_empty() {
                     "—".to_string()
                 } else {
@@ -204,7 +210,9 @@ impl SweepResults {
             .iter()
             .filter(|c| {
                 self.design == "full"
-                    || c.values.iter().all(|(k, v)| k == axis || base.values.get(k) == Some(v))
+                    || c.values
+                        .iter()
+                        .all(|(k, v)| k == axis || base.values.get(k) == Some(v))
             })
             .collect()
     }
@@ -244,7 +252,13 @@ pub fn plot_axis(
     } else {
         axis.question.clone()
     };
-    plots::intervals_by_category(path, &title, "balanced accuracy (test)", &categories, Some(reference))
+    plots::intervals_by_category(
+        path,
+        &title,
+        "balanced accuracy (test)",
+        &categories,
+        Some(reference),
+    )
 }
 
 /// A cell: its name, the recipe assignments and the data variant.
@@ -293,23 +307,42 @@ fn value_text(v: &toml::Value) -> String {
 
 fn sanitize(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.=,".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.=,".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
 impl Grid {
     fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read grid {}", path.display()))?;
-        let grid: Grid = toml::from_str(&text).with_context(|| format!("grid {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read grid {}", path.display()))?;
+        let grid: Grid =
+            toml::from_str(&text).with_context(|| format!("grid {}", path.display()))?;
         if grid.sweep.seeds.len() < 2 {
-            bail!("grid {}: every cell needs at least 2 seeds, got {:?}", path.display(), grid.sweep.seeds);
+            bail!(
+                "grid {}: every cell needs at least 2 seeds, got {:?}",
+                path.display(),
+                grid.sweep.seeds
+            );
         }
         if !["one-at-a-time", "full"].contains(&grid.sweep.design.as_str()) {
-            bail!("grid {}: design must be one-at-a-time or full, got {:?}", path.display(), grid.sweep.design);
+            bail!(
+                "grid {}: design must be one-at-a-time or full, got {:?}",
+                path.display(),
+                grid.sweep.design
+            );
         }
         if let Some(f) = grid.data.lesion_fraction {
             if !(f > 0.0 && f <= 1.0) {
-                bail!("grid {}: lesion_fraction {f} must be in (0, 1]", path.display());
+                bail!(
+                    "grid {}: lesion_fraction {f} must be in (0, 1]",
+                    path.display()
+                );
             }
         }
         Ok(grid)
@@ -367,7 +400,11 @@ impl Grid {
         let name = if assignments.is_empty() {
             "base".to_string()
         } else {
-            assignments.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+            assignments
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
         };
         Ok(Cell {
             name,
@@ -380,8 +417,12 @@ impl Grid {
     /// The recipe of a cell for one seed: defaults, then [base], then the cell's keys.
     fn recipe(&self, cell: &Cell, seed: u64) -> anyhow::Result<Recipe> {
         let mut r = Recipe::default();
+        let mut base = Vec::new();
         for (k, v) in &self.base {
-            r.set(&format!("{k}={}", toml_literal(v)))?;
+            flatten(k, v, &mut base);
+        }
+        for assignment in &base {
+            r.set(assignment)?;
         }
         for (k, v) in &cell.assignments {
             r.set(&format!("{k}={v}"))?;
@@ -401,9 +442,9 @@ impl Grid {
                 key => {
                     let mut slot = &recipe;
                     for part in key.split('.') {
-                        slot = slot
-                            .get(part)
-                            .with_context(|| format!("axis {key:?} is not a recipe key nor mask/balance"))?;
+                        slot = slot.get(part).with_context(|| {
+                            format!("axis {key:?} is not a recipe key nor mask/balance")
+                        })?;
                     }
                     value_text(slot)
                 }
@@ -414,9 +455,17 @@ impl Grid {
     }
 }
 
-/// A base value as a `Recipe::set` right-hand side (strings bare, tables inline).
-fn toml_literal(v: &toml::Value) -> String {
-    value_text(v)
+/// `key=value` assignments of a TOML value, dotted through tables (`[base.augment]` gives
+/// `augment.hflip=…`), as `Recipe::set` takes them.
+fn flatten(key: &str, value: &toml::Value, out: &mut Vec<String>) {
+    match value {
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                flatten(&format!("{key}.{k}"), v, out);
+            }
+        }
+        other => out.push(format!("{key}={}", value_text(other))),
+    }
 }
 
 pub fn run_sweep(a: SweepArgs) -> anyhow::Result<()> {
@@ -462,7 +511,11 @@ pub fn run_sweep(a: SweepArgs) -> anyhow::Result<()> {
         let mut runs = Vec::new();
         for &seed in &grid.sweep.seeds {
             done += 1;
-            let run_dir = a.out.join("cells").join(sanitize(&cell.name)).join(format!("seed-{seed}"));
+            let run_dir = a
+                .out
+                .join("cells")
+                .join(sanitize(&cell.name))
+                .join(format!("seed-{seed}"));
             let eval_path = run_dir.join(EVAL_NAME);
             if !eval_path.is_file() {
                 eprintln!("[{done}/{total}] {} seed {seed}: training", cell.name);
@@ -485,8 +538,8 @@ pub fn run_sweep(a: SweepArgs) -> anyhow::Result<()> {
                 train(&recipe, &train_data, &run_dir, &options)
                     .with_context(|| format!("training cell {} seed {seed}", cell.name))?;
                 let mut checkpoint = Checkpoint::load(&run_dir, device)?;
-                let scored = score_manifest(&mut checkpoint, &test_csv, Tta::None, cache_root, true)?;
-                use super::network::Network;
+                let scored =
+                    score_manifest(&mut checkpoint, &test_csv, Tta::None, cache_root, true)?;
                 evaluate_scored(
                     &scored,
                     checkpoint.describe(),
@@ -503,7 +556,10 @@ pub fn run_sweep(a: SweepArgs) -> anyhow::Result<()> {
                     &eval_path,
                 )?;
             } else {
-                eprintln!("[{done}/{total}] {} seed {seed}: done before, skipped", cell.name);
+                eprintln!(
+                    "[{done}/{total}] {} seed {seed}: done before, skipped",
+                    cell.name
+                );
             }
             let record = read_record(&eval_path)?;
             let m = &record.metrics;
@@ -526,7 +582,11 @@ pub fn run_sweep(a: SweepArgs) -> anyhow::Result<()> {
         write_results(&a.out, &results)?;
     }
     let html = report::write_report(&a.out, &a.out.join("report"), None)?;
-    eprintln!("written {} and {}", a.out.join(SWEEP_JSON).display(), html.display());
+    eprintln!(
+        "written {} and {}",
+        a.out.join(SWEEP_JSON).display(),
+        html.display()
+    );
     Ok(())
 }
 
@@ -536,18 +596,35 @@ fn write_results(dir: &Path, results: &SweepResults) -> anyhow::Result<()> {
     crate::data::manifest::write_atomic(&json, &serde_json::to_vec_pretty(results)?)
         .with_context(|| format!("cannot write {}", json.display()))?;
     let csv_path = dir.join(RESULTS_CSV);
-    let mut w = csv::Writer::from_path(&csv_path).with_context(|| format!("cannot write {}", csv_path.display()))?;
+    let mut w = csv::Writer::from_path(&csv_path)
+        .with_context(|| format!("cannot write {}", csv_path.display()))?;
     let mut header = vec!["cell".to_string(), "seed".into()];
     header.extend(results.axes.iter().map(|a| a.name.clone()));
     header.extend(
-        ["bal_acc", "bal_acc_low", "bal_acc_high", "acc", "macro_auc", "mal_sens", "mal_spec"].map(String::from),
+        [
+            "bal_acc",
+            "bal_acc_low",
+            "bal_acc_high",
+            "acc",
+            "macro_auc",
+            "mal_sens",
+            "mal_spec",
+        ]
+        .map(String::from),
     );
     w.write_record(&header)?;
-    let f = |i: Option<Interval>, pick: fn(&Interval) -> f64| i.map(|i| format!("{:.4}", pick(&i))).unwrap_or_default();
+    let f = |i: Option<Interval>, pick: fn(&Interval) -> f64| {
+        i.map(|i| format!("{:.4}", pick(&i))).unwrap_or_default()
+    };
     for cell in &results.cells {
         for run in &cell.runs {
             let mut row = vec![cell.name.clone(), run.seed.to_string()];
-            row.extend(results.axes.iter().map(|a| cell.values.get(&a.name).cloned().unwrap_or_default()));
+            row.extend(
+                results
+                    .axes
+                    .iter()
+                    .map(|a| cell.values.get(&a.name).cloned().unwrap_or_default()),
+            );
             row.extend([
                 f(run.balanced_accuracy, |i| i.estimate),
                 f(run.balanced_accuracy, |i| i.low),
@@ -560,7 +637,8 @@ fn write_results(dir: &Path, results: &SweepResults) -> anyhow::Result<()> {
             w.write_record(&row)?;
         }
     }
-    w.flush().with_context(|| format!("cannot write {}", csv_path.display()))?;
+    w.flush()
+        .with_context(|| format!("cannot write {}", csv_path.display()))?;
     Ok(())
 }
 
@@ -574,9 +652,14 @@ struct Splits {
 impl Splits {
     fn prepare(data: &GridData, grid_folder: &Path, out: &Path) -> anyhow::Result<Self> {
         let dir = out.join("data");
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
         let copy = |name: &str, source: &Path| -> anyhow::Result<PathBuf> {
-            let source = if source.is_absolute() { source.to_owned() } else { grid_folder.join(source) };
+            let source = if source.is_absolute() {
+                source.to_owned()
+            } else {
+                grid_folder.join(source)
+            };
             let m = Manifest::load(&source)?;
             let m = match data.lesion_fraction {
                 Some(f) => lesion_subset(&m, f),
@@ -596,11 +679,27 @@ impl Splits {
     /// Manifests for a mask mode and balance: training in that mode (balanced when asked);
     /// validation and test in the same mode, except that `both` is judged on raw images (what
     /// a camera delivers).
-    fn variant(&self, mask: MaskMode, balance: Balance, out: &Path) -> anyhow::Result<(PathBuf, PathBuf, PathBuf)> {
-        let dir = out.join("data").join(format!("{}-{}", mask.as_str(), balance.label()));
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let eval_mode = if mask == MaskMode::Both { MaskMode::Raw } else { mask };
-        let write = |name: &str, source: &Path, mode: MaskMode, balance: Balance| -> anyhow::Result<PathBuf> {
+    fn variant(
+        &self,
+        mask: MaskMode,
+        balance: Balance,
+        out: &Path,
+    ) -> anyhow::Result<(PathBuf, PathBuf, PathBuf)> {
+        let dir = out
+            .join("data")
+            .join(format!("{}-{}", mask.as_str(), balance.label()));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let eval_mode = if mask == MaskMode::Both {
+            MaskMode::Raw
+        } else {
+            mask
+        };
+        let write = |name: &str,
+                     source: &Path,
+                     mode: MaskMode,
+                     balance: Balance|
+         -> anyhow::Result<PathBuf> {
             let m = split::with_mask_mode(&Manifest::load(source)?, mode)
                 .with_context(|| format!("{}: mask mode {}", source.display(), mode.as_str()))?;
             let m = match balance {
@@ -631,7 +730,10 @@ pub fn lesion_subset(m: &Manifest, fraction: f64) -> Manifest {
     for r in &m.records {
         if !class_of.contains_key(r.lesion_id.as_str()) {
             class_of.insert(&r.lesion_id, r.label.index());
-            lesions_of_class.entry(r.label.index()).or_default().push(&r.lesion_id);
+            lesions_of_class
+                .entry(r.label.index())
+                .or_default()
+                .push(&r.lesion_id);
         }
     }
     let mut keep: HashMap<&str, ()> = HashMap::new();

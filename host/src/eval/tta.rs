@@ -28,7 +28,10 @@ pub enum View {
     FlipV,
     FlipHV,
     /// Centre crop keeping this fraction of the side, resized back; mirrored when `mirror`.
-    Crop { fraction: f32, mirror: bool },
+    Crop {
+        fraction: f32,
+        mirror: bool,
+    },
 }
 
 impl Tta {
@@ -38,9 +41,7 @@ impl Tta {
             Tta::Flips => vec![View::Identity, View::FlipH, View::FlipV, View::FlipHV],
             Tta::Multiscale => [1.0, 0.875, 0.75]
                 .into_iter()
-                .flat_map(|fraction| {
-                    [false, true].map(|mirror| View::Crop { fraction, mirror })
-                })
+                .flat_map(|fraction| [false, true].map(|mirror| View::Crop { fraction, mirror }))
                 .collect(),
         }
     }
@@ -60,7 +61,8 @@ impl View {
                     ((w as f32 * fraction).round() as u32).clamp(1, w),
                     ((h as f32 * fraction).round() as u32).clamp(1, h),
                 );
-                let cropped = imageops::crop_imm(img, (w - cw) / 2, (h - ch) / 2, cw, ch).to_image();
+                let cropped =
+                    imageops::crop_imm(img, (w - cw) / 2, (h - ch) / 2, cw, ch).to_image();
                 let resized = if (cw, ch) == (w, h) {
                     cropped
                 } else {
@@ -91,7 +93,11 @@ mod tests {
             assert_eq!(view.apply(&img).dimensions(), (8, 8));
         }
         // A 75% crop of an 8-pixel side drops the corner pixel.
-        let crop = View::Crop { fraction: 0.75, mirror: false }.apply(&img);
+        let crop = View::Crop {
+            fraction: 0.75,
+            mirror: false,
+        }
+        .apply(&img);
         assert_eq!(crop.get_pixel(0, 0)[0], 0);
         assert_eq!(Tta::Flips.views().len(), 4);
         assert_eq!(Tta::Multiscale.views().len(), 6);

@@ -5,14 +5,16 @@
 //! balanced accuracy within 1 point for int8). Only then is the file written and signed.
 
 use super::parity::{self, TractNetwork};
-use super::ranges;
+use super::activations;
 use super::source::RunSource;
 use crate::data::manifest::Manifest;
 use crate::eval::network::{score_manifest, Checkpoint, Scored};
 use crate::eval::tta::Tta;
 use anyhow::Context;
 use dermo_calibration::RangeMethod;
-use dermo_model::onnx::{write_onnx, ExportOptions, Precision};
+use dermo_model::onnx::{bias_corrected, write_onnx, ExportOptions, Precision};
+use dermo_model::runtime::ActivationStats;
+use dermo_model::NamedWeights;
 use dermo_model::signature;
 use dermo_model::ModelFile;
 use serde::Serialize;
@@ -73,9 +75,9 @@ pub fn export(run: &Path, plan: &ExportPlan) -> anyhow::Result<ExportReport> {
         with_features: plan.with_features,
         activation_ranges: ranges,
     };
-    let build = |precision, ranges| -> anyhow::Result<ModelFile> {
+    let build = |precision, weights: &NamedWeights, ranges| -> anyhow::Result<ModelFile> {
         let meta = source.metadata(precision)?;
-        let bytes = write_onnx(&spec, &source.weights, &options(precision, ranges), &meta)
+        let bytes = write_onnx(&spec, weights, &options(precision, ranges), &meta)
             .with_context(|| format!("cannot build the {precision} graph from {}", source.weights_path.display()))?;
         Ok(ModelFile::from_verified_bytes(&plan.out, bytes)?)
     };
@@ -85,7 +87,7 @@ pub fn export(run: &Path, plan: &ExportPlan) -> anyhow::Result<ExportReport> {
     let reference = score_manifest(&mut checkpoint, &val, Tta::None, &cache_root, true)?;
     drop(checkpoint);
 
-    let fp32 = build(Precision::Fp32, None)?;
+    let fp32 = build(Precision::Fp32, &source.weights, None)?;
     eprintln!("fp32 file on tract");
     let fp32_scores = score(&fp32, "fp32 file", &val, &cache_root)?;
     let delta = parity::max_abs_delta(&reference, &fp32_scores);
@@ -100,11 +102,10 @@ pub fn export(run: &Path, plan: &ExportPlan) -> anyhow::Result<ExportReport> {
     let (file, scores) = match plan.precision {
         Precision::Fp32 => (fp32.clone(), fp32_scores.clone()),
         precision => {
-            let ranges = match precision {
-                Precision::Int8Full => Some(calibration_ranges(&source, &fp32, plan)?),
-                _ => None,
-            };
-            let file = build(precision, ranges)?;
+            let stats = calibration_stats(&source, &fp32, plan)?;
+            let weights = bias_corrected(&spec, &source.weights, precision, &stats.channel_means)?;
+            let ranges = (precision == Precision::Int8Full).then_some(stats.ranges);
+            let file = build(precision, &weights, ranges)?;
             eprintln!("{precision} file on tract");
             let scores = score(&file, &format!("{precision} file"), &val, &cache_root)?;
             (file, scores)
@@ -178,21 +179,17 @@ fn score(file: &ModelFile, name: &str, val: &Path, cache_root: &Path) -> anyhow:
     score_manifest(&mut net, val, Tta::None, cache_root, true)
 }
 
-/// Ranges measured on `--calib-size` images spread over the run's training manifest.
-fn calibration_ranges(
-    source: &RunSource,
-    fp32: &ModelFile,
-    plan: &ExportPlan,
-) -> anyhow::Result<std::collections::BTreeMap<String, (f32, f32)>> {
+/// Statistics measured on `--calib-size` images spread over the run's training manifest.
+fn calibration_stats(source: &RunSource, fp32: &ModelFile, plan: &ExportPlan) -> anyhow::Result<ActivationStats> {
     let manifest = Manifest::load(&source.info.train_manifest)?;
     let paths: Vec<PathBuf> = manifest.records.iter().map(|r| r.path.clone()).collect();
-    let images = ranges::spread(&paths, plan.calib_size);
+    let images = activations::spread(&paths, plan.calib_size);
     eprintln!(
-        "activation ranges ({:?}) on {} training images",
+        "activation statistics ({:?} ranges) on {} training images",
         plan.range_method,
         images.len()
     );
-    ranges::activation_ranges(fp32, source.spec(), &images, &source.preprocess(), plan.range_method)
+    activations::activation_stats(fp32, source.spec(), &images, &source.preprocess(), plan.range_method)
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {

@@ -1,14 +1,14 @@
 //! Export to a model file, inspection, signing keys and verification.
 //!
-//! Layers: [`source`] (what a run folder holds) → [`ranges`] (int8-full activation ranges) →
+//! Layers: [`source`] (what a run folder holds) → [`activations`] (statistics for the int8 variants) →
 //! [`parity`] (the written file checked against libtorch and fp32) → [`exporter`] (the command);
 //! [`inspect`] and [`signing`] serve `dermo inspect`, `keygen` and `verify`. The ONNX writer
 //! itself lives in `dermo_model::onnx` and needs no libtorch.
 
+pub mod activations;
 pub mod exporter;
 pub mod inspect;
 pub mod parity;
-pub mod ranges;
 pub mod signing;
 pub mod source;
 
@@ -70,8 +70,9 @@ pub struct ExportArgs {
     /// Sign the file with this ed25519 signing key (from `dermo keygen`).
     #[arg(long, value_name = "KEY")]
     pub sign: Option<PathBuf>,
-    /// int8-full: number of training images to measure activation ranges on.
-    #[arg(long, default_value_t = 256)]
+    /// int8 and int8-full: number of training images the activation statistics (channel means
+    /// for bias correction, ranges for int8-full) are measured on.
+    #[arg(long, default_value_t = 128)]
     pub calib_size: usize,
     /// int8-full: how each activation range is chosen.
     #[arg(long, value_enum, default_value_t = RangeArg::Percentile)]

@@ -13,10 +13,13 @@
 use super::recipe::Augment;
 use tch::{Kind, Tensor};
 
+/// A whole-batch geometric transform of `[B, C, H, W]`.
+type Transform = fn(&Tensor) -> Tensor;
+
 /// Per-sample random flips and transposes of `[B, C, H, H]` (images or square feature maps).
 pub fn dihedral(x: &Tensor, aug: &Augment) -> Tensor {
     let mut x = x.shallow_clone();
-    let ops: [(bool, fn(&Tensor) -> Tensor); 3] = [
+    let ops: [(bool, Transform); 3] = [
         (aug.hflip, |t| t.flip([3])),
         (aug.vflip, |t| t.flip([2])),
         (aug.rot90, |t| t.transpose(2, 3)),

@@ -113,10 +113,11 @@ impl Optimizer {
                         p.value -= (&p.m / &denom) * (lr / bc1);
                     }
                     OptimizerKind::Sgd => {
-                        let mut g = g;
-                        if p.decay && wd > 0.0 {
-                            g = g + &p.value * wd;
-                        }
+                        let g = if p.decay && wd > 0.0 {
+                            &g + &p.value * wd
+                        } else {
+                            g
+                        };
                         let _ = p.m.g_mul_scalar_(momentum);
                         p.m += &g;
                         // Nesterov: step along the gradient plus the look-ahead momentum.

@@ -225,7 +225,7 @@ impl Recipe {
     /// Checks the values that serde cannot.
     pub fn validate(&self) -> Result<(), RecipeError> {
         let bad = |m: &str| Err(RecipeError::Invalid(m.to_owned()));
-        if self.size < 32 || self.size % 32 != 0 {
+        if self.size < 32 || !self.size.is_multiple_of(32) {
             return bad("size must be a multiple of 32, at least 32");
         }
         if self.batch == 0 || self.epochs == 0 {
