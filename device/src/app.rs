@@ -211,10 +211,12 @@ impl App<'_> {
             let screen_file = self.screens.show(&Screen::Result(ResultView {
                 frame: &img,
                 outcome: result.screen_outcome(),
+                // The first issue is the retake hint in the banner; the footer lists the rest.
                 warnings: result
                     .quality
                     .issues
                     .iter()
+                    .skip(1)
                     .map(|i| i.hint().to_string())
                     .collect(),
                 model: classifier.version().to_string(),

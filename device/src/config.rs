@@ -255,7 +255,10 @@ mod tests {
         let unit = std::fs::read_to_string(root.join("../scripts/dermo-scope.service")).unwrap();
         let cfg = Config::from_file(&root.join("config/dermo-scope.toml")).unwrap();
         let exec = unit.lines().find(|l| l.starts_with("ExecStart=")).unwrap();
-        assert!(exec.ends_with(&format!("run --config {SYSTEM_CONFIG}")), "{exec}");
+        assert!(
+            exec.ends_with(&format!("run --config {SYSTEM_CONFIG}")),
+            "{exec}"
+        );
         let data = cfg.data_dir();
         assert!(
             unit.lines()

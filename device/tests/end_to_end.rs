@@ -153,7 +153,11 @@ fn run_on_shared_images_writes_screens_results_journal_and_bundle() {
         assert_eq!(&row[1], "", "labels are empty until a clinician adds them");
         let probs: f32 = dermo_model::CLASSES
             .iter()
-            .map(|c| row[col(&format!("prob_{}", c.code()))].parse::<f32>().unwrap())
+            .map(|c| {
+                row[col(&format!("prob_{}", c.code()))]
+                    .parse::<f32>()
+                    .unwrap()
+            })
             .sum();
         assert_eq!(&row[col("model_sha256")], first.model_sha256.as_str());
         assert!((probs - 1.0).abs() < 1e-3);

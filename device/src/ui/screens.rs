@@ -274,7 +274,7 @@ fn result<D: DrawTarget<Color = Rgb565>>(
             p.text(hint, Point::new(x, y), body, Palette::retake(), width)?;
             y += line;
             p.text(
-                "Frame not classified.",
+                "Not classified.",
                 Point::new(x, y),
                 body,
                 Palette::muted(),

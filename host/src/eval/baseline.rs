@@ -196,7 +196,7 @@ pub fn run_baseline(a: BaselineArgs) -> anyhow::Result<()> {
     let model_path = a.out.with_extension("model.json");
     crate::data::manifest::write_atomic(&model_path, &serde_json::to_vec_pretty(&model)?)
         .with_context(|| format!("cannot write {}", model_path.display()))?;
-    super::eval::print_summary(&record, &a.out);
+    super::evaluation::print_summary(&record, &a.out);
     Ok(())
 }
 

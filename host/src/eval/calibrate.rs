@@ -348,7 +348,7 @@ fn synthetic_frames(
         out.push(SyntheticFrame {
             name,
             score,
-            abstains: !(score <= spec.threshold),
+            abstains: score > spec.threshold || !score.is_finite(),
         });
     }
     Ok(out)

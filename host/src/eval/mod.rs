@@ -3,14 +3,14 @@
 //!
 //! Layers: [`tta`] (views of an image) and [`network`] (a checkpoint or a model file behind one
 //! trait, scoring a manifest); [`record`] (eval.json and the predictions table); the commands
-//! [`eval`], [`calibrate`], [`report`] (with [`plots`]), [`sweep`] and [`baseline`] (on the
+//! [`evaluation`], [`calibrate`], [`report`] (with [`plots`]), [`sweep`] and [`baseline`] (on the
 //! hand-crafted features of [`abcd`]).
 
 pub mod abcd;
 pub mod baseline;
 pub mod calibrate;
 mod document;
-pub mod eval;
+pub mod evaluation;
 pub mod network;
 pub mod plots;
 pub mod record;
@@ -20,6 +20,6 @@ pub mod tta;
 
 pub use baseline::{run_baseline, BaselineArgs};
 pub use calibrate::{run_calibrate, CalibrateArgs};
-pub use eval::{run_eval, EvalArgs};
+pub use evaluation::{run_eval, EvalArgs};
 pub use report::{run_report, ReportArgs};
 pub use sweep::{run_sweep, SweepArgs};

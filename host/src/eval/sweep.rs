@@ -7,7 +7,7 @@
 //! key (`size`, `lr`, `augment.hflip`, …) or one of two data axes: `mask` (raw, masked, both)
 //! and `balance` (none, smallest, or a per-class cap of training images).
 
-use super::eval::evaluate_scored;
+use super::evaluation::evaluate_scored;
 use super::network::{score_manifest, Checkpoint, Network};
 use super::plots;
 use super::record::{read_record, Operating};
@@ -63,8 +63,9 @@ struct GridData {
     train: PathBuf,
     val: PathBuf,
     test: PathBuf,
-    /// Keep this fraction of each class's lesions (all their images) of every split: a
-    /// CPU-sized study that keeps the class imbalance.
+    /// Train on this fraction of each class's training lesions (all their images): a
+    /// CPU-sized study that keeps the class imbalance. Validation and test stay whole, so the
+    /// comparisons are judged on every lesion of the test split.
     lesion_fraction: Option<f64>,
     #[serde(default = "default_cache_root")]
     cache_root: PathBuf,
@@ -654,14 +655,14 @@ impl Splits {
         let dir = out.join("data");
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
-        let copy = |name: &str, source: &Path| -> anyhow::Result<PathBuf> {
+        let copy = |name: &str, source: &Path, fraction: Option<f64>| -> anyhow::Result<PathBuf> {
             let source = if source.is_absolute() {
                 source.to_owned()
             } else {
                 grid_folder.join(source)
             };
             let m = Manifest::load(&source)?;
-            let m = match data.lesion_fraction {
+            let m = match fraction {
                 Some(f) => lesion_subset(&m, f),
                 None => m,
             };
@@ -670,9 +671,9 @@ impl Splits {
             Ok(path)
         };
         Ok(Splits {
-            train: copy("train", &data.train)?,
-            val: copy("val", &data.val)?,
-            test: copy("test", &data.test)?,
+            train: copy("train", &data.train, data.lesion_fraction)?,
+            val: copy("val", &data.val, None)?,
+            test: copy("test", &data.test, None)?,
         })
     }
 

@@ -1,0 +1,161 @@
+//! `dermo export / inspect / keygen / verify`, run as the real binary on a real (small) run
+//! folder: a probe run trained here on HAM10000 images, so libtorch-vs-tract parity is checked on
+//! real validation images for fp32, int8 and int8-full.
+
+#[path = "train_support/mod.rs"]
+mod train_support;
+
+use dermo_host::train::recipe::{Mode, Recipe};
+use dermo_host::train::{train, TrainData, TrainOptions};
+use dermo_model::{ModelFile, PreprocessConfig, Runtime, TrustPolicy};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use train_support::{pretrained, write_split};
+
+const SIZE: u32 = 64;
+
+/// One probe run shared by every test of this file (trained once, on CPU).
+fn run_dir() -> &'static Path {
+    static RUN: OnceLock<PathBuf> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("export-cli-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let (t, v) = write_split(&root, 8, 6, None);
+        let cfg = PreprocessConfig { size: SIZE, color_constancy: false };
+        let cache = root.join("cache");
+        let data = TrainData::load(&t, &v, &cfg, &cache).unwrap();
+        let recipe = Recipe { mode: Mode::Probe, size: SIZE, batch: 16, epochs: 3, patience: 0, lr: 1e-2, warmup_epochs: 0.0, ..Recipe::default() };
+        tch::set_num_threads(2);
+        let options = TrainOptions {
+            device: tch::Device::Cpu,
+            cache_root: cache,
+            pretrained: pretrained(),
+            resume: false,
+            command_line: vec!["export-test".into()],
+            progress: false,
+        };
+        let run = root.join("run");
+        train(&recipe, &data, &run, &options).unwrap();
+        run
+    })
+}
+
+fn dermo(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dermo")).args(args).output().expect("the dermo binary runs")
+}
+
+fn ok(out: &Output) -> String {
+    let (so, se) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "dermo failed\nstdout:\n{so}\nstderr:\n{se}");
+    so.into_owned()
+}
+
+fn failed(out: &Output) -> String {
+    assert!(!out.status.success(), "dermo should have failed:\n{}", String::from_utf8_lossy(&out.stdout));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn report(model: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(format!("{}.export.json", model.display())).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn int8_export_is_signed_verified_and_inspected() {
+    let run = run_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let stdout = ok(&dermo(&["keygen", "--out", s(&keys)]));
+    assert!(stdout.contains("dermo-signing.pub"), "{stdout}");
+    let secret = keys.join("dermo-signing.key");
+    let public = keys.join("dermo-signing.pub");
+    let e = failed(&dermo(&["keygen", "--out", s(&keys)]));
+    assert!(e.contains("already exists") && e.contains("--force"), "{e}");
+
+    let model = dir.path().join("m.onnx");
+    let stdout = ok(&dermo(&["export", s(run), "--out", s(&model), "--sign", s(&secret), "--calib-size", "16"]));
+    assert!(stdout.contains("top-1 agreement") && stdout.contains("max |Δ logit|"), "{stdout}");
+    let r = report(&model);
+    assert_eq!(r["precision"], "int8");
+    assert!(r["fp32_max_abs_delta"].as_f64().unwrap() <= 1e-3, "{r}");
+    assert!(r["top1_agreement"].as_f64().unwrap() >= 0.99, "{r}");
+    let ratio = r["fp32_bytes"].as_f64().unwrap() / r["bytes"].as_f64().unwrap();
+    assert!((3.0..=4.0).contains(&ratio), "int8 is {ratio:.2}× smaller than fp32");
+
+    let stdout = ok(&dermo(&["verify", s(&model), "--key", s(&public)]));
+    assert!(stdout.starts_with("OK"), "{stdout}");
+    // The device's loader accepts it with the same key and runs it.
+    let key = dermo_model::signature::read_verifying_key(&public).unwrap();
+    let file = ModelFile::open(&model, &TrustPolicy::signed_by(vec![key])).unwrap();
+    assert_eq!(file.metadata.input.size, SIZE);
+    assert_eq!(file.metadata.provenance.precision, "int8");
+    assert!(Runtime::new(&file).is_ok());
+
+    let stdout = ok(&dermo(&["inspect", s(&model)]));
+    for needle in ["opset 13", "IR 8", "temperature", "refer threshold", "melanoma", "malignant", "dataset manifest", "int8", "DequantizeLinear"] {
+        assert!(stdout.contains(needle), "inspect lacks {needle:?}:\n{stdout}");
+    }
+    let json: serde_json::Value = serde_json::from_str(&ok(&dermo(&["inspect", "--json", s(&model)]))).unwrap();
+    assert_eq!(json["dermo.classes"].as_array().unwrap().len(), 7);
+
+    let tampered = dir.path().join("t.onnx");
+    let mut bytes = std::fs::read(&model).unwrap();
+    let n = bytes.len();
+    bytes[n - 10] ^= 1;
+    std::fs::write(&tampered, &bytes).unwrap();
+    std::fs::copy(format!("{}.sig", model.display()), format!("{}.sig", tampered.display())).unwrap();
+    let e = failed(&dermo(&["verify", s(&tampered), "--key", s(&public)]));
+    assert!(e.contains("t.onnx") && e.contains("does not verify"), "{e}");
+}
+
+#[test]
+fn fp32_export_matches_libtorch_and_drops_a_stale_signature() {
+    let run = run_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("fp32.onnx");
+    std::fs::write(format!("{}.sig", model.display()), [0u8; 64]).unwrap();
+    let out = dermo(&["export", s(run), "--out", s(&model), "--precision", "fp32", "--no-features"]);
+    ok(&out);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("removed"));
+    assert!(!Path::new(&format!("{}.sig", model.display())).exists());
+    let r = report(&model);
+    assert!(r["fp32_max_abs_delta"].as_f64().unwrap() <= 1e-3, "{r}");
+    assert_eq!(r["top1_agreement"], 1.0);
+    assert_eq!(r["val_images"], 42);
+    let file = ModelFile::open(&model, &TrustPolicy::unsigned()).unwrap();
+    assert!(file.graph_info().unwrap().outputs.iter().all(|(n, _)| n != "features"));
+}
+
+#[test]
+fn int8_full_export_runs_and_reports_its_cost() {
+    let run = run_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("full.onnx");
+    let stdout = ok(&dermo(&[
+        "export", s(run), "--out", s(&model), "--precision", "int8-full", "--calib-size", "16", "--range-method", "entropy",
+    ]));
+    assert!(stdout.contains("int8-full vs fp32"), "{stdout}");
+    let r = report(&model);
+    assert!(r["top1_agreement"].as_f64().unwrap() > 0.5, "{r}");
+    let file = ModelFile::open(&model, &TrustPolicy::unsigned()).unwrap();
+    assert!(file.graph_info().unwrap().ops.contains_key("QLinearConv"));
+}
+
+#[test]
+fn bad_inputs_fail_with_clear_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = failed(&dermo(&["export", s(dir.path()), "--out", s(&dir.path().join("x.onnx"))]));
+    assert!(e.contains("best.safetensors") && e.contains(s(dir.path())), "{e}");
+    let junk = dir.path().join("junk.onnx");
+    std::fs::write(&junk, b"junk").unwrap();
+    let e = failed(&dermo(&["inspect", s(&junk)]));
+    assert!(e.contains("junk.onnx") && e.contains("not an ONNX model"), "{e}");
+    let e = failed(&dermo(&["verify", s(&junk), "--key", s(&dir.path().join("none.pub"))]));
+    assert!(e.contains("none.pub"), "{e}");
+}
