@@ -13,7 +13,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use train_support::{pretrained, write_split};
 
-const SIZE: u32 = 64;
+const SIZE: u32 = 128;
 
 /// One probe run shared by every test of this file (trained once, on CPU).
 fn run_dir() -> &'static Path {
@@ -22,11 +22,11 @@ fn run_dir() -> &'static Path {
         let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("export-cli-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).unwrap();
-        let (t, v) = write_split(&root, 8, 6, None);
+        let (t, v) = write_split(&root, 8, 15, None);
         let cfg = PreprocessConfig { size: SIZE, color_constancy: false };
         let cache = root.join("cache");
         let data = TrainData::load(&t, &v, &cfg, &cache).unwrap();
-        let recipe = Recipe { mode: Mode::Probe, size: SIZE, batch: 16, epochs: 3, patience: 0, lr: 1e-2, warmup_epochs: 0.0, ..Recipe::default() };
+        let recipe = Recipe { mode: Mode::Probe, size: SIZE, batch: 16, epochs: 6, patience: 0, lr: 1e-2, warmup_epochs: 0.0, ..Recipe::default() };
         tch::set_num_threads(2);
         let options = TrainOptions {
             device: tch::Device::Cpu,
@@ -127,7 +127,7 @@ fn fp32_export_matches_libtorch_and_drops_a_stale_signature() {
     let r = report(&model);
     assert!(r["fp32_max_abs_delta"].as_f64().unwrap() <= 1e-3, "{r}");
     assert_eq!(r["top1_agreement"], 1.0);
-    assert_eq!(r["val_images"], 42);
+    assert_eq!(r["val_images"], 105);
     let file = ModelFile::open(&model, &TrustPolicy::unsigned()).unwrap();
     assert!(file.graph_info().unwrap().outputs.iter().all(|(n, _)| n != "features"));
 }

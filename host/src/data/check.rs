@@ -647,3 +647,26 @@ impl CheckReport {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::Luma;
+
+    #[test]
+    fn sharpness_is_zero_on_flat_and_high_on_edges() {
+        let flat = GrayImage::from_pixel(16, 16, Luma([90]));
+        let stripes = GrayImage::from_fn(16, 16, |x, _| Luma([if x % 2 == 0 { 0 } else { 255 }]));
+        assert_eq!(laplacian_variance(&flat), 0.0);
+        assert!(laplacian_variance(&stripes) > 1000.0);
+    }
+
+    #[test]
+    fn phash_survives_brightness_but_not_a_different_picture() {
+        let ramp = GrayImage::from_fn(64, 48, |x, y| Luma([(x * 3 + y) as u8]));
+        let brighter = GrayImage::from_fn(64, 48, |x, y| Luma([(x * 3 + y) as u8 + 20]));
+        let turned = GrayImage::from_fn(64, 48, |x, y| Luma([(x + y * 3) as u8]));
+        assert_eq!((phash(&ramp) ^ phash(&brighter)).count_ones(), 0);
+        assert!((phash(&ramp) ^ phash(&turned)).count_ones() > 8);
+    }
+}
