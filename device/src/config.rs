@@ -30,7 +30,7 @@ pub struct ModelConfig {
     /// The installed-model store that `dermo-scope model install|rollback` manage.
     pub store: PathBuf,
     /// Public keys (hex files from `dermo keygen`), or directories of `*.pub` files, whose
-    /// signatures are trusted.
+    /// signatures are trusted. Empty: see [`Config::trusted_keys`].
     pub trusted_keys: Vec<PathBuf>,
     /// Accept model files without a signature (development only; `--allow-unsigned`).
     pub allow_unsigned: bool,
@@ -225,16 +225,33 @@ impl Config {
             self.model.store.join("current.onnx"),
             PathBuf::from("/opt/dermo/model.onnx"),
         ];
-        // In a checkout: target/<profile>/dermo-scope → <repo>/model/dermo-default.onnx.
-        if let Some(repo) = std::env::current_exe()
-            .ok()
-            .and_then(|exe| exe.ancestors().nth(3).map(Path::to_path_buf))
-        {
-            v.push(repo.join("model/dermo-default.onnx"));
-        }
-        v.push(PathBuf::from("model/dermo-default.onnx"));
+        v.extend(checkout_roots().map(|r| r.join("model/dermo-default.onnx")));
         v
     }
+
+    /// The trusted public keys: `[model] trusted_keys` when set, else those of the default
+    /// locations that exist — the device's `/etc/dermo/trusted` and, in a checkout, the
+    /// repository's `model/dermo-default.pub` (the key the default model is signed with).
+    pub fn trusted_keys(&self) -> Vec<PathBuf> {
+        if !self.model.trusted_keys.is_empty() {
+            return self.model.trusted_keys.clone();
+        }
+        std::iter::once(PathBuf::from("/etc/dermo/trusted"))
+            .chain(checkout_roots().map(|r| r.join("model/dermo-default.pub")))
+            .filter(|p| p.exists())
+            .collect()
+    }
+}
+
+/// Where a repository checkout may be: above `target/<profile>/dermo-scope`, and the current
+/// directory.
+fn checkout_roots() -> impl Iterator<Item = PathBuf> {
+    let above_exe = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.ancestors().nth(3).map(Path::to_path_buf));
+    above_exe
+        .into_iter()
+        .chain(std::iter::once(PathBuf::from(".")))
 }
 
 #[cfg(test)]

@@ -240,7 +240,7 @@ fn model_path(cli: &Cli, cfg: &Config) -> Result<PathBuf> {
 
 fn trust(cli: &Cli, cfg: &Config) -> Result<dermo_model::TrustPolicy> {
     Ok(trust_policy(
-        &cfg.model.trusted_keys,
+        &cfg.trusted_keys(),
         cli.allow_unsigned || cfg.model.allow_unsigned,
     )?)
 }
