@@ -78,13 +78,20 @@ fn int8_export_is_signed_verified_and_inspected() {
     let e = failed(&dermo(&["keygen", "--out", s(&keys)]));
     assert!(e.contains("already exists") && e.contains("--force"), "{e}");
 
+    // A probe head on 128-pixel ImageNet features separates classes weakly, so int8 flips a few
+    // of its 105 validation images; the default gate (99 %) refuses it with the figures.
     let model = dir.path().join("m.onnx");
-    let stdout = ok(&dermo(&["export", s(run), "--out", s(&model), "--sign", s(&secret), "--calib-size", "16"]));
+    let e = failed(&dermo(&["export", s(run), "--out", s(&model), "--calib-size", "16", "--min-agreement", "1"]));
+    assert!(e.contains("parity failed for int8") && e.contains("top-1 agreement"), "{e}");
+    assert!(!model.exists(), "a file that failed parity must not be written");
+    let stdout = ok(&dermo(&[
+        "export", s(run), "--out", s(&model), "--sign", s(&secret), "--calib-size", "16", "--min-agreement", "0.9",
+    ]));
     assert!(stdout.contains("top-1 agreement") && stdout.contains("max |Δ logit|"), "{stdout}");
     let r = report(&model);
     assert_eq!(r["precision"], "int8");
     assert!(r["fp32_max_abs_delta"].as_f64().unwrap() <= 1e-3, "{r}");
-    assert!(r["top1_agreement"].as_f64().unwrap() >= 0.99, "{r}");
+    assert!(r["top1_agreement"].as_f64().unwrap() >= 0.9, "{r}");
     let ratio = r["fp32_bytes"].as_f64().unwrap() / r["bytes"].as_f64().unwrap();
     assert!((3.0..=4.0).contains(&ratio), "int8 is {ratio:.2}× smaller than fp32");
 
@@ -138,11 +145,11 @@ fn int8_full_export_runs_and_reports_its_cost() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("full.onnx");
     let stdout = ok(&dermo(&[
-        "export", s(run), "--out", s(&model), "--precision", "int8-full", "--calib-size", "16", "--range-method", "entropy",
+        "export", s(run), "--out", s(&model), "--precision", "int8-full", "--calib-size", "16",
     ]));
     assert!(stdout.contains("int8-full vs fp32"), "{stdout}");
     let r = report(&model);
-    assert!(r["top1_agreement"].as_f64().unwrap() > 0.5, "{r}");
+    assert!(r["top1_agreement"].as_f64().unwrap() >= 0.8, "{r}");
     let file = ModelFile::open(&model, &TrustPolicy::unsigned()).unwrap();
     assert!(file.graph_info().unwrap().ops.contains_key("QLinearConv"));
 }

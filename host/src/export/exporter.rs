@@ -30,6 +30,8 @@ pub struct ExportPlan {
     /// Validation manifest for the parity checks (default: the run's).
     pub val: Option<PathBuf>,
     pub calib_size: usize,
+    /// int8 gate: smallest accepted top-1 agreement with the fp32 file.
+    pub min_agreement: f64,
     pub range_method: RangeMethod,
     pub device: tch::Device,
 }
@@ -113,7 +115,7 @@ pub fn export(run: &Path, plan: &ExportPlan) -> anyhow::Result<ExportReport> {
     };
     let agreement = parity::top1_agreement(&fp32_scores, &scores);
     let bal = parity::balanced_accuracy(&scores)?;
-    let gate_failed = agreement < parity::INT8_MIN_AGREEMENT || bal_fp32 - bal > parity::INT8_MAX_BAL_ACC_LOSS;
+    let gate_failed = agreement < plan.min_agreement || bal_fp32 - bal > parity::INT8_MAX_BAL_ACC_LOSS;
     let numbers = format!(
         "top-1 agreement with fp32 {:.2} %, balanced accuracy {:.2} % vs {:.2} % for fp32",
         100.0 * agreement,
@@ -123,7 +125,7 @@ pub fn export(run: &Path, plan: &ExportPlan) -> anyhow::Result<ExportReport> {
     match plan.precision {
         Precision::Int8 if gate_failed => anyhow::bail!(
             "parity failed for int8: {numbers} (needs ≥ {:.0} % agreement and ≤ {:.0} point loss)",
-            100.0 * parity::INT8_MIN_AGREEMENT,
+            100.0 * plan.min_agreement,
             100.0 * parity::INT8_MAX_BAL_ACC_LOSS
         ),
         // The full-int8 path is an option shipped with its measured cost, not a gate.

@@ -74,12 +74,16 @@ pub struct ExportArgs {
     /// for bias correction, ranges for int8-full) are measured on.
     #[arg(long, default_value_t = 128)]
     pub calib_size: usize,
-    /// int8-full: how each activation range is chosen.
-    #[arg(long, value_enum, default_value_t = RangeArg::Percentile)]
+    /// int8-full: how each activation range is chosen. minmax measured best on Lite0; entropy
+    /// clips ReLU6 outputs far too tightly there (the spike of zeros dominates its search).
+    #[arg(long, value_enum, default_value_t = RangeArg::Minmax)]
     pub range_method: RangeArg,
     /// int8-full with --range-method percentile: the percentile of |x| to clip at.
     #[arg(long, default_value_t = 99.99)]
     pub percentile: f64,
+    /// int8: the smallest top-1 agreement with the fp32 file that export accepts.
+    #[arg(long, default_value_t = 0.99, value_parser = fraction)]
+    pub min_agreement: f64,
     /// Validation manifest for the parity checks (default: the one in RUN/run.json).
     #[arg(long)]
     pub val: Option<PathBuf>,
@@ -137,6 +141,7 @@ pub fn run_export(a: ExportArgs) -> anyhow::Result<()> {
         sign: a.sign,
         val: a.val,
         calib_size: a.calib_size,
+        min_agreement: a.min_agreement,
         range_method,
         device: a.device.resolve()?,
     };
@@ -169,6 +174,13 @@ pub fn run_export(a: ExportArgs) -> anyhow::Result<()> {
     );
     println!("export took {:.0} s; figures in {}", r.seconds, exporter::report_path(&r.model).display());
     Ok(())
+}
+
+fn fraction(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a fraction between 0 and 1")),
+    }
 }
 
 pub fn run_inspect(a: InspectArgs) -> anyhow::Result<()> {

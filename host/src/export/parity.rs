@@ -7,7 +7,7 @@ use dermo_model::{ModelFile, PreprocessConfig, Runtime, Tensor, NUM_CLASSES};
 
 /// fp32 file on tract vs the libtorch network: largest allowed logit difference.
 pub const FP32_MAX_DELTA: f64 = 1e-3;
-/// int8 file vs fp32 file: smallest allowed top-1 agreement.
+/// int8 file vs fp32 file: smallest allowed top-1 agreement (default of `--min-agreement`).
 pub const INT8_MIN_AGREEMENT: f64 = 0.99;
 /// int8 file vs fp32 file: largest allowed balanced-accuracy loss (fraction, 1 point).
 pub const INT8_MAX_BAL_ACC_LOSS: f64 = 0.01;
