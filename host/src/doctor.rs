@@ -25,10 +25,17 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
         option_env!("DERMO_LIBTORCH_VERSION").unwrap_or("unknown"),
         option_env!("DERMO_LIBTORCH_LIB").unwrap_or("?")
     );
-    println!("CUDA:          {}", if cuda { "available" } else { "not available" });
+    println!(
+        "CUDA:          {}",
+        if cuda { "available" } else { "not available" }
+    );
     println!(
         "cuDNN:         {}",
-        if tch::Cuda::cudnn_is_available() { "available" } else { "not available" }
+        if tch::Cuda::cudnn_is_available() {
+            "available"
+        } else {
+            "not available"
+        }
     );
     println!("CUDA devices:  {}", tch::Cuda::device_count());
     println!("CPU threads:   {}", tch::get_num_threads());
@@ -40,7 +47,11 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
     println!(
         "pretrained:    {} ({})",
         w.display(),
-        if w.is_file() { "present" } else { "MISSING: run scripts/setup" }
+        if w.is_file() {
+            "present"
+        } else {
+            "MISSING: run scripts/setup"
+        }
     );
     if a.require_cuda && !cuda {
         anyhow::bail!("CUDA was required but libtorch reports it unavailable");

@@ -19,14 +19,27 @@ const SIZE: u32 = 128;
 fn run_dir() -> &'static Path {
     static RUN: OnceLock<PathBuf> = OnceLock::new();
     RUN.get_or_init(|| {
-        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("export-cli-{}", std::process::id()));
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("export-cli-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).unwrap();
         let (t, v) = write_split(&root, 8, 15, None);
-        let cfg = PreprocessConfig { size: SIZE, color_constancy: false };
+        let cfg = PreprocessConfig {
+            size: SIZE,
+            color_constancy: false,
+        };
         let cache = root.join("cache");
         let data = TrainData::load(&t, &v, &cfg, &cache).unwrap();
-        let recipe = Recipe { mode: Mode::Probe, size: SIZE, batch: 16, epochs: 6, patience: 0, lr: 1e-2, warmup_epochs: 0.0, ..Recipe::default() };
+        let recipe = Recipe {
+            mode: Mode::Probe,
+            size: SIZE,
+            batch: 16,
+            epochs: 6,
+            patience: 0,
+            lr: 1e-2,
+            warmup_epochs: 0.0,
+            ..Recipe::default()
+        };
         tch::set_num_threads(2);
         let options = TrainOptions {
             device: tch::Device::Cpu,
@@ -43,17 +56,30 @@ fn run_dir() -> &'static Path {
 }
 
 fn dermo(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dermo")).args(args).output().expect("the dermo binary runs")
+    Command::new(env!("CARGO_BIN_EXE_dermo"))
+        .args(args)
+        .output()
+        .expect("the dermo binary runs")
 }
 
 fn ok(out: &Output) -> String {
-    let (so, se) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "dermo failed\nstdout:\n{so}\nstderr:\n{se}");
+    let (so, se) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success(),
+        "dermo failed\nstdout:\n{so}\nstderr:\n{se}"
+    );
     so.into_owned()
 }
 
 fn failed(out: &Output) -> String {
-    assert!(!out.status.success(), "dermo should have failed:\n{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "dermo should have failed:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
@@ -81,19 +107,49 @@ fn int8_export_is_signed_verified_and_inspected() {
     // A probe head on 128-pixel ImageNet features separates classes weakly, so int8 flips a few
     // of its 105 validation images; the default gate (99 %) refuses it with the figures.
     let model = dir.path().join("m.onnx");
-    let e = failed(&dermo(&["export", s(run), "--out", s(&model), "--calib-size", "16", "--min-agreement", "1"]));
-    assert!(e.contains("parity failed for int8") && e.contains("top-1 agreement"), "{e}");
-    assert!(!model.exists(), "a file that failed parity must not be written");
-    let stdout = ok(&dermo(&[
-        "export", s(run), "--out", s(&model), "--sign", s(&secret), "--calib-size", "16", "--min-agreement", "0.9",
+    let e = failed(&dermo(&[
+        "export",
+        s(run),
+        "--out",
+        s(&model),
+        "--calib-size",
+        "16",
+        "--min-agreement",
+        "1",
     ]));
-    assert!(stdout.contains("top-1 agreement") && stdout.contains("max |Δ logit|"), "{stdout}");
+    assert!(
+        e.contains("parity failed for int8") && e.contains("top-1 agreement"),
+        "{e}"
+    );
+    assert!(
+        !model.exists(),
+        "a file that failed parity must not be written"
+    );
+    let stdout = ok(&dermo(&[
+        "export",
+        s(run),
+        "--out",
+        s(&model),
+        "--sign",
+        s(&secret),
+        "--calib-size",
+        "16",
+        "--min-agreement",
+        "0.9",
+    ]));
+    assert!(
+        stdout.contains("top-1 agreement") && stdout.contains("max |Δ logit|"),
+        "{stdout}"
+    );
     let r = report(&model);
     assert_eq!(r["precision"], "int8");
     assert!(r["fp32_max_abs_delta"].as_f64().unwrap() <= 1e-3, "{r}");
     assert!(r["top1_agreement"].as_f64().unwrap() >= 0.9, "{r}");
     let ratio = r["fp32_bytes"].as_f64().unwrap() / r["bytes"].as_f64().unwrap();
-    assert!((3.0..=4.0).contains(&ratio), "int8 is {ratio:.2}× smaller than fp32");
+    assert!(
+        (3.0..=4.0).contains(&ratio),
+        "int8 is {ratio:.2}× smaller than fp32"
+    );
 
     let stdout = ok(&dermo(&["verify", s(&model), "--key", s(&public)]));
     assert!(stdout.starts_with("OK"), "{stdout}");
@@ -105,10 +161,24 @@ fn int8_export_is_signed_verified_and_inspected() {
     assert!(Runtime::new(&file).is_ok());
 
     let stdout = ok(&dermo(&["inspect", s(&model)]));
-    for needle in ["opset 13", "IR 8", "temperature", "refer threshold", "melanoma", "malignant", "dataset manifest", "int8", "DequantizeLinear"] {
-        assert!(stdout.contains(needle), "inspect lacks {needle:?}:\n{stdout}");
+    for needle in [
+        "opset 13",
+        "IR 8",
+        "temperature",
+        "refer threshold",
+        "melanoma",
+        "malignant",
+        "dataset manifest",
+        "int8",
+        "DequantizeLinear",
+    ] {
+        assert!(
+            stdout.contains(needle),
+            "inspect lacks {needle:?}:\n{stdout}"
+        );
     }
-    let json: serde_json::Value = serde_json::from_str(&ok(&dermo(&["inspect", "--json", s(&model)]))).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&dermo(&["inspect", "--json", s(&model)]))).unwrap();
     assert_eq!(json["dermo.classes"].as_array().unwrap().len(), 7);
 
     let tampered = dir.path().join("t.onnx");
@@ -116,7 +186,11 @@ fn int8_export_is_signed_verified_and_inspected() {
     let n = bytes.len();
     bytes[n - 10] ^= 1;
     std::fs::write(&tampered, &bytes).unwrap();
-    std::fs::copy(format!("{}.sig", model.display()), format!("{}.sig", tampered.display())).unwrap();
+    std::fs::copy(
+        format!("{}.sig", model.display()),
+        format!("{}.sig", tampered.display()),
+    )
+    .unwrap();
     let e = failed(&dermo(&["verify", s(&tampered), "--key", s(&public)]));
     assert!(e.contains("t.onnx") && e.contains("does not verify"), "{e}");
 }
@@ -127,7 +201,15 @@ fn fp32_export_matches_libtorch_and_drops_a_stale_signature() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("fp32.onnx");
     std::fs::write(format!("{}.sig", model.display()), [0u8; 64]).unwrap();
-    let out = dermo(&["export", s(run), "--out", s(&model), "--precision", "fp32", "--no-features"]);
+    let out = dermo(&[
+        "export",
+        s(run),
+        "--out",
+        s(&model),
+        "--precision",
+        "fp32",
+        "--no-features",
+    ]);
     ok(&out);
     assert!(String::from_utf8_lossy(&out.stderr).contains("removed"));
     assert!(!Path::new(&format!("{}.sig", model.display())).exists());
@@ -136,7 +218,12 @@ fn fp32_export_matches_libtorch_and_drops_a_stale_signature() {
     assert_eq!(r["top1_agreement"], 1.0);
     assert_eq!(r["val_images"], 105);
     let file = ModelFile::open(&model, &TrustPolicy::unsigned()).unwrap();
-    assert!(file.graph_info().unwrap().outputs.iter().all(|(n, _)| n != "features"));
+    assert!(file
+        .graph_info()
+        .unwrap()
+        .outputs
+        .iter()
+        .all(|(n, _)| n != "features"));
 }
 
 #[test]
@@ -145,7 +232,14 @@ fn int8_full_export_runs_and_reports_its_cost() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("full.onnx");
     let stdout = ok(&dermo(&[
-        "export", s(run), "--out", s(&model), "--precision", "int8-full", "--calib-size", "16",
+        "export",
+        s(run),
+        "--out",
+        s(&model),
+        "--precision",
+        "int8-full",
+        "--calib-size",
+        "16",
     ]));
     assert!(stdout.contains("int8-full vs fp32"), "{stdout}");
     let r = report(&model);
@@ -157,12 +251,28 @@ fn int8_full_export_runs_and_reports_its_cost() {
 #[test]
 fn bad_inputs_fail_with_clear_messages() {
     let dir = tempfile::tempdir().unwrap();
-    let e = failed(&dermo(&["export", s(dir.path()), "--out", s(&dir.path().join("x.onnx"))]));
-    assert!(e.contains("best.safetensors") && e.contains(s(dir.path())), "{e}");
+    let e = failed(&dermo(&[
+        "export",
+        s(dir.path()),
+        "--out",
+        s(&dir.path().join("x.onnx")),
+    ]));
+    assert!(
+        e.contains("best.safetensors") && e.contains(s(dir.path())),
+        "{e}"
+    );
     let junk = dir.path().join("junk.onnx");
     std::fs::write(&junk, b"junk").unwrap();
     let e = failed(&dermo(&["inspect", s(&junk)]));
-    assert!(e.contains("junk.onnx") && e.contains("not an ONNX model"), "{e}");
-    let e = failed(&dermo(&["verify", s(&junk), "--key", s(&dir.path().join("none.pub"))]));
+    assert!(
+        e.contains("junk.onnx") && e.contains("not an ONNX model"),
+        "{e}"
+    );
+    let e = failed(&dermo(&[
+        "verify",
+        s(&junk),
+        "--key",
+        s(&dir.path().join("none.pub")),
+    ]));
     assert!(e.contains("none.pub"), "{e}");
 }

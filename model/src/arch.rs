@@ -102,7 +102,11 @@ impl ArchSpec {
                     expand_ratio: st.expand_ratio,
                     kernel: st.kernel,
                     stride: if r == 0 { st.stride } else { 1 },
-                    in_channels: if r == 0 { st.in_channels } else { st.out_channels },
+                    in_channels: if r == 0 {
+                        st.in_channels
+                    } else {
+                        st.out_channels
+                    },
                     out_channels: st.out_channels,
                 });
             }
@@ -112,7 +116,10 @@ impl ArchSpec {
 
     /// Channels entering the head conv (the last stage's output).
     pub fn last_block_channels(&self) -> usize {
-        self.stages.last().map(|s| s.out_channels).unwrap_or(self.stem_channels)
+        self.stages
+            .last()
+            .map(|s| s.out_channels)
+            .unwrap_or(self.stem_channels)
     }
 }
 

@@ -4,7 +4,9 @@
 mod onnx_support;
 
 use dermo_model::arch::ArchSpec;
-use dermo_model::onnx::{activation_range_names, bias_corrected, write_onnx, ExportOptions, OnnxError, Precision};
+use dermo_model::onnx::{
+    activation_range_names, bias_corrected, write_onnx, ExportOptions, OnnxError, Precision,
+};
 use dermo_model::runtime::ActivationProbe;
 use dermo_model::{ModelFile, NamedWeights, Runtime, Tensor};
 use onnx_support::*;
@@ -234,21 +236,33 @@ fn writer_errors_name_the_problem() {
 /// The real EfficientNet-Lite0 with ImageNet weights and a random 7-way head.
 #[test]
 fn lite0_int8_is_three_to_four_times_smaller_and_bias_correction_keeps_it_close() {
-    let pretrained = std::env::var_os("DERMO_PRETRAINED").map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/dermo/efficientnet-lite0-imagenet.safetensors")
-    });
+    let pretrained = std::env::var_os("DERMO_PRETRAINED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../.venv/dermo/efficientnet-lite0-imagenet.safetensors")
+        });
     let mut w = NamedWeights::load_safetensors(&pretrained)
         .unwrap_or_else(|e| panic!("{e} (run scripts/setup to fetch the ImageNet weights)"));
     let spec = ArchSpec::efficientnet_lite0(7);
     add_random_head(&mut w, &spec, &mut rand::SeedableRng::seed_from_u64(6));
     let dir = tempfile::tempdir().unwrap();
-    let o = |p| ExportOptions { input_size: 256, ..opts(p) };
+    let o = |p| ExportOptions {
+        input_size: 256,
+        ..opts(p)
+    };
     let (fp32_path, fp32) = write(dir.path(), "fp32.onnx", &spec, &w, &o(Precision::Fp32));
     let (int8_path, int8) = write(dir.path(), "int8.onnx", &spec, &w, &o(Precision::Int8));
-    let (a, b) = (std::fs::metadata(&fp32_path).unwrap().len(), std::fs::metadata(&int8_path).unwrap().len());
+    let (a, b) = (
+        std::fs::metadata(&fp32_path).unwrap().len(),
+        std::fs::metadata(&int8_path).unwrap().len(),
+    );
     let ratio = a as f64 / b as f64;
     eprintln!("lite0 fp32 {a} B, int8 {b} B: {ratio:.2}× smaller");
-    assert!((3.0..=4.0).contains(&ratio), "fp32 {a} B / int8 {b} B = {ratio:.2}");
+    assert!(
+        (3.0..=4.0).contains(&ratio),
+        "fp32 {a} B / int8 {b} B = {ratio:.2}"
+    );
 
     // Channel means from calibration images, the error measured on other images.
     let images = real_images(9, 256);
@@ -256,16 +270,30 @@ fn lite0_int8_is_three_to_four_times_smaller_and_bias_correction_keeps_it_close(
     let probe = ActivationProbe::new(&fp32, &activation_range_names(&spec)).unwrap();
     let means = probe.statistics(calib).unwrap().channel_means;
     let corrected = bias_corrected(&spec, &w, Precision::Int8, &means).unwrap();
-    let (_, int8c) = write(dir.path(), "int8c.onnx", &spec, &corrected, &o(Precision::Int8));
+    let (_, int8c) = write(
+        dir.path(),
+        "int8c.onnx",
+        &spec,
+        &corrected,
+        &o(Precision::Int8),
+    );
 
     let x = batch(test);
     let pooled = |f: &ModelFile| Runtime::new(f).unwrap().run(&x).unwrap().features.unwrap();
     let reference = pooled(&fp32);
     let plain = relative_l2(&reference, &pooled(&int8));
     let fixed = relative_l2(&reference, &pooled(&int8c));
-    eprintln!("int8 pooled-feature error (relative L2): {plain:.4} plain, {fixed:.4} bias-corrected");
-    assert!(fixed <= 0.6 * plain, "bias correction: {plain:.4} → {fixed:.4}");
-    assert!(fixed <= 0.05, "corrected int8 pooled features differ from fp32 by {fixed:.4}");
+    eprintln!(
+        "int8 pooled-feature error (relative L2): {plain:.4} plain, {fixed:.4} bias-corrected"
+    );
+    assert!(
+        fixed <= 0.6 * plain,
+        "bias correction: {plain:.4} → {fixed:.4}"
+    );
+    assert!(
+        fixed <= 0.05,
+        "corrected int8 pooled features differ from fp32 by {fixed:.4}"
+    );
 }
 
 fn relative_l2(a: &[f32], b: &[f32]) -> f32 {

@@ -33,9 +33,20 @@ pub fn copy_into(dir: &Path, files: &[PathBuf]) {
     }
 }
 
-/// The binary under test.
+/// The binary under test. When the tests themselves run under an emulator (the aarch64 build
+/// under qemu-user, which has no binfmt here), `DERMO_TEST_RUNNER` names the emulator command
+/// line that the child binary must be started with too.
 pub fn dermo_scope() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_dermo-scope"))
+    let bin = env!("CARGO_BIN_EXE_dermo-scope");
+    match std::env::var("DERMO_TEST_RUNNER") {
+        Ok(runner) if !runner.trim().is_empty() => {
+            let mut parts = runner.split_whitespace();
+            let mut cmd = Command::new(parts.next().unwrap());
+            cmd.args(parts).arg(bin);
+            cmd
+        }
+        _ => Command::new(bin),
+    }
 }
 
 /// A config file trusting `key`, with the storage floor off (tests share one disk).

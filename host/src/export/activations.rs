@@ -22,7 +22,10 @@ pub fn activation_stats(
     cfg: &PreprocessConfig,
     method: RangeMethod,
 ) -> anyhow::Result<ActivationStats> {
-    anyhow::ensure!(!images.is_empty(), "no calibration images for the activation statistics");
+    anyhow::ensure!(
+        !images.is_empty(),
+        "no calibration images for the activation statistics"
+    );
     let names = activation_range_names(spec);
     let probe = ActivationProbe::new(fp32, &names)?;
     let mut histograms = vec![ActivationHistogram::new(BINS)?; names.len()];
@@ -43,7 +46,9 @@ pub fn activation_stats(
         .into_iter()
         .zip(&histograms)
         .map(|(name, h)| {
-            let r = h.range(method).with_context(|| format!("activation range of {name}"))?;
+            let r = h
+                .range(method)
+                .with_context(|| format!("activation range of {name}"))?;
             Ok((name, (r.min, r.max)))
         })
         .collect::<anyhow::Result<_>>()?;

@@ -4,8 +4,8 @@
 //! (max |Δ logit| ≤ 1e-3), then the chosen variant runs against it (top-1 agreement ≥ 99 % and
 //! balanced accuracy within 1 point for int8). Only then is the file written and signed.
 
-use super::parity::{self, TractNetwork};
 use super::activations;
+use super::parity::{self, TractNetwork};
 use super::source::RunSource;
 use crate::data::manifest::Manifest;
 use crate::eval::network::{score_manifest, Checkpoint, Scored};
@@ -14,9 +14,9 @@ use anyhow::Context;
 use dermo_calibration::RangeMethod;
 use dermo_model::onnx::{bias_corrected, write_onnx, ExportOptions, Precision};
 use dermo_model::runtime::ActivationStats;
-use dermo_model::NamedWeights;
 use dermo_model::signature;
 use dermo_model::ModelFile;
+use dermo_model::NamedWeights;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -66,9 +66,15 @@ pub fn export(run: &Path, plan: &ExportPlan) -> anyhow::Result<ExportReport> {
         );
     }
     if source.metrics_file.is_none() {
-        eprintln!("warning: {} has no eval-test.json; the file will carry no test metrics", run.display());
+        eprintln!(
+            "warning: {} has no eval-test.json; the file will carry no test metrics",
+            run.display()
+        );
     }
-    let val = plan.val.clone().unwrap_or_else(|| source.info.val_manifest.clone());
+    let val = plan
+        .val
+        .clone()
+        .unwrap_or_else(|| source.info.val_manifest.clone());
     let cache_root = source.info.cache_root.clone();
     let spec = source.spec().clone();
     let options = |precision, ranges| ExportOptions {
@@ -79,8 +85,13 @@ pub fn export(run: &Path, plan: &ExportPlan) -> anyhow::Result<ExportReport> {
     };
     let build = |precision, weights: &NamedWeights, ranges| -> anyhow::Result<ModelFile> {
         let meta = source.metadata(precision)?;
-        let bytes = write_onnx(&spec, weights, &options(precision, ranges), &meta)
-            .with_context(|| format!("cannot build the {precision} graph from {}", source.weights_path.display()))?;
+        let bytes =
+            write_onnx(&spec, weights, &options(precision, ranges), &meta).with_context(|| {
+                format!(
+                    "cannot build the {precision} graph from {}",
+                    source.weights_path.display()
+                )
+            })?;
         Ok(ModelFile::from_verified_bytes(&plan.out, bytes)?)
     };
 
@@ -115,7 +126,8 @@ pub fn export(run: &Path, plan: &ExportPlan) -> anyhow::Result<ExportReport> {
     };
     let agreement = parity::top1_agreement(&fp32_scores, &scores);
     let bal = parity::balanced_accuracy(&scores)?;
-    let gate_failed = agreement < plan.min_agreement || bal_fp32 - bal > parity::INT8_MAX_BAL_ACC_LOSS;
+    let gate_failed =
+        agreement < plan.min_agreement || bal_fp32 - bal > parity::INT8_MAX_BAL_ACC_LOSS;
     let numbers = format!(
         "top-1 agreement with fp32 {:.2} %, balanced accuracy {:.2} % vs {:.2} % for fp32",
         100.0 * agreement,
@@ -129,7 +141,9 @@ pub fn export(run: &Path, plan: &ExportPlan) -> anyhow::Result<ExportReport> {
             100.0 * parity::INT8_MAX_BAL_ACC_LOSS
         ),
         // The full-int8 path is an option shipped with its measured cost, not a gate.
-        Precision::Int8Full if gate_failed => eprintln!("warning: int8-full costs accuracy: {numbers}"),
+        Precision::Int8Full if gate_failed => {
+            eprintln!("warning: int8-full costs accuracy: {numbers}")
+        }
         _ => {}
     }
 
@@ -142,9 +156,13 @@ pub fn export(run: &Path, plan: &ExportPlan) -> anyhow::Result<ExportReport> {
         }
         None => {
             if sig_path.exists() {
-                std::fs::remove_file(&sig_path)
-                    .with_context(|| format!("cannot remove the stale signature {}", sig_path.display()))?;
-                eprintln!("warning: removed {}, which signed an older file", sig_path.display());
+                std::fs::remove_file(&sig_path).with_context(|| {
+                    format!("cannot remove the stale signature {}", sig_path.display())
+                })?;
+                eprintln!(
+                    "warning: removed {}, which signed an older file",
+                    sig_path.display()
+                );
             }
             None
         }
@@ -182,7 +200,11 @@ fn score(file: &ModelFile, name: &str, val: &Path, cache_root: &Path) -> anyhow:
 }
 
 /// Statistics measured on `--calib-size` images spread over the run's training manifest.
-fn calibration_stats(source: &RunSource, fp32: &ModelFile, plan: &ExportPlan) -> anyhow::Result<ActivationStats> {
+fn calibration_stats(
+    source: &RunSource,
+    fp32: &ModelFile,
+    plan: &ExportPlan,
+) -> anyhow::Result<ActivationStats> {
     let manifest = Manifest::load(&source.info.train_manifest)?;
     let paths: Vec<PathBuf> = manifest.records.iter().map(|r| r.path.clone()).collect();
     let images = activations::spread(&paths, plan.calib_size);
@@ -191,12 +213,19 @@ fn calibration_stats(source: &RunSource, fp32: &ModelFile, plan: &ExportPlan) ->
         plan.range_method,
         images.len()
     );
-    activations::activation_stats(fp32, source.spec(), &images, &source.preprocess(), plan.range_method)
+    activations::activation_stats(
+        fp32,
+        source.spec(),
+        &images,
+        &source.preprocess(),
+        plan.range_method,
+    )
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    crate::data::manifest::write_atomic(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+    crate::data::manifest::write_atomic(path, bytes)
+        .with_context(|| format!("cannot write {}", path.display()))
 }

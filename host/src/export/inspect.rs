@@ -12,7 +12,14 @@ pub fn report(file: &ModelFile, graph: &GraphInfo) -> String {
         let _ = writeln!(s, "{k:<22}{v}");
     };
     line("file", file.path.display().to_string());
-    line("size", format!("{} bytes ({:.2} MiB)", file.bytes.len(), file.bytes.len() as f64 / 1048576.0));
+    line(
+        "size",
+        format!(
+            "{} bytes ({:.2} MiB)",
+            file.bytes.len(),
+            file.bytes.len() as f64 / 1048576.0
+        ),
+    );
     line("sha256", file.sha256.clone());
     let sig = signature_path(&file.path);
     line(
@@ -28,7 +35,10 @@ pub fn report(file: &ModelFile, graph: &GraphInfo) -> String {
         .iter()
         .map(|(d, v)| format!("{}{v}", if d.is_empty() { "ai.onnx " } else { d }))
         .collect();
-    line("format", format!("IR {}, opset {}", graph.ir_version, opsets.join(", ")));
+    line(
+        "format",
+        format!("IR {}, opset {}", graph.ir_version, opsets.join(", ")),
+    );
     for (name, dims) in &graph.inputs {
         line("input", format!("{name} [{}]", dims.join(", ")));
     }
@@ -57,24 +67,41 @@ pub fn report(file: &ModelFile, graph: &GraphInfo) -> String {
             i.layout,
             i.mean,
             i.std,
-            if i.color_constancy { "on (Shades of Gray)" } else { "off" }
+            if i.color_constancy {
+                "on (Shades of Gray)"
+            } else {
+                "off"
+            }
         ),
     );
     for (k, c) in m.classes.iter().enumerate() {
         let group = if c.malignant { "malignant" } else { "benign" };
-        line(&format!("class {k}"), format!("{:<6} {:<10} {}", c.code, group, c.name));
+        line(
+            &format!("class {k}"),
+            format!("{:<6} {:<10} {}", c.code, group, c.name),
+        );
     }
     let c = &m.calibration;
     line("temperature", format!("{}", c.temperature));
     line(
         "refer threshold",
-        format!("{} (malignant-group probability; set for sensitivity {})", c.refer_threshold, c.target_sensitivity),
+        format!(
+            "{} (malignant-group probability; set for sensitivity {})",
+            c.refer_threshold, c.target_sensitivity
+        ),
     );
-    line("abstain below", format!("{} top-1 probability", c.abstain_min_confidence));
+    line(
+        "abstain below",
+        format!("{} top-1 probability", c.abstain_min_confidence),
+    );
     line(
         "out-of-distribution",
         match &c.ood {
-            Some(o) => format!("abstain when score > {} ({} feature dimensions)", o.threshold, o.feature_mean.len()),
+            Some(o) => format!(
+                "abstain when score > {} ({} feature dimensions)",
+                o.threshold,
+                o.feature_mean.len()
+            ),
             None => "no rule".into(),
         },
     );

@@ -132,7 +132,9 @@ pub fn run_export(a: ExportArgs) -> anyhow::Result<()> {
     let range_method = match a.range_method {
         RangeArg::Minmax => RangeMethod::MinMax,
         RangeArg::Percentile => RangeMethod::Percentile(a.percentile),
-        RangeArg::Entropy => RangeMethod::Entropy { quantized_bins: 128 },
+        RangeArg::Entropy => RangeMethod::Entropy {
+            quantized_bins: 128,
+        },
     };
     let plan = exporter::ExportPlan {
         out: a.out,
@@ -146,7 +148,8 @@ pub fn run_export(a: ExportArgs) -> anyhow::Result<()> {
         device: a.device.resolve()?,
     };
     let r = exporter::export(&a.run, &plan)?;
-    println!("wrote {} ({}, {} bytes, {:.2} MiB; fp32 would be {:.2} MiB, {:.2}×)",
+    println!(
+        "wrote {} ({}, {} bytes, {:.2} MiB; fp32 would be {:.2} MiB, {:.2}×)",
         r.model.display(),
         r.precision,
         r.bytes,
@@ -172,7 +175,11 @@ pub fn run_export(a: ExportArgs) -> anyhow::Result<()> {
         100.0 * r.balanced_accuracy,
         100.0 * r.balanced_accuracy_fp32
     );
-    println!("export took {:.0} s; figures in {}", r.seconds, exporter::report_path(&r.model).display());
+    println!(
+        "export took {:.0} s; figures in {}",
+        r.seconds,
+        exporter::report_path(&r.model).display()
+    );
     Ok(())
 }
 
@@ -206,7 +213,11 @@ pub fn run_inspect(a: InspectArgs) -> anyhow::Result<()> {
 pub fn run_keygen(a: KeygenArgs) -> anyhow::Result<()> {
     let (secret, public) = signing::keygen(&a.out, a.force)?;
     println!("signing key {} (keep it secret)", secret.display());
-    println!("public key  {} ({})", public.display(), signing::public_key_hex(&public)?);
+    println!(
+        "public key  {} ({})",
+        public.display(),
+        signing::public_key_hex(&public)?
+    );
     Ok(())
 }
 

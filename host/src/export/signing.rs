@@ -21,7 +21,10 @@ pub fn keygen(dir: &Path, force: bool) -> anyhow::Result<(PathBuf, PathBuf)> {
 
 /// Checks `model`'s signature against `keys` and its metadata, as the device does.
 pub fn verify(model: &Path, keys: &[PathBuf]) -> anyhow::Result<ModelFile> {
-    anyhow::ensure!(!keys.is_empty(), "give at least one trusted public key with --key");
+    anyhow::ensure!(
+        !keys.is_empty(),
+        "give at least one trusted public key with --key"
+    );
     let trusted = keys
         .iter()
         .map(|k| signature::read_verifying_key(k))

@@ -53,7 +53,10 @@ impl RunSource {
             Some(p) => {
                 let mut v: serde_json::Value = read_json_file(p)?;
                 if let Some(o) = v.as_object_mut() {
-                    o.insert("file".into(), p.file_name().unwrap_or_default().to_string_lossy().into());
+                    o.insert(
+                        "file".into(),
+                        p.file_name().unwrap_or_default().to_string_lossy().into(),
+                    );
                 }
                 v
             }
@@ -95,7 +98,11 @@ impl RunSource {
         let provenance = Provenance {
             manifest_hash: self.info.train_manifest_hash.clone(),
             split_seed: self.info.split_seed.unwrap_or(0),
-            source_commit: self.info.source_commit.clone().unwrap_or_else(|| "unknown".into()),
+            source_commit: self
+                .info
+                .source_commit
+                .clone()
+                .unwrap_or_else(|| "unknown".into()),
             arch: self.spec().name.clone(),
             recipe: serde_json::to_value(&self.recipe).context("cannot serialize the recipe")?,
             created: chrono::Utc::now().to_rfc3339(),
@@ -108,6 +115,7 @@ impl RunSource {
 }
 
 fn read_json_file<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{} is not valid", path.display()))
 }
