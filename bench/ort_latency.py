@@ -1,4 +1,4 @@
-"""ONNX Runtime latency on dermo model files, for `scripts/bench model`.
+"""ONNX Runtime latency on dermo model files, for `scripts/bench export`.
 
 usage: ort_latency.py --input INPUT.f32 --size S [--runs N] [--threads T] MODEL.onnx...
 Prints one line per file: `file=… ort_ms=… (median) ort_min_ms=…`, batch 1, after 3 warm-ups.

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! BUNDLE/images/<id>.jpg     the frames, byte for byte as journaled
-//! BUNDLE/captures.csv        one row per capture (format in docs/readme/device.md)
+//! BUNDLE/captures.csv        one row per capture (format in README.md, "The device")
 //! ```
 
 use crate::atomic::{create_dir_all_durable, sync_dir, write_atomic};

@@ -3,7 +3,7 @@
 //!
 //! All measures run on the luminance of a copy scaled to [`WORK_WIDTH`] pixels wide, so the
 //! thresholds mean the same for a 200×150 file and a 1280×960 camera frame. The defaults were
-//! set on the HAM10000 images (see `docs/readme/device.md`): they pass all but a fraction of a
+//! set on the HAM10000 images (see `README.md, "The device"`): they pass all but a fraction of a
 //! percent of real dermoscopy frames.
 
 use image::imageops::{self, FilterType};
