@@ -45,6 +45,12 @@ enum Command {
 }
 
 fn main() {
+    // A closed pipe (`dermo inspect M.onnx | head`) ends dermo quietly, as it does any Unix tool,
+    // instead of panicking in println!.
+    // SAFETY: restores the default disposition of one signal before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Doctor(a) => doctor::run(a),

@@ -74,6 +74,21 @@ question = "Does a larger learning rate help a linear probe?"
             let bal = run.balanced_accuracy.unwrap();
             assert!(bal.low <= bal.estimate && bal.estimate <= bal.high);
         }
+        // The seed mean, with one lesion bootstrap shared by both seeds.
+        let mean = cell
+            .balanced_accuracy_mean
+            .expect("balanced accuracy over seeds");
+        let expected = cell
+            .runs
+            .iter()
+            .map(|r| r.balanced_accuracy.unwrap().estimate)
+            .sum::<f64>()
+            / cell.runs.len() as f64;
+        assert!(
+            (mean.estimate - expected).abs() < 1e-9,
+            "{mean:?} vs {expected}"
+        );
+        assert!(mean.low <= mean.estimate && mean.estimate <= mean.high);
     }
     let table = std::fs::read_to_string(out.join(RESULTS_CSV)).unwrap();
     assert_eq!(table.lines().count(), 1 + 4);

@@ -136,6 +136,9 @@ fn int8_export_is_signed_verified_and_inspected() {
         "16",
         "--min-agreement",
         "0.9",
+        // 105 validation images: one flip in a 15-image class moves balanced accuracy by ~1 point.
+        "--max-bal-acc-loss",
+        "5",
     ]));
     assert!(
         stdout.contains("top-1 agreement") && stdout.contains("max |Δ logit|"),
@@ -145,6 +148,9 @@ fn int8_export_is_signed_verified_and_inspected() {
     assert_eq!(r["precision"], "int8");
     assert!(r["fp32_max_abs_delta"].as_f64().unwrap() <= 1e-3, "{r}");
     assert!(r["top1_agreement"].as_f64().unwrap() >= 0.9, "{r}");
+    let loss =
+        r["balanced_accuracy_fp32"].as_f64().unwrap() - r["balanced_accuracy"].as_f64().unwrap();
+    assert!(loss <= 0.05, "int8 loses {loss:.3} balanced accuracy: {r}");
     let ratio = r["fp32_bytes"].as_f64().unwrap() / r["bytes"].as_f64().unwrap();
     assert!(
         (3.0..=4.0).contains(&ratio),
@@ -162,7 +168,7 @@ fn int8_export_is_signed_verified_and_inspected() {
 
     let stdout = ok(&dermo(&["inspect", s(&model)]));
     for needle in [
-        "opset 13",
+        "opset ai.onnx 13",
         "IR 8",
         "temperature",
         "refer threshold",

@@ -441,6 +441,7 @@ fn evaluation_section(
         &format!("Recall per class, {name}"),
         "recall",
         &bars,
+        &[],
         None,
     )?;
     doc.figure(

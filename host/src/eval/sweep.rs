@@ -10,7 +10,7 @@
 use super::evaluation::evaluate_scored;
 use super::network::{score_manifest, Checkpoint, Network};
 use super::plots;
-use super::record::{read_record, Operating};
+use super::record::{predictions_path, read_record, Operating};
 use super::report::{self, with_interval};
 use super::tta::Tta;
 use crate::data::manifest::Manifest;
@@ -18,7 +18,7 @@ use crate::data::split::{self, MaskMode};
 use crate::train::{pretrained, train, DeviceChoice, Recipe, TrainData, TrainOptions};
 use anyhow::{bail, Context};
 use clap::Args;
-use dermo_calibration::{BootstrapConfig, Interval};
+use dermo_calibration::{BootstrapConfig, GroupBootstrap, Interval};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -130,6 +130,10 @@ pub struct CellResult {
     /// The value of every axis in this cell (changed or from the base).
     pub values: BTreeMap<String, String>,
     pub runs: Vec<SeedRun>,
+    /// Balanced accuracy averaged over the seeds, with an interval from resampling the test
+    /// lesions once for all seeds (the cell's uncertainty, not one seed's).
+    #[serde(default)]
+    pub balanced_accuracy_mean: Option<Interval>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -188,10 +192,14 @@ impl SweepResults {
                     format!("{:.3}", v.iter().sum::<f64>() / v.len() as f64)
                 }
             };
+            let balanced = match cell.balanced_accuracy_mean {
+                Some(_) => with_interval(&cell.balanced_accuracy_mean),
+                None => mean(|r| r.balanced_accuracy),
+            };
             rows.push(vec![
                 cell.name.clone(),
                 "mean".into(),
-                mean(|r| r.balanced_accuracy),
+                balanced,
                 mean(|r| r.accuracy),
                 mean(|r| r.macro_auc),
                 mean(|r| r.malignant_sensitivity),
@@ -248,6 +256,17 @@ pub fn plot_axis(
         Some(b) => ("ABCD baseline".to_string(), b.estimate),
         None => ("chance (1/7)".to_string(), 1.0 / 7.0),
     };
+    // Marks are coloured by position; name them by seed when each value holds one run per seed
+    // (the one-at-a-time design), and leave them unnamed when cells share a value (full design).
+    let per_seed = categories
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .all(|(_, v)| v.len() == results.seeds.len());
+    let marks: Vec<String> = if per_seed {
+        results.seeds.iter().map(|s| format!("seed {s}")).collect()
+    } else {
+        Vec::new()
+    };
     let title = if axis.question.is_empty() {
         format!("Balanced accuracy by {}", axis.name)
     } else {
@@ -258,6 +277,7 @@ pub fn plot_axis(
         &title,
         "balanced accuracy (test)",
         &categories,
+        &marks,
         Some(reference),
     )
 }
@@ -574,10 +594,18 @@ pub fn run_sweep(a: SweepArgs) -> anyhow::Result<()> {
                 malignant_specificity: m.triage.specificity,
             });
         }
+        let config = BootstrapConfig {
+            resamples: grid.sweep.resamples,
+            seed: 0,
+            level: 0.95,
+        };
+        let balanced_accuracy_mean = seed_mean_balanced_accuracy(&runs, config)
+            .with_context(|| format!("cell {}: balanced accuracy over seeds", cell.name))?;
         results.cells.push(CellResult {
             name: cell.name.clone(),
             values: grid.values(cell)?,
             runs,
+            balanced_accuracy_mean,
         });
         // Written after every cell, so a report can be drawn while the sweep goes on.
         write_results(&a.out, &results)?;
@@ -589,6 +617,94 @@ pub fn run_sweep(a: SweepArgs) -> anyhow::Result<()> {
         html.display()
     );
     Ok(())
+}
+
+/// Balanced accuracy averaged over a cell's seed runs, with a percentile interval from
+/// resampling test lesions: each resample draws lesions once and scores every seed on the same
+/// draw, so the interval covers the test set's sampling and not only one seed's. `None` when the
+/// runs were not scored on the same images.
+fn seed_mean_balanced_accuracy(
+    runs: &[SeedRun],
+    config: BootstrapConfig,
+) -> anyhow::Result<Option<Interval>> {
+    struct Scored {
+        lesion: String,
+        truth: String,
+        predicted: String,
+    }
+    let mut tables: Vec<BTreeMap<String, Scored>> = Vec::new();
+    for run in runs {
+        let path = predictions_path(&run.run_dir.join(EVAL_NAME));
+        let mut reader = csv::Reader::from_path(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let header = reader.headers()?.clone();
+        let column = |name: &str| {
+            header
+                .iter()
+                .position(|h| h == name)
+                .with_context(|| format!("{}: no column {name}", path.display()))
+        };
+        let (image, lesion, truth, predicted) = (
+            column("image_id")?,
+            column("lesion_id")?,
+            column("label")?,
+            column("predicted")?,
+        );
+        let mut table = BTreeMap::new();
+        for row in reader.records() {
+            let row = row.with_context(|| format!("{}: malformed row", path.display()))?;
+            table.insert(
+                row[image].to_string(),
+                Scored {
+                    lesion: row[lesion].to_string(),
+                    truth: row[truth].to_string(),
+                    predicted: row[predicted].to_string(),
+                },
+            );
+        }
+        tables.push(table);
+    }
+    let Some(first) = tables.first() else {
+        return Ok(None);
+    };
+    if first.is_empty() || tables.iter().any(|t| !t.keys().eq(first.keys())) {
+        return Ok(None);
+    }
+    let mut classes: BTreeMap<&str, usize> = BTreeMap::new();
+    for t in &tables {
+        for s in t.values() {
+            for c in [s.truth.as_str(), s.predicted.as_str()] {
+                let next = classes.len();
+                classes.entry(c).or_insert(next);
+            }
+        }
+    }
+    let lesions: Vec<&str> = first.values().map(|s| s.lesion.as_str()).collect();
+    let truth: Vec<usize> = first.values().map(|s| classes[s.truth.as_str()]).collect();
+    let predicted: Vec<Vec<usize>> = tables
+        .iter()
+        .map(|t| t.values().map(|s| classes[s.predicted.as_str()]).collect())
+        .collect();
+    let k = classes.len();
+    let statistic = |rows: &[usize]| -> f64 {
+        let mut total = 0.0;
+        for p in &predicted {
+            let (mut support, mut hits) = (vec![0u64; k], vec![0u64; k]);
+            for &i in rows {
+                support[truth[i]] += 1;
+                hits[truth[i]] += u64::from(p[i] == truth[i]);
+            }
+            let recalls: Vec<f64> = (0..k)
+                .filter(|&c| support[c] > 0)
+                .map(|c| hits[c] as f64 / support[c] as f64)
+                .collect();
+            total += recalls.iter().sum::<f64>() / recalls.len().max(1) as f64;
+        }
+        total / predicted.len() as f64
+    };
+    let all: Vec<usize> = (0..truth.len()).collect();
+    let bootstrap = GroupBootstrap::new(&lesions, config)?;
+    Ok(bootstrap.interval(statistic(&all), statistic))
 }
 
 fn write_results(dir: &Path, results: &SweepResults) -> anyhow::Result<()> {

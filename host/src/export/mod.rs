@@ -84,6 +84,10 @@ pub struct ExportArgs {
     /// int8: the smallest top-1 agreement with the fp32 file that export accepts.
     #[arg(long, default_value_t = 0.99, value_parser = fraction)]
     pub min_agreement: f64,
+    /// int8: the largest balanced-accuracy loss against the fp32 file that export accepts, in
+    /// points. On a small validation set one flipped image of a rare class moves it by more.
+    #[arg(long, default_value_t = 1.0)]
+    pub max_bal_acc_loss: f64,
     /// Validation manifest for the parity checks (default: the one in RUN/run.json).
     #[arg(long)]
     pub val: Option<PathBuf>,
@@ -144,6 +148,7 @@ pub fn run_export(a: ExportArgs) -> anyhow::Result<()> {
         val: a.val,
         calib_size: a.calib_size,
         min_agreement: a.min_agreement,
+        max_bal_acc_loss: a.max_bal_acc_loss / 100.0,
         range_method,
         device: a.device.resolve()?,
     };

@@ -9,8 +9,6 @@ use dermo_model::{ModelFile, PreprocessConfig, Runtime, Tensor, NUM_CLASSES};
 pub const FP32_MAX_DELTA: f64 = 1e-3;
 /// int8 file vs fp32 file: smallest allowed top-1 agreement (default of `--min-agreement`).
 pub const INT8_MIN_AGREEMENT: f64 = 0.99;
-/// int8 file vs fp32 file: largest allowed balanced-accuracy loss (fraction, 1 point).
-pub const INT8_MAX_BAL_ACC_LOSS: f64 = 0.01;
 
 /// A model file held in memory (not yet written), run with tract.
 pub struct TractNetwork {
