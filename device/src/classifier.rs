@@ -120,7 +120,7 @@ impl Classifier {
 
     /// Step 3: calibration, refer and abstain.
     pub fn decide(&self, out: &dermo_model::Output) -> Decision {
-        decide(out.logits_of(0), out.features_of(0), &self.calibration)
+        decide(out.logits_of(0), out.ood_features_of(0), &self.calibration)
     }
 
     /// All three steps.

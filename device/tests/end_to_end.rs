@@ -93,7 +93,11 @@ fn run_on_shared_images_writes_screens_results_journal_and_bundle() {
         let r: dermo_device::CaptureResult = serde_json::from_value(cap["result"].clone()).unwrap();
         let tensor = dermo_model::preprocess_file(Path::new(&r.origin), &cfg).unwrap();
         let o = rt.run(&tensor).unwrap();
-        let d = dermo_model::decide(o.logits_of(0), o.features_of(0), &mf.metadata.calibration);
+        let d = dermo_model::decide(
+            o.logits_of(0),
+            o.ood_features_of(0),
+            &mf.metadata.calibration,
+        );
         let dev = r.decision.expect("real images pass the gate");
         assert_eq!(dev.top3[0].0, d.top3[0].0, "{}", r.origin);
         for (a, b) in dev.probs.iter().zip(&d.probs) {

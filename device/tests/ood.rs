@@ -121,6 +121,7 @@ fn backbone_model_with_ood(dir: &Path) -> PathBuf {
         })
         .collect();
     let mut spec = OodSpec {
+        block: None,
         feature_mean: mean,
         feature_std: std,
         threshold: f32::INFINITY,

@@ -36,8 +36,8 @@ pub struct Decision {
 }
 
 /// Applies the calibration to one image's logits (`NUM_CLASSES` values) and, when the model
-/// carries an OOD rule, to its pooled features.
-pub fn decide(logits: &[f32], pooled_features: Option<&[f32]>, cal: &CalibrationSpec) -> Decision {
+/// carries an OOD rule, to the pooled features that rule reads (`Output::ood_features_of`).
+pub fn decide(logits: &[f32], ood_features: Option<&[f32]>, cal: &CalibrationSpec) -> Decision {
     let probs = calibrated_probs(logits, cal.temperature);
     let mut order: Vec<usize> = (0..NUM_CLASSES).collect();
     order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
@@ -48,7 +48,7 @@ pub fn decide(logits: &[f32], pooled_features: Option<&[f32]>, cal: &Calibration
         .map(|c| probs[c.index()])
         .sum();
     let finite = logits.len() == NUM_CLASSES && probs.iter().all(|p| p.is_finite());
-    let ood_score = match (&cal.ood, pooled_features) {
+    let ood_score = match (&cal.ood, ood_features) {
         (Some(ood), Some(f)) => ood.score(f),
         _ => None,
     };
@@ -147,6 +147,7 @@ mod tests {
     fn out_of_distribution_features_abstain() {
         let mut c = cal();
         c.ood = Some(OodSpec {
+            block: None,
             feature_mean: vec![0.0; 4],
             feature_std: vec![1.0; 4],
             threshold: 2.0,

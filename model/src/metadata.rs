@@ -106,11 +106,17 @@ impl Default for CalibrationSpec {
     }
 }
 
-/// Out-of-distribution score = mean over dims of `((f − mean) / std)²` of the global-average-pooled
-/// last feature map; abstain when the score exceeds `threshold` (fit on validation by the host,
-/// e.g. at its 97.5th percentile).
+/// Out-of-distribution score = mean over dims of `((f − mean) / std)²` of a global-average-pooled
+/// feature map; abstain when the score exceeds `threshold` (fit on validation by the host, e.g. at
+/// its 97.5th percentile).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OodSpec {
+    /// Which feature map is pooled: `None`, the last one (the file's `features` output);
+    /// `Some(i)`, the output of block `i` (the file's `ood_features` output). A mid-network
+    /// block that kept its ImageNet weights tells non-skin input apart far better than the
+    /// fine-tuned last layer, which only learned to separate lesion classes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block: Option<usize>,
     pub feature_mean: Vec<f32>,
     pub feature_std: Vec<f32>,
     pub threshold: f32,
@@ -262,6 +268,7 @@ mod tests {
                 target_sensitivity: 0.95,
                 abstain_min_confidence: 0.3,
                 ood: Some(OodSpec {
+                    block: None,
                     feature_mean: vec![0.5, 1.0],
                     feature_std: vec![1.0, 2.0],
                     threshold: 3.0,

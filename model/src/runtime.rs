@@ -13,6 +13,8 @@ pub const INPUT_NAME: &str = "input";
 pub const LOGITS_NAME: &str = "logits";
 /// Name of the optional last-feature-map output (`[N, C, h, w]`).
 pub const FEATURES_NAME: &str = "features";
+/// Name of the optional pooled block output the OOD rule reads (`[N, C]`).
+pub const OOD_FEATURES_NAME: &str = crate::onnx::OOD_FEATURES;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -26,6 +28,8 @@ pub enum RuntimeError {
         found: usize,
         expected: usize,
     },
+    #[error("model {path}: its OOD rule reads block {block}, but the file has no {OOD_FEATURES_NAME:?} output (re-export it with `dermo export`)")]
+    MissingOodOutput { path: PathBuf, block: usize },
     #[error("tract failed to run the model: {0}")]
     Run(String),
     #[error("model output {name:?} has {found} values, expected {expected}")]
@@ -43,6 +47,8 @@ pub struct Output {
     pub logits: Vec<f32>,
     /// `N × C` global-average-pooled last feature map, when the file has a `features` output.
     pub features: Option<Vec<f32>>,
+    /// `N × C'` pooled block output, when the file has an `ood_features` output.
+    pub ood_features: Option<Vec<f32>>,
 }
 
 impl Output {
@@ -53,10 +59,22 @@ impl Output {
 
     /// The pooled features of image `i` of the batch.
     pub fn features_of(&self, i: usize) -> Option<&[f32]> {
-        let f = self.features.as_ref()?;
+        self.row(self.features.as_deref()?, i)
+    }
+
+    /// What the OOD rule reads for image `i`: the `ood_features` row when the file has that
+    /// output, otherwise the pooled last feature map.
+    pub fn ood_features_of(&self, i: usize) -> Option<&[f32]> {
+        match self.ood_features.as_deref() {
+            Some(f) => self.row(f, i),
+            None => self.features_of(i),
+        }
+    }
+
+    fn row<'a>(&self, values: &'a [f32], i: usize) -> Option<&'a [f32]> {
         let n = self.logits.len() / NUM_CLASSES;
-        let c = f.len() / n.max(1);
-        Some(&f[i * c..(i + 1) * c])
+        let c = values.len() / n.max(1);
+        values.get(i * c..(i + 1) * c)
     }
 }
 
@@ -66,6 +84,7 @@ pub struct Runtime {
     plan: TypedRunnableModel,
     size: usize,
     has_features: bool,
+    has_ood_features: bool,
 }
 
 type TypedRunnableModel = Arc<tract_onnx::tract_core::model::TypedRunnableModel>;
@@ -82,19 +101,33 @@ impl Runtime {
         let proto = onnx
             .proto_model_for_read(&mut model.bytes.as_slice())
             .map_err(load)?;
-        let has_features = proto
-            .graph
-            .as_ref()
-            .is_some_and(|g| g.output.iter().any(|o| o.name == FEATURES_NAME));
-        let outputs: &[&str] = if has_features {
-            &[LOGITS_NAME, FEATURES_NAME]
-        } else {
-            &[LOGITS_NAME]
+        let has_output = |name: &str| {
+            proto
+                .graph
+                .as_ref()
+                .is_some_and(|g| g.output.iter().any(|o| o.name == name))
         };
+        let has_features = has_output(FEATURES_NAME);
+        let has_ood_features = has_output(OOD_FEATURES_NAME);
+        let ood_block = model
+            .metadata
+            .calibration
+            .ood
+            .as_ref()
+            .and_then(|o| o.block);
+        if let (Some(block), false) = (ood_block, has_ood_features) {
+            return Err(RuntimeError::MissingOodOutput {
+                path: model.path.clone(),
+                block,
+            });
+        }
+        let mut outputs = vec![LOGITS_NAME];
+        outputs.extend(has_features.then_some(FEATURES_NAME));
+        outputs.extend(has_ood_features.then_some(OOD_FEATURES_NAME));
         let plan = onnx
             .model_for_proto_model(&proto)
             .and_then(|m| m.with_input_fact(0, f32::fact([1, 3, size, size]).into()))
-            .and_then(|m| m.with_outputs_by_name(outputs))
+            .and_then(|m| m.with_outputs_by_name(&outputs))
             .and_then(|m| m.into_optimized())
             .and_then(|m| m.into_runnable())
             .map_err(load)?;
@@ -102,6 +135,7 @@ impl Runtime {
             plan,
             size,
             has_features,
+            has_ood_features,
         })
     }
 
@@ -129,6 +163,7 @@ impl Runtime {
         }
         let mut logits = Vec::with_capacity(n * NUM_CLASSES);
         let mut features = self.has_features.then(Vec::new);
+        let mut ood_features = self.has_ood_features.then(Vec::new);
         for image in input.data.chunks_exact(per_image) {
             let x = tract_ndarray::Array4::from_shape_vec((1, c, h, w), image.to_vec())
                 .expect("length checked above");
@@ -148,8 +183,15 @@ impl Runtime {
             if let Some(f) = features.as_mut() {
                 f.extend(global_average_pool(&out[1])?);
             }
+            if let Some(f) = ood_features.as_mut() {
+                f.extend_from_slice(f32_slice(&out[out.len() - 1])?);
+            }
         }
-        Ok(Output { logits, features })
+        Ok(Output {
+            logits,
+            features,
+            ood_features,
+        })
     }
 }
 

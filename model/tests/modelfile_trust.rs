@@ -21,6 +21,7 @@ fn signed_model(dir: &Path) -> (PathBuf, ed25519_dalek::VerifyingKey, Metadata) 
         input_size: 32,
         with_features: false,
         activation_ranges: None,
+        ood_block: None,
     };
     let bytes = write_onnx(&spec, &random_weights(&spec, 9), &opts, &meta).unwrap();
     let path = dir.join("model.onnx");

@@ -4,8 +4,10 @@
 mod onnx_support;
 
 use dermo_model::arch::ArchSpec;
+use dermo_model::metadata::OodSpec;
 use dermo_model::onnx::{
-    activation_range_names, bias_corrected, write_onnx, ExportOptions, OnnxError, Precision,
+    activation_range_names, bias_corrected, block_output, write_onnx, ExportOptions, OnnxError,
+    Precision,
 };
 use dermo_model::runtime::ActivationProbe;
 use dermo_model::{ModelFile, NamedWeights, Runtime, Tensor};
@@ -42,6 +44,7 @@ fn opts(precision: Precision) -> ExportOptions {
         input_size: S,
         with_features: true,
         activation_ranges: None,
+        ood_block: None,
     }
 }
 
@@ -300,4 +303,86 @@ fn relative_l2(a: &[f32], b: &[f32]) -> f32 {
     let num: f32 = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum();
     let den: f32 = a.iter().map(|x| x * x).sum();
     (num / den).sqrt()
+}
+
+/// `ood_block: Some(i)` adds `ood_features`: block `i`'s output pooled, in every precision; a
+/// file whose OOD rule reads a block it does not output is refused at load.
+#[test]
+fn ood_features_is_the_pooled_output_of_the_chosen_block() {
+    let spec = small_spec();
+    let w = random_weights(&spec, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let images = real_images(4, S);
+    let (_, fp32) = write(dir.path(), "plain.onnx", &spec, &w, &opts(Precision::Fp32));
+    let ranges = ActivationProbe::new(&fp32, &activation_range_names(&spec))
+        .unwrap()
+        .statistics(&images)
+        .unwrap()
+        .ranges;
+    let last = spec.blocks().len() - 1;
+    for block in [1, last] {
+        let name = block_output(&spec, block).unwrap();
+        let probe = ActivationProbe::new(&fp32, std::slice::from_ref(&name)).unwrap();
+        let expected: Vec<f32> = images
+            .iter()
+            .flat_map(|im| {
+                let a = probe.run(im).unwrap().remove(0);
+                let plane: usize = a.shape[2..].iter().product();
+                a.data
+                    .chunks(plane)
+                    .map(|c| c.iter().sum::<f32>() / plane as f32)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(
+            expected.len(),
+            images.len() * spec.blocks()[block].out_channels
+        );
+        for (precision, tolerance) in [
+            (Precision::Fp32, 1e-5),
+            (Precision::Int8, 0.1),
+            (Precision::Int8Full, 0.1),
+        ] {
+            let o = ExportOptions {
+                ood_block: Some(block),
+                activation_ranges: Some(ranges.clone()),
+                ..opts(precision)
+            };
+            let (_, file) = write(dir.path(), "ood.onnx", &spec, &w, &o);
+            let out = Runtime::new(&file).unwrap().run(&batch(&images)).unwrap();
+            let got = out.ood_features.as_ref().expect("an ood_features output");
+            let scale = expected.iter().map(|v| v.abs()).fold(0.0, f32::max);
+            let d = max_abs_diff(got, &expected);
+            assert!(
+                d <= tolerance * scale.max(1e-3),
+                "{precision:?} block {block}: ood_features differ from the pooled {name} by {d} (scale {scale})"
+            );
+            assert_eq!(
+                out.ood_features_of(1).unwrap(),
+                &got[got.len() / 4..got.len() / 2]
+            );
+        }
+    }
+
+    let too_far = ExportOptions {
+        ood_block: Some(spec.blocks().len()),
+        ..opts(Precision::Fp32)
+    };
+    let err = write_onnx(&spec, &w, &too_far, &metadata(S, "fp32")).unwrap_err();
+    assert!(matches!(err, OnnxError::OodBlock { .. }), "{err}");
+
+    let mut meta = metadata(S, "fp32");
+    meta.calibration.ood = Some(OodSpec {
+        block: Some(1),
+        feature_mean: vec![0.0; spec.blocks()[1].out_channels],
+        feature_std: vec![1.0; spec.blocks()[1].out_channels],
+        threshold: 1.0,
+    });
+    let bytes = write_onnx(&spec, &w, &opts(Precision::Fp32), &meta).unwrap();
+    let file = ModelFile::from_verified_bytes(&dir.path().join("no-ood.onnx"), bytes).unwrap();
+    let err = Runtime::new(&file).unwrap_err().to_string();
+    assert!(
+        err.contains("ood_features") && err.contains("block 1"),
+        "{err}"
+    );
 }

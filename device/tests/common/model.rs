@@ -68,6 +68,7 @@ pub fn build(
         input_size: 256,
         with_features: true,
         activation_ranges: None,
+        ood_block: None,
     };
     let bytes = write_onnx(&ArchSpec::efficientnet_lite0(7), weights, &opts, &meta)
         .expect("the ONNX writer accepts the pretrained weights");

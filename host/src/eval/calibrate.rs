@@ -45,12 +45,38 @@ pub struct CalibrateArgs {
     /// device abstain on about 2.5% of in-distribution images).
     #[arg(long, default_value_t = 0.975)]
     pub ood_quantile: f64,
+    /// Which feature map the OOD score pools: a block index (0‥15) or `head` (the last feature
+    /// map). Block 10, the last block the CPU recipe keeps at its ImageNet weights, tells
+    /// non-skin frames apart far better than the fine-tuned head (README, "Out-of-distribution").
+    #[arg(long, default_value = "10", value_parser = parse_ood_block)]
+    pub ood_block: OodBlock,
     /// Abstain when the top calibrated probability is below this (0 turns the rule off).
     #[arg(long, default_value_t = 0.0)]
     pub abstain_min_confidence: f32,
     /// cpu, cuda or auto.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
+}
+
+/// `--ood-block`: `None` is the head's feature map.
+pub type OodBlock = Option<usize>;
+
+/// What an OOD rule pools, in words.
+pub fn ood_source(block: OodBlock) -> String {
+    match block {
+        Some(b) => format!("the pooled output of block {b}"),
+        None => "the pooled last feature map".into(),
+    }
+}
+
+fn parse_ood_block(s: &str) -> Result<OodBlock, String> {
+    match s {
+        "head" => Ok(None),
+        n => n
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("{n:?} is neither a block index nor `head`")),
+    }
 }
 
 /// The evidence behind a calibration, written to `calibration-fit.json`.
@@ -72,6 +98,9 @@ pub struct CalibrationFit {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OodFit {
     pub reference: PathBuf,
+    /// The block whose pooled output the score reads (`None`: the head's feature map).
+    #[serde(default)]
+    pub block: OodBlock,
     pub quantile: f64,
     pub threshold: f32,
     /// Fraction of the validation images the rule rejects.
@@ -90,6 +119,7 @@ pub struct SyntheticFrame {
 
 pub fn run_calibrate(a: CalibrateArgs) -> anyhow::Result<()> {
     let mut checkpoint = Checkpoint::load(&a.run, a.device.resolve()?)?;
+    checkpoint.set_ood_block(a.ood_block)?;
     let cache_root = checkpoint.cache_root();
     let val = score_manifest(&mut checkpoint, &a.data, Tta::None, &cache_root, true)?;
     let reference = match &a.ood_reference {
@@ -111,6 +141,7 @@ pub fn run_calibrate(a: CalibrateArgs) -> anyhow::Result<()> {
             reference: a.ood_reference.clone().unwrap_or_else(|| a.data.clone()),
             target_sensitivity: a.target_sensitivity,
             ood_quantile: a.ood_quantile,
+            ood_block: a.ood_block,
             abstain_min_confidence: a.abstain_min_confidence,
         },
     )?;
@@ -130,8 +161,9 @@ pub fn run_calibrate(a: CalibrateArgs) -> anyhow::Result<()> {
     );
     if let Some(ood) = &fit.ood {
         eprintln!(
-            "OOD threshold {:.3}: abstains on {:.1}% of validation images and {:.0}% of {} synthetic frames",
+            "OOD threshold {:.3} on {}: abstains on {:.1}% of validation images and {:.0}% of {} synthetic frames",
             ood.threshold,
+            ood_source(ood.block),
             100.0 * ood.validation_abstain_rate,
             100.0 * ood.synthetic_abstain_rate,
             ood.synthetic.len()
@@ -148,6 +180,8 @@ pub struct CalibrationSettings {
     pub reference: PathBuf,
     pub target_sensitivity: f64,
     pub ood_quantile: f64,
+    /// The block whose pooled output `val`'s and `reference`'s OOD features are.
+    pub ood_block: OodBlock,
     pub abstain_min_confidence: f32,
 }
 
@@ -180,11 +214,11 @@ pub fn calibrate(
     let ece_before = reliability(raw.view(), &val.labels, RELIABILITY_BINS)?.ece;
     let ece_after = reliability(calibrated.view(), &val.labels, RELIABILITY_BINS)?.ece;
 
-    let (ood_spec, ood_fit) = if val.features.is_empty() {
+    let (ood_spec, ood_fit) = if val.ood.is_empty() {
         (None, None)
     } else {
-        let reference_features = reference.map_or(&val.features, |r| &r.features);
-        let (spec, fit) = fit_ood(network, reference_features, &val.features, settings)?;
+        let reference_features = reference.map_or(&val.ood, |r| &r.ood);
+        let (spec, fit) = fit_ood(network, reference_features, &val.ood, settings)?;
         (Some(spec), Some(fit))
     };
     let spec = CalibrationSpec {
@@ -240,6 +274,7 @@ fn fit_ood(
     sorted.sort_by(f64::total_cmp);
     let floor = (quantile(&sorted, 0.5) * 0.05).max(1e-4);
     let mut spec = OodSpec {
+        block: settings.ood_block,
         feature_mean: mean.iter().map(|&m| m as f32).collect(),
         feature_std: var.iter().map(|v| v.sqrt().max(floor) as f32).collect(),
         threshold: f32::INFINITY,
@@ -259,6 +294,7 @@ fn fit_ood(
         synthetic.iter().filter(|f| f.abstains).count() as f64 / synthetic.len() as f64;
     let fit = OodFit {
         reference: settings.reference.clone(),
+        block: settings.ood_block,
         quantile: settings.ood_quantile,
         threshold: spec.threshold,
         validation_abstain_rate: rejected as f64 / val_scores.len() as f64,
@@ -341,7 +377,7 @@ fn synthetic_frames(
         normalize_into(&img, &mut data);
         let batch = network.run(&data, 1)?;
         let score = batch
-            .features
+            .ood
             .first()
             .and_then(|f| spec.score(f))
             .unwrap_or(f32::INFINITY);

@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::Array2;
 use std::path::{Path, PathBuf};
 
-/// Logits and pooled features of a batch of normalized `[B, 3, S, S]` images.
+/// Logits and OOD features of a batch of normalized `[B, 3, S, S]` images.
 pub trait Network {
     /// What it is, for reports: `checkpoint RUN` or `model file PATH`.
     fn describe(&self) -> String;
@@ -27,14 +27,16 @@ pub trait Network {
 /// Output of [`Network::run`].
 pub struct Batch {
     pub logits: Vec<[f32; NUM_CLASSES]>,
-    /// Pooled features per image; empty when the network does not expose them.
-    pub features: Vec<Vec<f32>>,
+    /// What the OOD rule reads per image, pooled features (see `OodSpec::block`); empty when the
+    /// network does not expose them.
+    pub ood: Vec<Vec<f32>>,
 }
 
 /// A run folder's best checkpoint, run with libtorch.
 pub struct Checkpoint {
     model: TrainedModel,
     run_dir: PathBuf,
+    ood_block: Option<usize>,
 }
 
 impl Checkpoint {
@@ -42,7 +44,23 @@ impl Checkpoint {
         Ok(Checkpoint {
             model: TrainedModel::load(run_dir, device)?,
             run_dir: run_dir.to_owned(),
+            ood_block: None,
         })
+    }
+
+    /// Makes [`Batch::ood`] the pooled output of block `block` (`None`: the pooled last feature
+    /// map), as the exported file's `ood_features` output will be.
+    pub fn set_ood_block(&mut self, block: Option<usize>) -> anyhow::Result<()> {
+        if let Some(b) = block {
+            let blocks = self.model.net.num_blocks();
+            anyhow::ensure!(
+                b < blocks,
+                "--ood-block {b}: the network has blocks 0..{} only",
+                blocks - 1
+            );
+        }
+        self.ood_block = block;
+        Ok(())
     }
 
     /// The cache root the run trained with, so evaluation reuses its image caches.
@@ -64,13 +82,20 @@ impl Network for Checkpoint {
         use crate::train::net::EfficientNetLite;
         let s = self.model.recipe.size as i64;
         let device = self.model.vs.device();
-        let (logits, pooled) = tch::no_grad(|| {
+        let net = &self.model.net;
+        let (logits, ood) = tch::no_grad(|| {
             let x = tch::Tensor::from_slice(data)
                 .reshape([batch as i64, 3, s, s])
                 .to_device(device);
-            let pooled = EfficientNetLite::pooled(&self.model.net.features_t(&x, false));
-            let logits = self.model.net.classify_t(&pooled, false);
-            (to_rows(&logits), to_rows(&pooled))
+            let k = self.ood_block.map_or(0, |b| b + 1);
+            let h = net.prefix_t(&x, k, false);
+            let pooled = EfficientNetLite::pooled(&net.suffix_features_t(&h, k, false));
+            let logits = net.classify_t(&pooled, false);
+            let ood = match self.ood_block {
+                Some(_) => to_rows(&EfficientNetLite::pooled(&h)),
+                None => to_rows(&pooled),
+            };
+            (to_rows(&logits), ood)
         });
         let logits = logits
             .into_iter()
@@ -84,10 +109,7 @@ impl Network for Checkpoint {
                 })
             })
             .collect::<anyhow::Result<_>>()?;
-        Ok(Batch {
-            logits,
-            features: pooled,
-        })
+        Ok(Batch { logits, ood })
     }
 }
 
@@ -99,8 +121,9 @@ fn to_rows(t: &tch::Tensor) -> Vec<Vec<f32>> {
     Vec::<Vec<f32>>::try_from(t).unwrap_or_default()
 }
 
-/// An exported model file, run with tract.
+/// A model file (on disk, or built in memory by export), run with tract.
 pub struct ModelFileNetwork {
+    label: String,
     file: ModelFile,
     runtime: Runtime,
 }
@@ -109,8 +132,22 @@ impl ModelFileNetwork {
     /// Opens a model file; unsigned files are accepted (host tools check their own exports).
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         let file = ModelFile::open(path, &TrustPolicy::unsigned())?;
+        let label = format!(
+            "model file {} (sha256 {})",
+            file.path.display(),
+            &file.sha256[..16]
+        );
+        Self::new(label, file)
+    }
+
+    /// Runs `file`; `label` names it in reports and errors.
+    pub fn new(label: String, file: ModelFile) -> anyhow::Result<Self> {
         let runtime = Runtime::new(&file)?;
-        Ok(ModelFileNetwork { file, runtime })
+        Ok(ModelFileNetwork {
+            label,
+            file,
+            runtime,
+        })
     }
 
     pub fn file(&self) -> &ModelFile {
@@ -120,11 +157,7 @@ impl ModelFileNetwork {
 
 impl Network for ModelFileNetwork {
     fn describe(&self) -> String {
-        format!(
-            "model file {} (sha256 {})",
-            self.file.path.display(),
-            &self.file.sha256[..16]
-        )
+        self.label.clone()
     }
 
     fn preprocess(&self) -> PreprocessConfig {
@@ -149,10 +182,10 @@ impl Network for ModelFileNetwork {
                 a
             })
             .collect();
-        let features = (0..batch)
-            .filter_map(|i| out.features_of(i).map(<[f32]>::to_vec))
+        let ood = (0..batch)
+            .filter_map(|i| out.ood_features_of(i).map(<[f32]>::to_vec))
             .collect();
-        Ok(Batch { logits, features })
+        Ok(Batch { logits, ood })
     }
 }
 
@@ -161,8 +194,8 @@ impl Network for ModelFileNetwork {
 pub struct Scored {
     /// `[images, classes]` logits (averaged over the TTA views).
     pub logits: Array2<f64>,
-    /// Pooled features per image (averaged over the views); empty when not exposed.
-    pub features: Vec<Vec<f32>>,
+    /// What the OOD rule reads per image (averaged over the views); empty when not exposed.
+    pub ood: Vec<Vec<f32>>,
     pub labels: Vec<usize>,
     pub image_ids: Vec<String>,
     pub lesion_ids: Vec<String>,
@@ -170,7 +203,7 @@ pub struct Scored {
 }
 
 /// Runs `network` over every image of `manifest` (read through the image cache under
-/// `cache_root`), averaging logits and features over the TTA views.
+/// `cache_root`), averaging logits and OOD features over the TTA views.
 pub fn score_manifest(
     network: &mut dyn Network,
     manifest: &Path,
@@ -201,7 +234,7 @@ pub fn score_manifest(
     let n = cache.len();
     let bar = progress_bar(n as u64, progress);
     let mut logits = Array2::<f64>::zeros((n, NUM_CLASSES));
-    let mut features: Vec<Vec<f32>> = Vec::with_capacity(n);
+    let mut ood: Vec<Vec<f32>> = Vec::with_capacity(n);
     let mut buffer = vec![0f32; BATCH * plane];
     for start in (0..n).step_by(BATCH) {
         let stop = (start + BATCH).min(n);
@@ -230,7 +263,7 @@ pub fn score_manifest(
                     logits[[start + k, c]] += f64::from(v) / views.len() as f64;
                 }
             }
-            for (sum, f) in sums.iter_mut().zip(&out.features) {
+            for (sum, f) in sums.iter_mut().zip(&out.ood) {
                 if sum.is_empty() {
                     sum.resize(f.len(), 0.0);
                 }
@@ -239,16 +272,16 @@ pub fn score_manifest(
                 }
             }
         }
-        features.extend(sums.into_iter().filter(|s| !s.is_empty()));
+        ood.extend(sums.into_iter().filter(|s| !s.is_empty()));
         bar.inc((stop - start) as u64);
     }
     bar.finish_and_clear();
-    if features.len() != n {
-        features.clear();
+    if ood.len() != n {
+        ood.clear();
     }
     Ok(Scored {
         logits,
-        features,
+        ood,
         labels: (0..n).map(|i| cache.label(i)).collect(),
         image_ids: cache.meta.image_ids.clone(),
         lesion_ids: cache.meta.lesion_ids.clone(),

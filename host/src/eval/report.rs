@@ -292,8 +292,9 @@ fn calibration_section(doc: &mut Document, fit: &CalibrationFit) {
         rows.push(vec![
             "OOD threshold".into(),
             format!(
-                "{:.3} ({:.1}th percentile of validation scores)",
+                "{:.3} on {} ({:.1}th percentile of validation scores)",
                 ood.threshold,
+                super::calibrate::ood_source(ood.block),
                 100.0 * ood.quantile
             ),
         ]);

@@ -5,10 +5,10 @@
 //! balanced accuracy within 1 point for int8). Only then is the file written and signed.
 
 use super::activations;
-use super::parity::{self, TractNetwork};
+use super::parity;
 use super::source::RunSource;
 use crate::data::manifest::Manifest;
-use crate::eval::network::{score_manifest, Checkpoint, Scored};
+use crate::eval::network::{score_manifest, Checkpoint, ModelFileNetwork, Scored};
 use crate::eval::tta::Tta;
 use anyhow::Context;
 use dermo_calibration::RangeMethod;
@@ -84,6 +84,7 @@ pub fn export(run: &Path, plan: &ExportPlan) -> anyhow::Result<ExportReport> {
         input_size: source.recipe.size,
         with_features: plan.with_features,
         activation_ranges: ranges,
+        ood_block: source.calibration.ood.as_ref().and_then(|o| o.block),
     };
     let build = |precision, weights: &NamedWeights, ranges| -> anyhow::Result<ModelFile> {
         let meta = source.metadata(precision)?;
@@ -196,7 +197,7 @@ pub fn report_path(model: &Path) -> PathBuf {
 }
 
 fn score(file: &ModelFile, name: &str, val: &Path, cache_root: &Path) -> anyhow::Result<Scored> {
-    let mut net = TractNetwork::new(name, file)?;
+    let mut net = ModelFileNetwork::new(format!("{name} on tract"), file.clone())?;
     score_manifest(&mut net, val, Tta::None, cache_root, true)
 }
 

@@ -98,9 +98,10 @@ pub fn report(file: &ModelFile, graph: &GraphInfo) -> String {
         "out-of-distribution",
         match &c.ood {
             Some(o) => format!(
-                "abstain when score > {} ({} feature dimensions)",
+                "abstain when score > {} ({} dimensions: {})",
                 o.threshold,
-                o.feature_mean.len()
+                o.feature_mean.len(),
+                crate::eval::calibrate::ood_source(o.block)
             ),
             None => "no rule".into(),
         },

@@ -1,7 +1,7 @@
 //! Writing the layer list as ONNX nodes: a float graph (fp32 weights, or int8 weights dequantized
 //! in the graph) and a fully quantized graph (QLinearConv / QLinearMatMul).
 
-use super::network::{ConvLayer, Layer, INPUT};
+use super::network::{ConvLayer, Layer, INPUT, OOD_FEATURES};
 use super::proto::{attr_int, attr_ints, GraphBuilder};
 use super::quant::{
     conv_coding, dense_coding, per_channel_int8, symmetric_int8, Affine, WeightCoding,
@@ -24,8 +24,13 @@ fn conv_attrs(c: &ConvLayer) -> Vec<tract_onnx::pb::AttributeProto> {
 }
 
 /// The float graph (`Fp32` or `Int8`). Weights coded as int8 are stored per-channel and restored
-/// by a `DequantizeLinear` (axis 0) in front of the float op.
-pub fn float_graph(layers: &[Layer], precision: Precision) -> GraphBuilder {
+/// by a `DequantizeLinear` (axis 0) in front of the float op. With `ood_input`, that tensor is
+/// also pooled into `ood_features`.
+pub fn float_graph(
+    layers: &[Layer],
+    precision: Precision,
+    ood_input: Option<&str>,
+) -> GraphBuilder {
     let mut g = GraphBuilder::default();
     g.f32(RELU6_MIN, &[], &[0.0]);
     g.f32(RELU6_MAX, &[], &[6.0]);
@@ -86,6 +91,9 @@ pub fn float_graph(layers: &[Layer], precision: Precision) -> GraphBuilder {
             }
         }
     }
+    if let Some(input) = ood_input {
+        pool(&mut g, input, OOD_FEATURES);
+    }
     g
 }
 
@@ -104,9 +112,11 @@ struct QTensor {
 /// The fully quantized graph: uint8 activations with ranges measured on the fp32 graph (keyed by
 /// the same tensor names), int8 weights, int32 biases. ReLU6 is the saturation of an output range
 /// clamped to `[0, 6]`; residual adds and the pooling run in float between Dequantize/Quantize.
+/// With `ood_input`, that tensor is also dequantized and pooled into `ood_features`.
 pub fn qlinear_graph(
     layers: &[Layer],
     ranges: &BTreeMap<String, (f32, f32)>,
+    ood_input: Option<&str>,
 ) -> Result<GraphBuilder, OnnxError> {
     let range = |name: &str| {
         ranges
@@ -222,6 +232,10 @@ pub fn qlinear_graph(
                 g.node("Add", &[&nobias, &b], &[output], vec![]);
             }
         }
+    }
+    if let Some(input) = ood_input {
+        let x = dequantize(&mut g, &get(&q, input)?);
+        pool(&mut g, &x, OOD_FEATURES);
     }
     Ok(g)
 }

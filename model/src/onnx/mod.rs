@@ -12,7 +12,10 @@ mod proto;
 mod quant;
 
 pub use correction::bias_corrected;
-pub use network::{feature_map_side, layers, ConvLayer, Layer, FEATURES, INPUT, LOGITS, POOLED};
+pub use network::{
+    block_output, feature_map_side, layers, ConvLayer, Layer, FEATURES, INPUT, LOGITS,
+    OOD_FEATURES, POOLED,
+};
 pub use quant::{Affine, WeightCoding};
 
 use crate::arch::ArchSpec;
@@ -78,6 +81,9 @@ pub struct ExportOptions {
     pub with_features: bool,
     /// `(min, max)` per tensor named by [`activation_range_names`]; required for `Int8Full`.
     pub activation_ranges: Option<BTreeMap<String, (f32, f32)>>,
+    /// Also output the pooled output of this block as `ood_features` (what an OOD rule with
+    /// `block: Some(i)` reads).
+    pub ood_block: Option<usize>,
 }
 
 impl Default for ExportOptions {
@@ -87,6 +93,7 @@ impl Default for ExportOptions {
             input_size: 256,
             with_features: true,
             activation_ranges: None,
+            ood_block: None,
         }
     }
 }
@@ -115,6 +122,8 @@ pub enum OnnxError {
     SizeMismatch { meta: u32, export: u32 },
     #[error("the architecture has {spec} classes but the metadata lists {meta}")]
     Classes { spec: usize, meta: usize },
+    #[error("the network has no block {index} for the ood_features output (it has {blocks})")]
+    OodBlock { index: usize, blocks: usize },
     #[error("graph construction failed: {0}")]
     Graph(String),
 }
@@ -164,11 +173,22 @@ pub fn write_onnx(
         });
     }
     let layers = network::layers(spec, w)?;
+    let ood_input = opts
+        .ood_block
+        .map(|index| {
+            block_output(spec, index).ok_or(OnnxError::OodBlock {
+                index,
+                blocks: spec.blocks().len(),
+            })
+        })
+        .transpose()?;
     let graph = match opts.precision {
-        Precision::Fp32 | Precision::Int8 => emit::float_graph(&layers, opts.precision),
+        Precision::Fp32 | Precision::Int8 => {
+            emit::float_graph(&layers, opts.precision, ood_input.as_deref())
+        }
         Precision::Int8Full => {
             let ranges = opts.activation_ranges.as_ref().ok_or(OnnxError::NoRanges)?;
-            emit::qlinear_graph(&layers, ranges)?
+            emit::qlinear_graph(&layers, ranges, ood_input.as_deref())?
         }
     };
     let s = opts.input_size as usize;
@@ -191,6 +211,13 @@ pub fn write_onnx(
                 Dim::Fixed(h),
                 Dim::Fixed(h),
             ],
+        ));
+    }
+    if let Some(index) = opts.ood_block {
+        let channels = spec.blocks()[index].out_channels;
+        outputs.push(float_value(
+            OOD_FEATURES,
+            &[Dim::Symbol("N"), Dim::Fixed(channels)],
         ));
     }
     let model = ModelProto {

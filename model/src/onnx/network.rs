@@ -15,6 +15,16 @@ pub const FEATURES: &str = "features";
 pub const POOLED: &str = "pooled";
 /// Name of the logits.
 pub const LOGITS: &str = "logits";
+/// Name of the global-average-pooled output of the block the OOD rule reads `[N, C]`.
+pub const OOD_FEATURES: &str = "ood_features";
+
+/// Name of block `index`'s output tensor: its residual sum, or its projection when it has none.
+/// `None` when the network has no such block.
+pub fn block_output(spec: &ArchSpec, index: usize) -> Option<String> {
+    let b = spec.blocks().into_iter().nth(index)?;
+    let step = if b.has_skip() { "add" } else { "project" };
+    Some(format!("blocks.{index}.{step}"))
+}
 
 /// A convolution with its BatchNorm folded in.
 #[derive(Debug, Clone)]
