@@ -264,10 +264,10 @@ fn the_ood_rule_on_imagenet_features_declines_non_dermoscopy_input() {
     assert_abstention(&model, "ImageNet backbone + fitted OOD statistics", 0.95);
 }
 
-/// The trained default model. Its fine-tuned top blocks map many natural photos close to lesions,
-/// so the same rule on its pooled features declines fewer of them than on ImageNet features
-/// (62.5% measured, see the README); this pins that figure from below so it cannot silently get
-/// worse, and holds the in-distribution cost to at most 5% of the test split.
+/// The trained default model, with the rule `dermo calibrate` fitted on the pooled output of block
+/// 10 (its last ImageNet block; the fine-tuned head maps many natural photos close to lesions, so
+/// the same rule there declined only 62.5%): at least 95% of non-dermoscopy frames declined, at
+/// most 5% of the test split.
 #[test]
 #[cfg_attr(
     target_arch = "aarch64",
@@ -279,5 +279,5 @@ fn the_default_model_answers_the_test_split_and_declines_most_non_dermoscopy_inp
         eprintln!("no trained model (model/dermo-default.onnx or $DERMO_SCOPE_MODEL): skipped");
         return;
     };
-    assert_abstention(&model, "trained model", 0.60);
+    assert_abstention(&model, "trained model", 0.95);
 }
