@@ -86,7 +86,8 @@ fn train_calibrate_eval_baseline_and_report() {
         .ood
         .as_ref()
         .expect("checkpoints expose pooled features");
-    assert_eq!(ood.feature_mean.len(), 1280);
+    // By default the rule reads block 10's pooled output (112 channels), not the head's 1280.
+    assert_eq!((ood.block, ood.feature_mean.len()), (Some(10), 112));
     let ood_fit = fit.ood.as_ref().unwrap();
     assert!(ood_fit.validation_abstain_rate <= 0.05);
     eprintln!(
