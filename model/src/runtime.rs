@@ -7,12 +7,12 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use tract_onnx::prelude::*;
 
-/// Name of the network input in every dermo model file.
-pub const INPUT_NAME: &str = "input";
+/// Name of the network input in every dermo model file (the names are the writer's).
+pub const INPUT_NAME: &str = crate::onnx::INPUT;
 /// Name of the logits output.
-pub const LOGITS_NAME: &str = "logits";
+pub const LOGITS_NAME: &str = crate::onnx::LOGITS;
 /// Name of the optional last-feature-map output (`[N, C, h, w]`).
-pub const FEATURES_NAME: &str = "features";
+pub const FEATURES_NAME: &str = crate::onnx::FEATURES;
 /// Name of the optional pooled block output the OOD rule reads (`[N, C]`).
 pub const OOD_FEATURES_NAME: &str = crate::onnx::OOD_FEATURES;
 
