@@ -67,6 +67,10 @@ pub enum Imbalance {
     BalancedSampler,
     /// Each epoch takes at most `subset_per_class` examples of every class.
     BalancedSubset,
+    /// Every example once per epoch; the training loss sees `logits + τ·ln(class prior)`
+    /// (τ = `logit_adjust_tau`), so the raw logits learn the balanced posterior
+    /// (Menon et al., "Long-tail learning via logit adjustment", ICLR 2021).
+    LogitAdjusted,
 }
 
 /// Augmentation, applied as tensor operations on the training device. In `partial` mode only
@@ -135,6 +139,8 @@ pub struct Recipe {
     pub class_weight_power: f64,
     /// Per-class cap for `balanced-subset` (0: the smallest class's count).
     pub subset_per_class: usize,
+    /// Strength τ of the prior offset for `logit-adjusted` (1 targets balanced accuracy).
+    pub logit_adjust_tau: f64,
     pub augment: Augment,
     /// Stop after this many epochs without a better validation balanced accuracy (0: never).
     pub patience: usize,
@@ -166,6 +172,7 @@ impl Default for Recipe {
             imbalance: Imbalance::WeightedLoss,
             class_weight_power: 0.5,
             subset_per_class: 0,
+            logit_adjust_tau: 1.0,
             augment: Augment::default(),
             patience: 5,
             seed: 0,
@@ -239,6 +246,9 @@ impl Recipe {
         }
         if !(0.0..1.0).contains(&self.label_smoothing) || !(0.0..1.0).contains(&self.dropout) {
             return bad("label_smoothing and dropout must be in [0, 1)");
+        }
+        if !(self.logit_adjust_tau >= 0.0 && self.logit_adjust_tau.is_finite()) {
+            return bad("logit_adjust_tau must be a number >= 0");
         }
         if !(self.augment.crop_min_scale > 0.0 && self.augment.crop_min_scale <= 1.0) {
             return bad("augment.crop_min_scale must be in (0, 1]");

@@ -19,7 +19,9 @@ pub fn epoch_order(
         ChaCha8Rng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64));
     let by_class = by_class(labels);
     let mut order: Vec<usize> = match imbalance {
-        Imbalance::None | Imbalance::WeightedLoss => (0..labels.len()).collect(),
+        Imbalance::None | Imbalance::WeightedLoss | Imbalance::LogitAdjusted => {
+            (0..labels.len()).collect()
+        }
         Imbalance::BalancedSampler => {
             let present: Vec<&Vec<usize>> = by_class.iter().filter(|c| !c.is_empty()).collect();
             (0..labels.len())
@@ -68,10 +70,7 @@ fn by_class(labels: &[usize]) -> Vec<Vec<usize>> {
 /// Cross-entropy class weights for `weighted-loss`: `(1 / frequency)^power`, scaled so the
 /// average weight over the training examples is 1. Absent classes get weight 0.
 pub fn class_weights(labels: &[usize], power: f64) -> [f64; NUM_CLASSES] {
-    let mut counts = [0usize; NUM_CLASSES];
-    for &l in labels {
-        counts[l] += 1;
-    }
+    let counts = class_counts(labels);
     let raw: [f64; NUM_CLASSES] = std::array::from_fn(|c| {
         if counts[c] == 0 {
             0.0
@@ -86,6 +85,21 @@ pub fn class_weights(labels: &[usize], power: f64) -> [f64; NUM_CLASSES] {
         .sum::<f64>()
         / labels.len().max(1) as f64;
     raw.map(|w| w / mean.max(f64::MIN_POSITIVE))
+}
+
+/// Natural-log class priors of the training labels, for `logit-adjusted`. An absent class
+/// counts as one example, so the offset stays finite.
+pub fn class_log_priors(labels: &[usize]) -> [f64; NUM_CLASSES] {
+    let n = labels.len().max(1) as f64;
+    class_counts(labels).map(|c| (c.max(1) as f64 / n).ln())
+}
+
+fn class_counts(labels: &[usize]) -> [usize; NUM_CLASSES] {
+    let mut counts = [0usize; NUM_CLASSES];
+    for &l in labels {
+        counts[l] += 1;
+    }
+    counts
 }
 
 #[cfg(test)]
@@ -124,5 +138,17 @@ mod tests {
         assert!((w[0] * 10.0 - w[5] * 90.0).abs() < 1e-9);
         assert!((w[0] * 10.0 + w[5] * 90.0 - 100.0).abs() < 1e-9);
         assert_eq!(w[3], 0.0);
+        let p = class_log_priors(&l);
+        assert!((p[5] - 0.9f64.ln()).abs() < 1e-12 && (p[0] - 0.1f64.ln()).abs() < 1e-12);
+        assert!(
+            (p[3] - 0.01f64.ln()).abs() < 1e-12,
+            "an absent class counts as one"
+        );
+        let natural = epoch_order(&l, Imbalance::LogitAdjusted, 0, 1, 1);
+        assert_eq!(
+            natural.len(),
+            100,
+            "logit adjustment keeps the natural order"
+        );
     }
 }

@@ -9,8 +9,8 @@ use super::metrics::{EpochRow, MetricsLog, Scores};
 use super::net::{in_prefix, EfficientNetLite};
 use super::optim::Optimizer;
 use super::pretrained::{self, Head};
-use super::recipe::{Mode, Recipe};
-use super::sampler::{class_weights, epoch_order};
+use super::recipe::{Imbalance, Mode, Recipe};
+use super::sampler::{class_log_priors, class_weights, epoch_order};
 use super::schedule::lr_at;
 use anyhow::Context;
 use dermo_model::arch::ArchSpec;
@@ -175,13 +175,7 @@ pub fn train(
     };
     let metrics = MetricsLog::open(&folder.path(checkpoint::METRICS), state.epoch)?;
 
-    let weights = class_weights(&data.train.labels, recipe.class_weight_power);
-    let loss_weights = match recipe.imbalance {
-        super::recipe::Imbalance::WeightedLoss => {
-            Some(Tensor::from_slice(&weights.map(|w| w as f32)).to(device))
-        }
-        _ => None,
-    };
+    let loss_terms = LossTerms::new(recipe, &data.train.labels, device);
     let train_labels = data.train.label_tensor(device);
     let steps_per_epoch = steps_per_epoch(recipe, &data.train.labels);
     let abort_after: Option<usize> = std::env::var(ABORT_ENV).ok().and_then(|v| v.parse().ok());
@@ -216,7 +210,7 @@ pub fn train(
                 &inputs,
                 &index,
                 &target,
-                loss_weights.as_ref(),
+                &loss_terms,
                 recipe,
                 lr,
                 amp.then_some(&mut state.loss_scale),
@@ -303,6 +297,36 @@ pub fn train(
     })
 }
 
+/// What the training loss adds to plain cross-entropy against the class imbalance.
+#[derive(Default)]
+struct LossTerms {
+    /// Per-class weights (`weighted-loss`).
+    weights: Option<Tensor>,
+    /// Added to the logits before the loss (`logit-adjusted`): τ·ln(class prior).
+    logit_offsets: Option<Tensor>,
+}
+
+impl LossTerms {
+    fn new(recipe: &Recipe, labels: &[usize], device: Device) -> LossTerms {
+        let to_tensor = |v: [f64; NUM_CLASSES]| Tensor::from_slice(&v.map(|x| x as f32)).to(device);
+        let (mut weights, mut logit_offsets) = (None, None);
+        match recipe.imbalance {
+            Imbalance::WeightedLoss => {
+                weights = Some(to_tensor(class_weights(labels, recipe.class_weight_power)))
+            }
+            Imbalance::LogitAdjusted => {
+                let tau = recipe.logit_adjust_tau;
+                logit_offsets = Some(to_tensor(class_log_priors(labels).map(|p| tau * p)))
+            }
+            _ => {}
+        }
+        LossTerms {
+            weights,
+            logit_offsets,
+        }
+    }
+}
+
 /// One optimizer update on a batch; returns the loss (not finite: nothing was updated).
 /// With `loss_scale` (mixed precision on CUDA) the loss is scaled before backward, the gradients
 /// unscaled, and a step with overflowing gradients is skipped with the scale halved.
@@ -313,7 +337,7 @@ fn train_step(
     inputs: &Inputs,
     index: &Tensor,
     target: &Tensor,
-    loss_weights: Option<&Tensor>,
+    loss_terms: &LossTerms,
     recipe: &Recipe,
     lr: f64,
     loss_scale: Option<&mut f64>,
@@ -321,9 +345,14 @@ fn train_step(
     optimizer.zero_grad();
     let amp = loss_scale.is_some();
     let logits = tch::autocast(amp, || inputs.train_logits(net, index, recipe));
-    let loss = logits.to_kind(Kind::Float).cross_entropy_loss(
+    let logits = logits.to_kind(Kind::Float);
+    let logits = match &loss_terms.logit_offsets {
+        Some(offsets) => logits + offsets,
+        None => logits,
+    };
+    let loss = logits.cross_entropy_loss(
         target,
-        loss_weights,
+        loss_terms.weights.as_ref(),
         Reduction::Mean,
         -100,
         recipe.label_smoothing,
@@ -407,7 +436,7 @@ pub fn bench_full_steps(
                 &inputs,
                 &index,
                 &target,
-                None,
+                &LossTerms::default(),
                 &bench,
                 1e-4,
                 scale,
@@ -687,4 +716,36 @@ pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{} is malformed", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_imbalance_strategy_builds_its_own_loss_terms() {
+        // Three of class 5, one of class 0: priors 0.75 and 0.25.
+        let labels = [5, 5, 5, 0];
+        let recipe = |imbalance, tau| Recipe {
+            imbalance,
+            logit_adjust_tau: tau,
+            class_weight_power: 1.0,
+            ..Recipe::default()
+        };
+        let adjusted = LossTerms::new(&recipe(Imbalance::LogitAdjusted, 0.5), &labels, Device::Cpu);
+        assert!(adjusted.weights.is_none());
+        let offsets = Vec::<f32>::try_from(adjusted.logit_offsets.unwrap()).unwrap();
+        assert!((offsets[5] - 0.5 * 0.75f32.ln()).abs() < 1e-6);
+        assert!((offsets[0] - 0.5 * 0.25f32.ln()).abs() < 1e-6);
+        let weighted = LossTerms::new(&recipe(Imbalance::WeightedLoss, 1.0), &labels, Device::Cpu);
+        assert!(weighted.logit_offsets.is_none());
+        let weights = Vec::<f32>::try_from(weighted.weights.unwrap()).unwrap();
+        assert!((weights[0] - 3.0 * weights[5]).abs() < 1e-5);
+        let sampled = LossTerms::new(
+            &recipe(Imbalance::BalancedSampler, 1.0),
+            &labels,
+            Device::Cpu,
+        );
+        assert!(sampled.weights.is_none() && sampled.logit_offsets.is_none());
+    }
 }
