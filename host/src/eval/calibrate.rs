@@ -141,7 +141,6 @@ pub fn run_calibrate(a: CalibrateArgs) -> anyhow::Result<()> {
             reference: a.ood_reference.clone().unwrap_or_else(|| a.data.clone()),
             target_sensitivity: a.target_sensitivity,
             ood_quantile: a.ood_quantile,
-            ood_block: a.ood_block,
             abstain_min_confidence: a.abstain_min_confidence,
         },
     )?;
@@ -180,8 +179,6 @@ pub struct CalibrationSettings {
     pub reference: PathBuf,
     pub target_sensitivity: f64,
     pub ood_quantile: f64,
-    /// The block whose pooled output `val`'s and `reference`'s OOD features are.
-    pub ood_block: OodBlock,
     pub abstain_min_confidence: f32,
 }
 
@@ -274,7 +271,7 @@ fn fit_ood(
     sorted.sort_by(f64::total_cmp);
     let floor = (quantile(&sorted, 0.5) * 0.05).max(1e-4);
     let mut spec = OodSpec {
-        block: settings.ood_block,
+        block: network.ood_block(),
         feature_mean: mean.iter().map(|&m| m as f32).collect(),
         feature_std: var.iter().map(|v| v.sqrt().max(floor) as f32).collect(),
         threshold: f32::INFINITY,
@@ -294,7 +291,7 @@ fn fit_ood(
         synthetic.iter().filter(|f| f.abstains).count() as f64 / synthetic.len() as f64;
     let fit = OodFit {
         reference: settings.reference.clone(),
-        block: settings.ood_block,
+        block: spec.block,
         quantile: settings.ood_quantile,
         threshold: spec.threshold,
         validation_abstain_rate: rejected as f64 / val_scores.len() as f64,

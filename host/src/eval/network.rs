@@ -22,6 +22,8 @@ pub trait Network {
     fn preprocess(&self) -> PreprocessConfig;
     /// Runs a batch given as `batch` images of `3 × S × S` floats each.
     fn run(&mut self, data: &[f32], batch: usize) -> anyhow::Result<Batch>;
+    /// The block whose pooled output [`Batch::ood`] is (`None`: the pooled last feature map).
+    fn ood_block(&self) -> Option<usize>;
 }
 
 /// Output of [`Network::run`].
@@ -111,6 +113,10 @@ impl Network for Checkpoint {
             .collect::<anyhow::Result<_>>()?;
         Ok(Batch { logits, ood })
     }
+
+    fn ood_block(&self) -> Option<usize> {
+        self.ood_block
+    }
 }
 
 fn to_rows(t: &tch::Tensor) -> Vec<Vec<f32>> {
@@ -186,6 +192,15 @@ impl Network for ModelFileNetwork {
             .filter_map(|i| out.ood_features_of(i).map(<[f32]>::to_vec))
             .collect();
         Ok(Batch { logits, ood })
+    }
+
+    fn ood_block(&self) -> Option<usize> {
+        self.file
+            .metadata
+            .calibration
+            .ood
+            .as_ref()
+            .and_then(|o| o.block)
     }
 }
 
