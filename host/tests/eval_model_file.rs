@@ -4,18 +4,7 @@
 mod eval_support;
 
 use dermo_host::eval::record::{predictions_path, read_record};
-use eval_support::{dermo, write_subset};
-use std::process::Command;
-
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use eval_support::{dermo, run, train_probe, write_subset};
 
 /// `p_<class>` columns of a predictions table.
 fn probabilities(path: &std::path::Path) -> Vec<Vec<f64>> {
@@ -41,24 +30,7 @@ fn tract_on_the_fp32_model_file_matches_the_checkpoint() {
     let val = write_subset(&d.join("val.csv"), 1, 3, 3);
     let test = write_subset(&d.join("test.csv"), 2, 3, 3);
     let run_dir = d.join("run");
-    run(dermo()
-        .args(["train", "--device", "cpu", "--train"])
-        .arg(&train)
-        .arg("--val")
-        .arg(&val)
-        .arg("--out")
-        .arg(&run_dir)
-        .arg("--cache-root")
-        .arg(d.join("cache"))
-        .args([
-            "--set",
-            "mode=probe",
-            "--set",
-            "size=64",
-            "--set",
-            "epochs=2",
-        ])
-        .args(["--set", "warmup_epochs=0", "--set", "patience=0"]));
+    train_probe(&train, &val, &run_dir, &d.join("cache"), &["epochs=2"]);
     let model = d.join("model.onnx");
     run(dermo()
         .arg("export")

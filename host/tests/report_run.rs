@@ -8,19 +8,8 @@ mod eval_support;
 use dermo_host::eval::calibrate::{CalibrationFit, CALIBRATION_FIT_JSON, CALIBRATION_JSON};
 use dermo_host::eval::record::read_record;
 use dermo_model::CalibrationSpec;
-use eval_support::{dermo, write_subset};
+use eval_support::{dermo, run, train_probe, write_subset};
 use std::path::Path;
-use std::process::Command;
-
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// The `src` attribute of every `<img>` of a page.
 fn image_sources(html: &str) -> Vec<String> {
@@ -39,33 +28,13 @@ fn train_calibrate_eval_baseline_and_report() {
     let test = write_subset(&d.join("test.csv"), 2, 3, 5);
     let run_dir = d.join("run");
     let cache = d.join("cache");
-    run(dermo()
-        .args(["train", "--device", "cpu", "--train"])
-        .arg(&train)
-        .arg("--val")
-        .arg(&val)
-        .arg("--out")
-        .arg(&run_dir)
-        .arg("--cache-root")
-        .arg(&cache)
-        .args([
-            "--set",
-            "mode=probe",
-            "--set",
-            "size=64",
-            "--set",
-            "epochs=4",
-            "--set",
-            "batch=16",
-        ])
-        .args([
-            "--set",
-            "warmup_epochs=0",
-            "--set",
-            "patience=0",
-            "--set",
-            "lr=3e-3",
-        ]));
+    train_probe(
+        &train,
+        &val,
+        &run_dir,
+        &cache,
+        &["epochs=4", "batch=16", "lr=3e-3"],
+    );
 
     run(dermo()
         .args(["calibrate", "--device", "cpu"])

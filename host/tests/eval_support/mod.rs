@@ -7,6 +7,7 @@ use dermo_model::{Class, NUM_CLASSES};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 pub fn ham10000() -> PathBuf {
     std::env::var_os("DERMO_HAM10000")
@@ -67,6 +68,38 @@ pub fn write_subset(path: &Path, side: u64, sides: u64, lesions_per_class: usize
 }
 
 /// The `dermo` binary built for these tests.
-pub fn dermo() -> std::process::Command {
-    std::process::Command::new(env!("CARGO_BIN_EXE_dermo"))
+pub fn dermo() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_dermo"))
+}
+
+/// Runs `cmd` and fails the test with its output unless it succeeds.
+pub fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Trains a 64 px linear probe on CPU into `run_dir` (image caches in `cache`), with no warm-up
+/// and no early stop, and `sets` as further `--set` overrides.
+pub fn train_probe(train: &Path, val: &Path, run_dir: &Path, cache: &Path, sets: &[&str]) {
+    let mut cmd = dermo();
+    cmd.args(["train", "--device", "cpu", "--train"])
+        .arg(train)
+        .arg("--val")
+        .arg(val)
+        .arg("--out")
+        .arg(run_dir)
+        .arg("--cache-root")
+        .arg(cache);
+    for set in ["mode=probe", "size=64", "warmup_epochs=0", "patience=0"]
+        .iter()
+        .chain(sets)
+    {
+        cmd.args(["--set", set]);
+    }
+    run(&mut cmd);
 }
