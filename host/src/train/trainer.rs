@@ -309,20 +309,21 @@ struct LossTerms {
 impl LossTerms {
     fn new(recipe: &Recipe, labels: &[usize], device: Device) -> LossTerms {
         let to_tensor = |v: [f64; NUM_CLASSES]| Tensor::from_slice(&v.map(|x| x as f32)).to(device);
-        let (mut weights, mut logit_offsets) = (None, None);
         match recipe.imbalance {
-            Imbalance::WeightedLoss => {
-                weights = Some(to_tensor(class_weights(labels, recipe.class_weight_power)))
-            }
+            Imbalance::WeightedLoss => LossTerms {
+                weights: Some(to_tensor(class_weights(labels, recipe.class_weight_power))),
+                logit_offsets: None,
+            },
             Imbalance::LogitAdjusted => {
                 let tau = recipe.logit_adjust_tau;
-                logit_offsets = Some(to_tensor(class_log_priors(labels).map(|p| tau * p)))
+                LossTerms {
+                    weights: None,
+                    logit_offsets: Some(to_tensor(class_log_priors(labels).map(|p| tau * p))),
+                }
             }
-            _ => {}
-        }
-        LossTerms {
-            weights,
-            logit_offsets,
+            Imbalance::None | Imbalance::BalancedSampler | Imbalance::BalancedSubset => {
+                LossTerms::default()
+            }
         }
     }
 }
