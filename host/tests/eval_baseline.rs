@@ -4,7 +4,7 @@
 mod eval_support;
 
 use dermo_host::eval::record::{predictions_path, read_record};
-use eval_support::{dermo, write_subset};
+use eval_support::{dermo, run, write_subset};
 
 #[test]
 fn abcd_baseline_beats_chance_on_a_lesion_grouped_split() {
@@ -12,17 +12,14 @@ fn abcd_baseline_beats_chance_on_a_lesion_grouped_split() {
     let train = write_subset(&dir.path().join("train.csv"), 0, 2, 40);
     let test = write_subset(&dir.path().join("test.csv"), 1, 2, 15);
     let out = dir.path().join("baseline/eval.json");
-    let status = dermo()
+    run(dermo()
         .args(["baseline", "--train"])
         .arg(&train)
         .arg("--test")
         .arg(&test)
         .arg("--out")
         .arg(&out)
-        .args(["--resamples", "300"])
-        .status()
-        .unwrap();
-    assert!(status.success());
+        .args(["--resamples", "300"]));
     let record = read_record(&out).unwrap();
     let m = &record.metrics;
     let bal = m.balanced_accuracy.unwrap();
