@@ -109,6 +109,99 @@ fn an_aborted_run_resumes_to_the_same_step_count_without_duplicate_rows() {
     assert_eq!(std::fs::read_dir(run.join("ckpt")).unwrap().count(), 2);
 }
 
+/// The columns of metrics.csv that do not depend on timing.
+fn metrics_without_speed(run: &Path) -> Vec<String> {
+    std::fs::read_to_string(run.join("metrics.csv"))
+        .unwrap()
+        .lines()
+        .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+        .collect()
+}
+
+#[test]
+fn an_aborted_weight_averaged_run_resumes_to_the_same_model_as_an_unbroken_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (t, v) = write_split(dir.path(), 12, 3, None);
+    let args = |out: &'static str| {
+        let mut a: Vec<String> = [
+            "train", "--train", "", "--val", "", "--out", out, "--device", "cpu",
+        ]
+        .map(String::from)
+        .to_vec();
+        a[2] = t.to_str().unwrap().into();
+        a[4] = v.to_str().unwrap().into();
+        for set in [
+            "size=64",
+            "batch=16",
+            "epochs=3",
+            "mode=partial",
+            "frozen_blocks=10",
+            "patience=0",
+            "ema_decay=0.9",
+        ] {
+            a.extend(["--set".into(), set.into()]);
+        }
+        a.extend(["--cache-root".into(), "cache".into()]);
+        a
+    };
+    let run = |a: &[String], abort: Option<&str>| {
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        let mut c = dermo(&a, dir.path());
+        if let Some(steps) = abort {
+            c.env("DERMO_TRAIN_ABORT_AFTER_STEPS", steps);
+        }
+        c.output().unwrap()
+    };
+    let out = run(&args("unbroken"), None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!run(&args("broken"), Some("7")).status.success());
+    let mut resume = args("broken");
+    resume.push("--resume".into());
+    let out = run(&resume, None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let (unbroken, broken) = (dir.path().join("unbroken"), dir.path().join("broken"));
+    assert_eq!(
+        metrics_without_speed(&broken),
+        metrics_without_speed(&unbroken)
+    );
+    let weights = |run: &Path| {
+        let mut w = tch::Tensor::read_safetensors(run.join("last.safetensors")).unwrap();
+        w.sort_by(|x, y| x.0.cmp(&y.0));
+        w
+    };
+    let (a, b) = (weights(&unbroken), weights(&broken));
+    assert_eq!(a.len(), b.len());
+    for ((name, x), (other, y)) in a.iter().zip(&b) {
+        assert_eq!(name, other);
+        let gap = f64::try_from((x - y).abs().max()).unwrap();
+        assert!(gap < 1e-5, "{name} differs by {gap} after resume");
+    }
+    // The saved model is the average, not the trained weights: those sit in the optimizer state.
+    let ckpt = std::fs::read_dir(unbroken.join("ckpt")).unwrap();
+    let optim = ckpt
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("optim"))
+        .unwrap();
+    let trained = tch::Tensor::read_safetensors(optim.path()).unwrap();
+    let head = |list: &[(String, tch::Tensor)]| {
+        list.iter()
+            .find(|(n, _)| n.ends_with("_fc.weight"))
+            .map(|(_, t)| t.shallow_clone())
+            .unwrap()
+    };
+    let gap = f64::try_from((head(&a) - head(&trained)).abs().max()).unwrap();
+    assert!(gap > 1e-6, "the average equals the trained head");
+}
+
 #[test]
 fn cuda_requested_without_a_gpu_is_a_clear_error() {
     if tch::Cuda::is_available() {

@@ -133,5 +133,10 @@ pub fn normalized_batch(images: &Tensor, index: &Tensor, device: Device) -> Tens
 
 /// u8 NHWC → normalized f32 NCHW.
 pub fn normalize(raw: &Tensor) -> Tensor {
-    (raw.permute([0, 3, 1, 2]).to_kind(Kind::Float) - f64::from(MEAN)) / f64::from(STD)
+    standardize(&raw.permute([0, 3, 1, 2]).to_kind(Kind::Float))
+}
+
+/// f32 NCHW in 0‥255 (after augmentation) → the network's input scale.
+pub fn standardize(x: &Tensor) -> Tensor {
+    (x - f64::from(MEAN)) / f64::from(STD)
 }

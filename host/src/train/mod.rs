@@ -2,13 +2,14 @@
 //!
 //! Layers, bottom up: [`net`] (the network from the arch spec) and [`pretrained`] (ImageNet
 //! weights); [`recipe`] (what to train, as data); [`dataset`], [`features`], [`augment`],
-//! [`sampler`], [`schedule`], [`optim`] (the pieces of a step); [`checkpoint`] and [`metrics`]
+//! [`sampler`], [`schedule`], [`optim`], [`ema`] (the pieces of a step); [`checkpoint`] and [`metrics`]
 //! (the run folder); [`trainer`] (the loop); [`predict`] (inference for eval and export).
 
 pub mod augment;
 pub mod checkpoint;
 pub mod dataset;
 pub mod device;
+pub mod ema;
 pub mod features;
 pub mod metrics;
 pub mod net;

@@ -141,6 +141,13 @@ pub struct Recipe {
     pub subset_per_class: usize,
     /// Strength τ of the prior offset for `logit-adjusted` (1 targets balanced accuracy).
     pub logit_adjust_tau: f64,
+    /// Decay of the exponential moving average of the weights (0: off). When on, the average is
+    /// what gets validated, kept as best/last and exported (see `train::ema`).
+    pub ema_decay: f64,
+    /// `partial`/`probe`: how many versions of each training image the frozen layers see and
+    /// the cache keeps: the plain one and `cached_views − 1` augmented copies (random resized
+    /// crop and colour jitter from `augment`). Each training step picks one per example.
+    pub cached_views: usize,
     pub augment: Augment,
     /// Stop after this many epochs without a better validation balanced accuracy (0: never).
     pub patience: usize,
@@ -173,6 +180,8 @@ impl Default for Recipe {
             class_weight_power: 0.5,
             subset_per_class: 0,
             logit_adjust_tau: 1.0,
+            ema_decay: 0.0,
+            cached_views: 1,
             augment: Augment::default(),
             patience: 5,
             seed: 0,
@@ -224,13 +233,21 @@ impl Recipe {
         let updated: Recipe = doc
             .try_into()
             .map_err(|e: toml::de::Error| invalid(e.to_string()))?;
-        updated.validate().map_err(|e| invalid(e.to_string()))?;
+        updated
+            .validate_values()
+            .map_err(|e| invalid(e.to_string()))?;
         *self = updated;
         Ok(())
     }
 
-    /// Checks the values that serde cannot.
+    /// Checks what serde cannot: each value, then how they combine.
     pub fn validate(&self) -> Result<(), RecipeError> {
+        self.validate_values()?;
+        self.validate_combination()
+    }
+
+    /// Each value on its own (checked after every `--set`).
+    fn validate_values(&self) -> Result<(), RecipeError> {
         let bad = |m: &str| Err(RecipeError::Invalid(m.to_owned()));
         if self.size < 32 || !self.size.is_multiple_of(32) {
             return bad("size must be a multiple of 32, at least 32");
@@ -250,11 +267,42 @@ impl Recipe {
         if !(self.logit_adjust_tau >= 0.0 && self.logit_adjust_tau.is_finite()) {
             return bad("logit_adjust_tau must be a number >= 0");
         }
+        if !(0.0..1.0).contains(&self.ema_decay) {
+            return bad("ema_decay must be in [0, 1) (0 turns the weight average off)");
+        }
+        if self.cached_views == 0 {
+            return bad("cached_views must be at least 1 (1: the plain images only)");
+        }
         if !(self.augment.crop_min_scale > 0.0 && self.augment.crop_min_scale <= 1.0) {
             return bad("augment.crop_min_scale must be in (0, 1]");
         }
         if self.augment.crop_max_aspect < 1.0 {
             return bad("augment.crop_max_aspect must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// Values that only make sense together (checked once all overrides are in, so their order
+    /// does not matter).
+    fn validate_combination(&self) -> Result<(), RecipeError> {
+        let bad = |m: &str| Err(RecipeError::Invalid(m.to_owned()));
+        if self.cached_views > 1 {
+            let a = &self.augment;
+            if self.mode == Mode::Full {
+                return bad(
+                    "cached_views applies to partial and probe mode; full mode augments every step",
+                );
+            }
+            if a.crop_min_scale >= 1.0
+                && a.brightness == 0.0
+                && a.contrast == 0.0
+                && a.saturation == 0.0
+            {
+                return bad(
+                    "cached_views > 1 needs augment.crop_min_scale < 1 or a colour jitter, \
+                     or the copies equal the plain images",
+                );
+            }
         }
         Ok(())
     }
@@ -300,6 +348,29 @@ mod tests {
         assert!(r.set("size=100").is_err());
         assert!(r.set("lr").is_err());
         assert_eq!(r, Recipe::default());
+    }
+
+    #[test]
+    fn combined_values_are_checked_once_all_overrides_are_in() {
+        let mut r = Recipe::default();
+        for set in [
+            "cached_views=3",
+            "augment.crop_min_scale=1",
+            "augment.brightness=0",
+            "augment.contrast=0",
+            "augment.saturation=0",
+        ] {
+            r.set(set).unwrap();
+        }
+        // Copies without any crop or jitter would equal the plain images.
+        let err = r.validate().unwrap_err().to_string();
+        assert!(err.contains("cached_views"), "{err}");
+        r.set("augment.crop_min_scale=0.6").unwrap();
+        r.validate().unwrap();
+        r.set("mode=full").unwrap();
+        assert!(r.validate().unwrap_err().to_string().contains("full mode"));
+        assert!(r.set("cached_views=0").is_err());
+        assert!(r.set("ema_decay=1").is_err());
     }
 
     #[test]

@@ -2,9 +2,10 @@
 
 use super::augment;
 use super::checkpoint::{self, RunFolder, TrainState};
-use super::dataset::{normalize, Examples, TrainData};
+use super::dataset::{normalize, standardize, Examples, TrainData};
 use super::device::device_name;
-use super::features::{file_id, frozen_features, Frozen};
+use super::ema::Ema;
+use super::features::{file_id, frozen_features, Frozen, View};
 use super::metrics::{EpochRow, MetricsLog, Scores};
 use super::net::{in_prefix, EfficientNetLite};
 use super::optim::Optimizer;
@@ -150,28 +151,37 @@ pub fn train(
         recipe.weight_decay,
         recipe.momentum,
     );
-    let mut state = match &committed {
+    let ckpt_error = |e: String| anyhow::anyhow!("{}: {e}", run_dir.join("ckpt").display());
+    let (mut state, mut ema) = match &committed {
         Some(s) if opts.resume => {
             let optim_state = folder.restore(&mut vs, s)?;
             optimizer
                 .load_state(&optim_state, s.step as i64)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", run_dir.join("ckpt").display()))?;
+                .map_err(ckpt_error)?;
+            // The checkpoint holds the average; the trained weights come from the state file.
+            let mut ema = Ema::new(&vs, recipe.ema_decay);
+            if let Some(ema) = &mut ema {
+                ema.resume(&optim_state).map_err(ckpt_error)?;
+            }
             folder.publish(s)?;
-            s.clone()
+            (s.clone(), ema)
         }
-        _ => TrainState {
-            epoch: 0,
-            step: 0,
-            best_epoch: 0,
-            best_val_bal_acc: -1.0,
-            epochs_since_best: 0,
-            loss_scale: if recipe.amp && device.is_cuda() {
-                65536.0
-            } else {
-                1.0
+        _ => (
+            TrainState {
+                epoch: 0,
+                step: 0,
+                best_epoch: 0,
+                best_val_bal_acc: -1.0,
+                epochs_since_best: 0,
+                loss_scale: if recipe.amp && device.is_cuda() {
+                    65536.0
+                } else {
+                    1.0
+                },
+                stopped_early: false,
             },
-            stopped_early: false,
-        },
+            Ema::new(&vs, recipe.ema_decay),
+        ),
     };
     let metrics = MetricsLog::open(&folder.path(checkpoint::METRICS), state.epoch)?;
 
@@ -230,6 +240,9 @@ pub fn train(
             }
             state.step += 1;
             steps_here += 1;
+            if let Some(ema) = &mut ema {
+                ema.update(state.step);
+            }
             loss_sum += value * idx.len() as f64;
             seen += idx.len();
             if abort_after == Some(steps_here) {
@@ -245,6 +258,12 @@ pub fn train(
         let images_per_s = seen as f64 / t0.elapsed().as_secs_f64();
         bar.finish_and_clear();
 
+        // With a weight average, the average is validated and checkpointed.
+        let mut saved_state = optimizer.state();
+        if let Some(ema) = &mut ema {
+            ema.swap();
+            saved_state.extend(ema.trained_state());
+        }
         let (val_loss, val) = inputs.evaluate(&net, &data.val, device);
         if val.balanced_accuracy > state.best_val_bal_acc {
             state.best_val_bal_acc = val.balanced_accuracy;
@@ -264,7 +283,10 @@ pub fn train(
             lr,
             images_per_s,
         };
-        folder.commit(&vs, &optimizer.state(), &state, || metrics.append(&row))?;
+        folder.commit(&vs, &saved_state, &state, || metrics.append(&row))?;
+        if let Some(ema) = &mut ema {
+            ema.swap();
+        }
         if opts.progress {
             eprintln!(
                 "epoch {epoch}/{}: train loss {:.4}, val loss {:.4}, val acc {:.4}, val bal acc {:.4} (best {:.4} @ {}), {:.1} img/s, {:.0}s",
@@ -536,12 +558,33 @@ enum Inputs {
     Images { train: Tensor, val: Tensor },
     /// Cached outputs of the frozen prefix (f16), and its length K.
     Blocks {
-        train: Tensor,
+        train: CachedViews,
         val: Tensor,
         k: usize,
     },
     /// Cached pooled features (f16).
-    Pooled { train: Tensor, val: Tensor },
+    Pooled { train: CachedViews, val: Tensor },
+}
+
+/// The cached frozen outputs of the training set: `views` versions of each of `n` examples,
+/// stacked view after view.
+struct CachedViews {
+    rows: Tensor,
+    n: i64,
+    views: i64,
+}
+
+impl CachedViews {
+    /// The cached rows of the examples `index` (f32), each from a randomly drawn version.
+    fn batch(&self, index: &Tensor) -> Tensor {
+        let rows = if self.views > 1 {
+            let view = Tensor::randint(self.views, index.size(), (Kind::Int64, index.device()));
+            view * self.n + index
+        } else {
+            index.shallow_clone()
+        };
+        self.rows.index_select(0, &rows).to_kind(Kind::Float)
+    }
 }
 
 const EVAL_BATCH: i64 = 128;
@@ -555,8 +598,25 @@ impl Inputs {
         opts: &TrainOptions,
     ) -> anyhow::Result<Inputs> {
         let device = opts.device;
-        let cached = |ex: &Examples, frozen| -> anyhow::Result<Tensor> {
-            Ok(frozen_features(net, ex, frozen, weights_id, device, &opts.cache_root)?.to(device))
+        let cached = |ex: &Examples, frozen, view| -> anyhow::Result<Tensor> {
+            let f = frozen_features(net, ex, frozen, view, weights_id, device, &opts.cache_root)?;
+            Ok(f.to(device))
+        };
+        let views = |frozen| -> anyhow::Result<CachedViews> {
+            let mut parts = vec![cached(&data.train, frozen, View::Plain)?];
+            for index in 1..recipe.cached_views {
+                let view = View::Augmented {
+                    index,
+                    seed: recipe.seed,
+                    augment: &recipe.augment,
+                };
+                parts.push(cached(&data.train, frozen, view)?);
+            }
+            Ok(CachedViews {
+                rows: Tensor::cat(&parts, 0),
+                n: data.train.len() as i64,
+                views: parts.len() as i64,
+            })
         };
         Ok(match recipe.mode {
             Mode::Full => Inputs::Images {
@@ -566,14 +626,14 @@ impl Inputs {
             Mode::Partial => {
                 let k = recipe.frozen_blocks;
                 Inputs::Blocks {
-                    train: cached(&data.train, Frozen::Blocks(k))?,
-                    val: cached(&data.val, Frozen::Blocks(k))?,
+                    train: views(Frozen::Blocks(k))?,
+                    val: cached(&data.val, Frozen::Blocks(k), View::Plain)?,
                     k,
                 }
             }
             Mode::Probe => Inputs::Pooled {
-                train: cached(&data.train, Frozen::Pooled)?,
-                val: cached(&data.val, Frozen::Pooled)?,
+                train: views(Frozen::Pooled)?,
+                val: cached(&data.val, Frozen::Pooled, View::Plain)?,
             },
         })
     }
@@ -584,18 +644,14 @@ impl Inputs {
             Inputs::Images { train, .. } => {
                 let raw = train.index_select(0, index);
                 let x = augment::images(&raw.permute([0, 3, 1, 2]).to_kind(Kind::Float), aug);
-                let x = (x - f64::from(dermo_model::preprocess::MEAN))
-                    / f64::from(dermo_model::preprocess::STD);
-                net.forward_t(&x, true)
+                net.forward_t(&standardize(&x), true)
             }
             Inputs::Blocks { train, k, .. } => {
-                let h = augment::dihedral(&train.index_select(0, index).to_kind(Kind::Float), aug);
+                let h = augment::dihedral(&train.batch(index), aug);
                 let f = net.suffix_features_t(&h, *k, true);
                 net.classify_t(&EfficientNetLite::pooled(&f), true)
             }
-            Inputs::Pooled { train, .. } => {
-                net.classify_t(&train.index_select(0, index).to_kind(Kind::Float), true)
-            }
+            Inputs::Pooled { train, .. } => net.classify_t(&train.batch(index), true),
         }
     }
 
