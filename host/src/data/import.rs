@@ -79,6 +79,41 @@ pub(crate) struct Pending {
     pub mask_path: Option<PathBuf>,
 }
 
+/// What an import leaves out, one line each, and whether an unknown label is left out or is an
+/// error.
+pub(crate) struct Skips {
+    skip_unknown: bool,
+    pub lines: Vec<String>,
+}
+
+impl Skips {
+    pub fn new(skip_unknown: bool) -> Skips {
+        Skips {
+            skip_unknown,
+            lines: Vec::new(),
+        }
+    }
+
+    /// The class of `label`. An unknown one is `None` with a line naming `place` when skipping,
+    /// else `error`.
+    pub fn class(
+        &mut self,
+        labels: &LabelTable,
+        label: &str,
+        place: impl FnOnce() -> String,
+        error: impl FnOnce(UnknownLabel) -> ImportError,
+    ) -> Result<Option<dermo_model::Class>, ImportError> {
+        match labels.lookup(label) {
+            Ok(class) => Ok(Some(class)),
+            Err(source) if self.skip_unknown => {
+                self.lines.push(format!("{}: {source}", place()));
+                Ok(None)
+            }
+            Err(source) => Err(error(source)),
+        }
+    }
+}
+
 /// Hashes and measures every pending row in parallel (order kept) and makes the manifest.
 pub(crate) fn finish(
     pending: Vec<Pending>,
@@ -174,21 +209,16 @@ pub fn ham10000(
     let images = absolute(src.images);
     let masks = src.masks.map(absolute);
     let mut pending = Vec::with_capacity(table.rows.len());
-    let mut skipped = Vec::new();
+    let mut skips = Skips::new(skip_unknown);
     for (line, row) in table.lines() {
-        let label = match labels.lookup(&row[dx]) {
-            Ok(c) => c,
-            Err(source) if skip_unknown => {
-                skipped.push(format!("{}, line {line}: {source}", path.display()));
-                continue;
-            }
-            Err(source) => {
-                return Err(ImportError::Label {
-                    path: path.to_owned(),
-                    line,
-                    source,
-                })
-            }
+        let place = || format!("{}, line {line}", path.display());
+        let error = |source| ImportError::Label {
+            path: path.to_owned(),
+            line,
+            source,
+        };
+        let Some(label) = skips.class(labels, &row[dx], place, error)? else {
+            continue;
         };
         let image_id = row[image].trim().to_owned();
         let lesion_id = row[lesion].trim().to_owned();
@@ -231,7 +261,7 @@ pub fn ham10000(
             path: path.to_owned(),
         });
     }
-    finish(pending, "ham10000", skipped)
+    finish(pending, "ham10000", skips.lines)
 }
 
 /// Imports `ROOT/<label name>/…/image`: the folder name is the label, each image its own lesion
@@ -243,7 +273,7 @@ pub fn imagefolder(
 ) -> Result<Imported, ImportError> {
     let root = absolute(root);
     let mut pending = Vec::new();
-    let mut skipped = Vec::new();
+    let mut skips = Skips::new(skip_unknown);
     for class_dir in sorted_entries(&root)?.into_iter().filter(|p| p.is_dir()) {
         let name = class_dir
             .file_name()
@@ -253,18 +283,13 @@ pub fn imagefolder(
         if name.starts_with('.') {
             continue;
         }
-        let label = match labels.lookup(&name) {
-            Ok(c) => c,
-            Err(source) if skip_unknown => {
-                skipped.push(format!("{}: {source}", class_dir.display()));
-                continue;
-            }
-            Err(source) => {
-                return Err(ImportError::FolderLabel {
-                    path: class_dir,
-                    source,
-                })
-            }
+        let place = || class_dir.display().to_string();
+        let error = |source| ImportError::FolderLabel {
+            path: class_dir.clone(),
+            source,
+        };
+        let Some(label) = skips.class(labels, &name, place, error)? else {
+            continue;
         };
         for path in walk_files(&class_dir, &IMAGE_EXTENSIONS)? {
             let rel = path.strip_prefix(&root).unwrap_or(&path).with_extension("");
@@ -282,7 +307,7 @@ pub fn imagefolder(
     if pending.is_empty() {
         return Err(ImportError::Empty { path: root });
     }
-    finish(pending, "imagefolder", skipped)
+    finish(pending, "imagefolder", skips.lines)
 }
 
 /// Imports a `dermo-scope export` bundle: `DIR/captures.csv` with columns `file` (image path
@@ -308,29 +333,24 @@ pub fn scope_bundle(
     let patient = table.optional_column("patient_id");
     let mask = table.optional_column("mask");
     let mut pending = Vec::new();
-    let mut skipped = Vec::new();
+    let mut skips = Skips::new(skip_unknown);
     for (line, row) in table.lines() {
         let label_name = row[label].trim();
         if label_name.is_empty() {
-            skipped.push(format!(
+            skips.lines.push(format!(
                 "{}, line {line}: no confirmed label",
                 path.display()
             ));
             continue;
         }
-        let class = match labels.lookup(label_name) {
-            Ok(c) => c,
-            Err(source) if skip_unknown => {
-                skipped.push(format!("{}, line {line}: {source}", path.display()));
-                continue;
-            }
-            Err(source) => {
-                return Err(ImportError::Label {
-                    path: path.clone(),
-                    line,
-                    source,
-                })
-            }
+        let place = || format!("{}, line {line}", path.display());
+        let error = |source| ImportError::Label {
+            path: path.clone(),
+            line,
+            source,
+        };
+        let Some(class) = skips.class(labels, label_name, place, error)? else {
+            continue;
         };
         let image_path = dir.join(row[image].trim());
         if row[image].trim().is_empty() || !image_path.is_file() {
@@ -378,7 +398,7 @@ pub fn scope_bundle(
             mask_path,
         });
     }
-    finish(pending, "scope-bundle", skipped)
+    finish(pending, "scope-bundle", skips.lines)
 }
 
 /// A CSV file read whole, with its header.
