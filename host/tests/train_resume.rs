@@ -18,78 +18,67 @@ fn state(run: &Path) -> TrainState {
     serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap()
 }
 
+/// `dermo train` on the `t`/`v` manifests into `out`, cached features in `cache/`, with the
+/// small partial fine-tune every test here uses plus `extra` overrides.
+fn train_args(t: &Path, v: &Path, out: &str, extra: &[&str]) -> Vec<String> {
+    let (t, v) = (t.display().to_string(), v.display().to_string());
+    let mut a: Vec<String> = ["train", "--train", &t, "--val", &v, "--out", out]
+        .map(String::from)
+        .to_vec();
+    a.extend(["--device", "cpu", "--cache-root", "cache"].map(String::from));
+    let sets = [
+        "size=64",
+        "batch=16",
+        "epochs=3",
+        "mode=partial",
+        "frozen_blocks=10",
+        "patience=0",
+    ];
+    for set in sets.iter().chain(extra) {
+        a.extend(["--set".to_string(), set.to_string()]);
+    }
+    a
+}
+
+fn run(dir: &Path, args: &[String], abort_after: Option<&str>) -> std::process::Output {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut c = dermo(&args, dir);
+    if let Some(steps) = abort_after {
+        c.env("DERMO_TRAIN_ABORT_AFTER_STEPS", steps);
+    }
+    c.output().unwrap()
+}
+
 #[test]
 fn an_aborted_run_resumes_to_the_same_step_count_without_duplicate_rows() {
     let dir = tempfile::tempdir().unwrap();
     let (t, v) = write_split(dir.path(), 12, 3, None);
-    let common = [
-        "train",
-        "--train",
-        t.to_str().unwrap(),
-        "--val",
-        v.to_str().unwrap(),
-        "--out",
-        "run",
-        "--device",
-        "cpu",
-        "--cache-root",
-        "cache",
-        "--set",
-        "size=64",
-        "--set",
-        "batch=16",
-        "--set",
-        "epochs=3",
-        "--set",
-        "mode=partial",
-        "--set",
-        "frozen_blocks=10",
-        "--set",
-        "patience=0",
-    ];
+    let common = train_args(&t, &v, "run", &[]);
     // 84 examples / 16 = 5 steps per epoch; abort in the middle of epoch 2.
-    let out = dermo(&common, dir.path())
-        .env("DERMO_TRAIN_ABORT_AFTER_STEPS", "7")
-        .output()
-        .unwrap();
+    let out = run(dir.path(), &common, Some("7"));
     assert!(!out.status.success(), "the run should have aborted");
-    let run = dir.path().join("run");
-    let s = state(&run);
+    let run_dir = dir.path().join("run");
+    let s = state(&run_dir);
     assert_eq!((s.epoch, s.step), (1, 5), "only epoch 1 was committed");
 
     // Without --resume an existing run folder is refused.
-    let out = dermo(&common, dir.path()).output().unwrap();
+    let out = run(dir.path(), &common, None);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--resume"));
 
-    let out = dermo(
-        &[
-            "train",
-            "--train",
-            t.to_str().unwrap(),
-            "--val",
-            v.to_str().unwrap(),
-            "--out",
-            "run",
-            "--device",
-            "cpu",
-            "--cache-root",
-            "cache",
-            "--resume",
-        ],
-        dir.path(),
-    )
-    .output()
-    .unwrap();
+    // The saved recipe is used: --resume needs no --set.
+    let mut resume = common[..11].to_vec();
+    resume.push("--resume".into());
+    let out = run(dir.path(), &resume, None);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let s = state(&run);
+    let s = state(&run_dir);
     assert_eq!((s.epoch, s.step), (3, 15));
 
-    let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let metrics = std::fs::read_to_string(run_dir.join("metrics.csv")).unwrap();
     let epochs: Vec<&str> = metrics
         .lines()
         .skip(1)
@@ -103,10 +92,10 @@ fn an_aborted_run_resumes_to_the_same_step_count_without_duplicate_rows() {
         .collect();
     assert_eq!(steps, ["5", "10", "15"]);
     let info: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("run.json")).unwrap()).unwrap();
     assert_eq!(info["resumed_at"].as_array().unwrap().len(), 1);
     // Only the committed epoch's checkpoint is kept.
-    assert_eq!(std::fs::read_dir(run.join("ckpt")).unwrap().count(), 2);
+    assert_eq!(std::fs::read_dir(run_dir.join("ckpt")).unwrap().count(), 2);
 }
 
 /// The columns of metrics.csv that do not depend on timing.
@@ -122,46 +111,17 @@ fn metrics_without_speed(run: &Path) -> Vec<String> {
 fn an_aborted_weight_averaged_run_resumes_to_the_same_model_as_an_unbroken_one() {
     let dir = tempfile::tempdir().unwrap();
     let (t, v) = write_split(dir.path(), 12, 3, None);
-    let args = |out: &'static str| {
-        let mut a: Vec<String> = [
-            "train", "--train", "", "--val", "", "--out", out, "--device", "cpu",
-        ]
-        .map(String::from)
-        .to_vec();
-        a[2] = t.to_str().unwrap().into();
-        a[4] = v.to_str().unwrap().into();
-        for set in [
-            "size=64",
-            "batch=16",
-            "epochs=3",
-            "mode=partial",
-            "frozen_blocks=10",
-            "patience=0",
-            "ema_decay=0.9",
-        ] {
-            a.extend(["--set".into(), set.into()]);
-        }
-        a.extend(["--cache-root".into(), "cache".into()]);
-        a
-    };
-    let run = |a: &[String], abort: Option<&str>| {
-        let a: Vec<&str> = a.iter().map(String::as_str).collect();
-        let mut c = dermo(&a, dir.path());
-        if let Some(steps) = abort {
-            c.env("DERMO_TRAIN_ABORT_AFTER_STEPS", steps);
-        }
-        c.output().unwrap()
-    };
-    let out = run(&args("unbroken"), None);
+    let args = |out| train_args(&t, &v, out, &["ema_decay=0.9"]);
+    let out = run(dir.path(), &args("unbroken"), None);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(!run(&args("broken"), Some("7")).status.success());
+    assert!(!run(dir.path(), &args("broken"), Some("7")).status.success());
     let mut resume = args("broken");
     resume.push("--resume".into());
-    let out = run(&resume, None);
+    let out = run(dir.path(), &resume, None);
     assert!(
         out.status.success(),
         "{}",
