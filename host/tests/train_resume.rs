@@ -49,6 +49,16 @@ fn run(dir: &Path, args: &[String], abort_after: Option<&str>) -> std::process::
     c.output().unwrap()
 }
 
+/// Runs `dermo`; the test fails with its stderr unless it succeeds.
+fn run_ok(dir: &Path, args: &[String]) {
+    let out = run(dir, args, None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn an_aborted_run_resumes_to_the_same_step_count_without_duplicate_rows() {
     let dir = tempfile::tempdir().unwrap();
@@ -69,12 +79,7 @@ fn an_aborted_run_resumes_to_the_same_step_count_without_duplicate_rows() {
     // The saved recipe is used: --resume needs no --set.
     let mut resume = common[..11].to_vec();
     resume.push("--resume".into());
-    let out = run(dir.path(), &resume, None);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(dir.path(), &resume);
     let s = state(&run_dir);
     assert_eq!((s.epoch, s.step), (3, 15));
 
@@ -112,21 +117,11 @@ fn an_aborted_weight_averaged_run_resumes_to_the_same_model_as_an_unbroken_one()
     let dir = tempfile::tempdir().unwrap();
     let (t, v) = write_split(dir.path(), 12, 3, None);
     let args = |out| train_args(&t, &v, out, &["ema_decay=0.9"]);
-    let out = run(dir.path(), &args("unbroken"), None);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(dir.path(), &args("unbroken"));
     assert!(!run(dir.path(), &args("broken"), Some("7")).status.success());
     let mut resume = args("broken");
     resume.push("--resume".into());
-    let out = run(dir.path(), &resume, None);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(dir.path(), &resume);
 
     let (unbroken, broken) = (dir.path().join("unbroken"), dir.path().join("broken"));
     assert_eq!(
