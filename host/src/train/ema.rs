@@ -22,8 +22,9 @@ pub struct Ema {
 }
 
 impl Ema {
-    /// An average starting at the network's current weights; `None` when `decay` is 0.
-    pub fn new(vs: &VarStore, decay: f64) -> Option<Ema> {
+    /// An average of the variables that `changes` names (the frozen ones need none), starting
+    /// at their current values; `None` when `decay` is 0.
+    pub fn new(vs: &VarStore, decay: f64, changes: impl Fn(&str) -> bool) -> Option<Ema> {
         if decay <= 0.0 {
             return None;
         }
@@ -31,7 +32,7 @@ impl Ema {
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         let slots = tch::no_grad(|| {
             vars.into_iter()
-                .filter(|(_, t)| t.is_floating_point())
+                .filter(|(name, t)| t.is_floating_point() && changes(name))
                 .map(|(name, var)| {
                     let avg = var.detach().copy();
                     (name, var, avg)
@@ -120,13 +121,13 @@ mod tests {
     #[test]
     fn zero_decay_means_no_average() {
         let (vs, _) = store(1.0);
-        assert!(Ema::new(&vs, 0.0).is_none());
+        assert!(Ema::new(&vs, 0.0, |_| true).is_none());
     }
 
     #[test]
     fn the_average_follows_the_weights_with_the_warmed_up_decay() {
         let (vs, mut w) = store(0.0);
-        let mut ema = Ema::new(&vs, 0.99).unwrap();
+        let mut ema = Ema::new(&vs, 0.99, |_| true).unwrap();
         // Step 1: d = min(0.99, 2/11).
         assert!((ema.decay_at(1) - 2.0 / 11.0).abs() < 1e-12);
         assert!((ema.decay_at(10_000) - 0.99).abs() < 1e-12);
@@ -149,7 +150,7 @@ mod tests {
     #[test]
     fn resume_puts_the_trained_weights_back_and_keeps_the_saved_average() {
         let (vs, w) = store(9.0); // the checkpoint: the average
-        let mut ema = Ema::new(&vs, 0.99).unwrap();
+        let mut ema = Ema::new(&vs, 0.99, |_| true).unwrap();
         let state = HashMap::from([("trained.w".to_string(), Tensor::from_slice(&[11.0f32; 3]))]);
         ema.resume(&state).unwrap();
         assert_eq!(values(&w), vec![11.0; 3]);

@@ -159,7 +159,7 @@ pub fn train(
                 .load_state(&optim_state, s.step as i64)
                 .map_err(ckpt_error)?;
             // The checkpoint holds the average; the trained weights come from the state file.
-            let mut ema = Ema::new(&vs, recipe.ema_decay);
+            let mut ema = Ema::new(&vs, recipe.ema_decay, |name| trains(name, recipe));
             if let Some(ema) = &mut ema {
                 ema.resume(&optim_state).map_err(ckpt_error)?;
             }
@@ -180,7 +180,7 @@ pub fn train(
                 },
                 stopped_early: false,
             },
-            Ema::new(&vs, recipe.ema_decay),
+            Ema::new(&vs, recipe.ema_decay, |name| trains(name, recipe)),
         ),
     };
     let metrics = MetricsLog::open(&folder.path(checkpoint::METRICS), state.epoch)?;
@@ -538,18 +538,22 @@ fn trainable(vs: &VarStore, recipe: &Recipe) -> Vec<(String, Tensor)> {
         if !t.requires_grad() {
             continue; // BatchNorm running statistics
         }
-        let trains = match recipe.mode {
-            Mode::Full => true,
-            Mode::Partial => !in_prefix(&name, recipe.frozen_blocks),
-            Mode::Probe => name.starts_with("_fc."),
-        };
-        if trains {
+        if trains(&name, recipe) {
             out.push((name, t));
         } else {
             let _ = t.set_requires_grad(false);
         }
     }
     out
+}
+
+/// Whether the variable `name` (weight or BatchNorm statistic) changes in training, per mode.
+fn trains(name: &str, recipe: &Recipe) -> bool {
+    match recipe.mode {
+        Mode::Full => true,
+        Mode::Partial => !in_prefix(name, recipe.frozen_blocks),
+        Mode::Probe => name.starts_with("_fc."),
+    }
 }
 
 /// What the trainable part of the network reads, per mode.
