@@ -24,6 +24,8 @@ enum Command {
     Data(data::DataCommand),
     /// Train the classifier.
     Train(train::TrainArgs),
+    /// Average several runs' weights into one model (greedy or uniform soup, chosen on validation).
+    Soup(train::SoupArgs),
     /// Evaluate a run's checkpoint or a model file on a split.
     Eval(eval::EvalArgs),
     /// Fit temperature and refer threshold on the validation split and store them with the run.
@@ -56,6 +58,7 @@ fn main() {
         Command::Doctor(a) => doctor::run(a),
         Command::Data(c) => data::run(c),
         Command::Train(a) => train::run(a),
+        Command::Soup(a) => train::soup::run(a),
         Command::Eval(a) => eval::run_eval(a),
         Command::Calibrate(a) => eval::run_calibrate(a),
         Command::Report(a) => eval::run_report(a),

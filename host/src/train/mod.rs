@@ -3,7 +3,8 @@
 //! Layers, bottom up: [`net`] (the network from the arch spec) and [`pretrained`] (ImageNet
 //! weights); [`recipe`] (what to train, as data); [`dataset`], [`features`], [`augment`],
 //! [`sampler`], [`schedule`], [`optim`], [`ema`] (the pieces of a step); [`checkpoint`] and [`metrics`]
-//! (the run folder); [`trainer`] (the loop); [`predict`] (inference for eval and export).
+//! (the run folder); [`trainer`] (the loop); [`predict`] (inference for eval and export);
+//! [`soup`] (one model from the weight average of several runs).
 
 pub mod augment;
 pub mod checkpoint;
@@ -19,6 +20,7 @@ pub mod pretrained;
 pub mod recipe;
 pub mod sampler;
 pub mod schedule;
+pub mod soup;
 pub mod trainer;
 
 pub use dataset::{Examples, TrainData};
@@ -26,6 +28,7 @@ pub use device::DeviceChoice;
 pub use net::EfficientNetLite;
 pub use predict::{predict_logits, Predictions, TrainedModel};
 pub use recipe::Recipe;
+pub use soup::SoupArgs;
 pub use trainer::{train, RunSummary, TrainError, TrainOptions};
 
 use anyhow::Context;

@@ -751,12 +751,12 @@ fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_owned())
 }
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     chrono::Local::now().to_rfc3339()
 }
 
 /// `git rev-parse HEAD`, when the program runs inside a git checkout.
-fn source_commit() -> Option<String> {
+pub(crate) fn source_commit() -> Option<String> {
     let out = std::process::Command::new("git")
         .args(["rev-parse", "HEAD"])
         .output()

@@ -1,0 +1,324 @@
+//! `dermo soup`: one model from the weight average of several runs ("model soups", Wortsman et
+//! al. 2022).
+//!
+//! Runs fine-tuned from the same ImageNet weights on the same split stay close enough in weight
+//! space that their average is itself a good network, often better than any one of them, at the
+//! cost of a single model on the device. The greedy soup ranks the runs by validation balanced
+//! accuracy and adds each one only when the average does not score lower on validation; the
+//! uniform soup averages them all. The result is an ordinary run folder (`best.safetensors`,
+//! `config.toml`, `run.json`) that `dermo calibrate`, `eval` and `export` take as they are, plus
+//! `soup.json`, the record of what went in and why.
+
+use super::checkpoint::{self, RunFolder};
+use super::dataset::Examples;
+use super::device::DeviceChoice;
+use super::metrics::Scores;
+use super::predict::TrainedModel;
+use super::trainer::{now, source_commit};
+use crate::data::manifest::write_atomic;
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+pub const SOUP: &str = "soup.json";
+
+/// `dermo soup`: average the best checkpoints of several runs into a new run folder.
+#[derive(Args, Debug)]
+pub struct SoupArgs {
+    /// Run folders to average (their best checkpoints). They must share the ImageNet weights,
+    /// the architecture, the input size and colour constancy, and the train and validation
+    /// manifests.
+    #[arg(required = true, num_args = 2..)]
+    pub runs: Vec<PathBuf>,
+    /// The validation manifest the runs were trained against (their `run.json` must name the
+    /// same content); it ranks the runs and decides what the greedy soup keeps.
+    #[arg(long)]
+    pub val: PathBuf,
+    /// greedy: best run first, each next one kept only if validation balanced accuracy does not
+    /// drop; uniform: all runs, equally weighted.
+    #[arg(long, value_enum, default_value_t = SoupMethod::Greedy)]
+    pub method: SoupMethod,
+    /// New run folder for the soup.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// cpu, cuda or auto, for scoring on validation.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    pub device: DeviceChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum SoupMethod {
+    Greedy,
+    Uniform,
+}
+
+/// `soup.json`: what went into the soup.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SoupRecord {
+    pub method: SoupMethod,
+    pub val_manifest: PathBuf,
+    pub val_manifest_hash: String,
+    /// Every run offered, best validation balanced accuracy first.
+    pub ingredients: Vec<Ingredient>,
+    /// The greedy decisions in order (empty for a uniform soup).
+    pub steps: Vec<GreedyStep>,
+    /// Validation balanced accuracy of the soup that was written.
+    pub val_bal_acc: f64,
+    pub created_at: String,
+    pub command_line: Vec<String>,
+    pub source_commit: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Ingredient {
+    pub run: PathBuf,
+    pub weights_sha256: String,
+    pub val_bal_acc: f64,
+    pub in_soup: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GreedyStep {
+    pub added: PathBuf,
+    /// Validation balanced accuracy of the average with this run added.
+    pub val_bal_acc: f64,
+    pub kept: bool,
+}
+
+pub fn run(a: SoupArgs) -> anyhow::Result<()> {
+    let device = a.device.resolve()?;
+    let record = soup(
+        &a.runs,
+        &a.val,
+        a.method,
+        &a.out,
+        device,
+        std::env::args().collect(),
+    )?;
+    for i in &record.ingredients {
+        eprintln!(
+            "{} {}: val balanced accuracy {:.4}",
+            if i.in_soup { "+" } else { " " },
+            i.run.display(),
+            i.val_bal_acc
+        );
+    }
+    eprintln!(
+        "soup of {} of {} runs: val balanced accuracy {:.4} → {}",
+        record.ingredients.iter().filter(|i| i.in_soup).count(),
+        record.ingredients.len(),
+        record.val_bal_acc,
+        a.out.join(checkpoint::BEST).display()
+    );
+    Ok(())
+}
+
+/// Makes the soup of `runs` in `out` and returns its record (also written to `out/soup.json`).
+pub fn soup(
+    runs: &[PathBuf],
+    val: &Path,
+    method: SoupMethod,
+    out: &Path,
+    device: tch::Device,
+    command_line: Vec<String>,
+) -> anyhow::Result<SoupRecord> {
+    anyhow::ensure!(runs.len() >= 2, "a soup needs at least two runs");
+    if out.exists() && out.read_dir().map_or(true, |mut d| d.next().is_some()) {
+        anyhow::bail!(
+            "{} already exists and is not empty; choose another --out",
+            out.display()
+        );
+    }
+    let models = runs
+        .iter()
+        .map(|r| TrainedModel::load(r, device))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let first = &models[0];
+    let examples = Examples::load(val, &first.preprocess(), &first.info.cache_root)?;
+    for (run, m) in runs.iter().zip(&models) {
+        check_compatible(run, m, &runs[0], first, &examples)?;
+    }
+
+    let bar = ProgressBar::new(match method {
+        SoupMethod::Greedy => 2 * runs.len() as u64 - 1,
+        SoupMethod::Uniform => runs.len() as u64 + 1,
+    })
+    .with_style(
+        ProgressStyle::with_template("soup [{elapsed_precise}] {wide_bar} {pos}/{len} {msg}")
+            .expect("the template is valid"),
+    );
+    let score = |m: &TrainedModel| {
+        let p = m.predict(&examples);
+        let predicted: Vec<usize> = p.logits.iter().map(|l| argmax(l)).collect();
+        bar.inc(1);
+        Scores::new(&predicted, &p.labels).balanced_accuracy
+    };
+    let mut ranked: Vec<(usize, f64)> = models
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            bar.set_message(format!("scoring {}", runs[i].display()));
+            (i, score(m))
+        })
+        .collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+
+    // The soup lives in a copy of the best run's network; its weights are replaced by averages.
+    let best = ranked[0].0;
+    let mut soup_model = TrainedModel::load(&runs[best], device)?;
+    let (members, steps, val_bal_acc) = match method {
+        SoupMethod::Greedy => {
+            let (mut members, mut current, mut steps) = (vec![best], ranked[0].1, Vec::new());
+            for &(i, _) in &ranked[1..] {
+                bar.set_message(format!("trying {}", runs[i].display()));
+                let mut trial = members.clone();
+                trial.push(i);
+                average_into(&soup_model, &models, &trial);
+                let s = score(&soup_model);
+                let kept = s >= current;
+                if kept {
+                    members = trial;
+                    current = s;
+                }
+                steps.push(GreedyStep {
+                    added: runs[i].clone(),
+                    val_bal_acc: s,
+                    kept,
+                });
+            }
+            average_into(&soup_model, &models, &members);
+            (members, steps, current)
+        }
+        SoupMethod::Uniform => {
+            let all: Vec<usize> = (0..models.len()).collect();
+            average_into(&soup_model, &models, &all);
+            let s = score(&soup_model);
+            (all, Vec::new(), s)
+        }
+    };
+    bar.finish_and_clear();
+
+    let ingredients = ranked
+        .iter()
+        .map(|&(i, s)| {
+            Ok(Ingredient {
+                run: runs[i].clone(),
+                weights_sha256: file_sha256(&models[i].weights)?,
+                val_bal_acc: s,
+                in_soup: members.contains(&i),
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let record = SoupRecord {
+        method,
+        val_manifest: std::path::absolute(val).unwrap_or_else(|_| val.to_owned()),
+        val_manifest_hash: examples.manifest_hash.clone(),
+        ingredients,
+        steps,
+        val_bal_acc,
+        created_at: now(),
+        command_line: command_line.clone(),
+        source_commit: source_commit(),
+    };
+    write_run(out, &mut soup_model, &runs[best], &record, command_line)?;
+    Ok(record)
+}
+
+/// The soup must be one network with one preprocessing, scored on data none of its runs
+/// trained on: the same weights origin, architecture, input and split for every run.
+fn check_compatible(
+    run: &Path,
+    m: &TrainedModel,
+    first_run: &Path,
+    first: &TrainedModel,
+    val: &Examples,
+) -> anyhow::Result<()> {
+    let differs = |what: &str| {
+        anyhow::anyhow!(
+            "{} and {} differ in {what}; a soup averages runs of one network, input and split",
+            run.display(),
+            first_run.display()
+        )
+    };
+    if m.info.pretrained_sha256 != first.info.pretrained_sha256 {
+        return Err(differs("their ImageNet weights (pretrained_sha256)"));
+    }
+    if m.info.arch != first.info.arch {
+        return Err(differs("architecture"));
+    }
+    if m.preprocess() != first.preprocess() {
+        return Err(differs("input size or colour constancy"));
+    }
+    if m.info.train_manifest_hash != first.info.train_manifest_hash {
+        return Err(differs("training manifest"));
+    }
+    anyhow::ensure!(
+        m.info.val_manifest_hash == val.manifest_hash,
+        "{} was validated on another manifest than {} (run.json: {}); the soup is chosen on the \
+         runs' own validation split",
+        run.display(),
+        val.manifest.display(),
+        m.info.val_manifest.display()
+    );
+    Ok(())
+}
+
+/// Sets every variable of `soup` to the mean of that variable over `models[members]`.
+fn average_into(soup: &TrainedModel, models: &[TrainedModel], members: &[usize]) {
+    let vars: Vec<_> = members.iter().map(|&i| models[i].vs.variables()).collect();
+    tch::no_grad(|| {
+        for (name, mut target) in soup.vs.variables() {
+            let sum = vars
+                .iter()
+                .map(|v| v[&name].to_kind(tch::Kind::Double))
+                .reduce(|a, b| a + b)
+                .expect("at least one member");
+            target.copy_(&(sum / members.len() as f64).to_kind(target.kind()));
+        }
+    });
+}
+
+/// Writes the soup's run folder: weights, the best run's recipe and provenance, `soup.json`.
+fn write_run(
+    out: &Path,
+    soup: &mut TrainedModel,
+    best_run: &Path,
+    record: &SoupRecord,
+    command_line: Vec<String>,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let folder = RunFolder::new(out);
+    let weights = folder.path(checkpoint::BEST);
+    // tch picks the file format from the extension, so the temporary name keeps it.
+    let partial = out.join(format!("partial-{}", checkpoint::BEST));
+    soup.vs
+        .save(&partial)
+        .with_context(|| format!("cannot write {}", partial.display()))?;
+    std::fs::rename(&partial, &weights)
+        .with_context(|| format!("cannot write {}", weights.display()))?;
+    let recipe = std::fs::read(RunFolder::new(best_run).path(checkpoint::CONFIG))?;
+    folder.write(checkpoint::CONFIG, &recipe)?;
+    let mut info = soup.info.clone();
+    info.started_at = record.created_at.clone();
+    info.command_line = command_line;
+    info.source_commit = record.source_commit.clone();
+    info.resumed_at.clear();
+    folder.write(checkpoint::RUN, &serde_json::to_vec_pretty(&info)?)?;
+    write_atomic(&out.join(SOUP), &serde_json::to_vec_pretty(record)?)
+        .with_context(|| format!("cannot write {}", out.join(SOUP).display()))
+}
+
+fn argmax(l: &[f32]) -> usize {
+    (0..l.len())
+        .max_by(|&a, &b| l[a].total_cmp(&l[b]))
+        .unwrap_or(0)
+}
+
+fn file_sha256(path: &Path) -> anyhow::Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(hex::encode(Sha256::digest(&bytes)))
+}

@@ -1,0 +1,189 @@
+//! `dermo soup` end to end on two small real runs: the uniform soup is the mean of their weights
+//! and scores on validation what `dermo eval` measures for it; the greedy soup never scores below
+//! its best run; runs of another input size, or a folder that already holds files, are refused.
+
+mod train_support;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Command, Output};
+use tch::Tensor;
+use train_support::write_split;
+
+fn dermo(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dermo"))
+        .args(args)
+        .current_dir(dir)
+        .env("RAYON_NUM_THREADS", "2")
+        .output()
+        .unwrap()
+}
+
+fn dermo_ok(dir: &Path, args: &[&str]) {
+    let out = dermo(dir, args);
+    assert!(
+        out.status.success(),
+        "dermo {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A small partial fine-tune of the `train.csv`/`val.csv` in `dir` into `out`.
+fn train(dir: &Path, out: &str, extra: &[&str]) {
+    let mut args = vec![
+        "train",
+        "--train",
+        "train.csv",
+        "--val",
+        "val.csv",
+        "--out",
+        out,
+        "--device",
+        "cpu",
+        "--cache-root",
+        "cache",
+    ];
+    for set in [
+        "size=64",
+        "batch=16",
+        "epochs=2",
+        "mode=partial",
+        "frozen_blocks=10",
+        "patience=0",
+    ]
+    .iter()
+    .chain(extra)
+    {
+        args.extend(["--set", set]);
+    }
+    dermo_ok(dir, &args);
+}
+
+fn weights(path: &Path) -> HashMap<String, Tensor> {
+    Tensor::read_safetensors(path)
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
+fn soup_json(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("soup.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn soups_average_runs_and_are_chosen_on_validation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_split(dir, 12, 3, None);
+    train(dir, "a", &["lr=1e-3"]);
+    train(dir, "b", &["lr=3e-3", "label_smoothing=0.0"]);
+    let (a, b) = (
+        weights(&dir.join("a/best.safetensors")),
+        weights(&dir.join("b/best.safetensors")),
+    );
+
+    // Uniform: every tensor is the mean of the two runs'.
+    dermo_ok(
+        dir,
+        &[
+            "soup", "a", "b", "--val", "val.csv", "--method", "uniform", "--out", "u", "--device",
+            "cpu",
+        ],
+    );
+    let u = weights(&dir.join("u/best.safetensors"));
+    assert_eq!(u.len(), a.len());
+    let differing = a.keys().filter(|k| !a[*k].equal(&b[*k])).count();
+    assert!(differing > 0, "the two runs trained the same weights");
+    for (name, t) in &u {
+        let mean = (&a[name] + &b[name]) / 2.0;
+        let err = (t - mean).abs().max().double_value(&[]);
+        assert!(err < 1e-6, "{name}: soup differs from the mean by {err}");
+    }
+    let record = soup_json(&dir.join("u"));
+    let ingredients = record["ingredients"].as_array().unwrap();
+    assert_eq!(ingredients.len(), 2);
+    assert!(ingredients.iter().all(|i| i["in_soup"] == true));
+
+    // The soup is an ordinary run folder: `dermo eval` scores it, and on validation it measures
+    // the balanced accuracy the soup recorded.
+    dermo_ok(
+        dir,
+        &[
+            "eval",
+            "u",
+            "--data",
+            "val.csv",
+            "--resamples",
+            "10",
+            "--out",
+            "u-val.json",
+        ],
+    );
+    let eval: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("u-val.json")).unwrap()).unwrap();
+    let measured = eval["metrics"]["balanced_accuracy"]["estimate"]
+        .as_f64()
+        .unwrap();
+    let recorded = record["val_bal_acc"].as_f64().unwrap();
+    assert!(
+        (measured - recorded).abs() < 1e-9,
+        "eval {measured} vs soup.json {recorded}"
+    );
+
+    // Greedy: never below the best run on validation; it keeps the second run only if that
+    // does not lower the score, and then holds the mean, otherwise the best run's weights.
+    dermo_ok(
+        dir,
+        &[
+            "soup", "a", "b", "--val", "val.csv", "--out", "g", "--device", "cpu",
+        ],
+    );
+    let g = soup_json(&dir.join("g"));
+    let best = &g["ingredients"][0];
+    let runs_best = g["ingredients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["val_bal_acc"].as_f64().unwrap())
+        .fold(f64::MIN, f64::max);
+    assert_eq!(best["val_bal_acc"].as_f64().unwrap(), runs_best);
+    assert!(g["val_bal_acc"].as_f64().unwrap() >= runs_best);
+    let step = &g["steps"][0];
+    let gw = weights(&dir.join("g/best.safetensors"));
+    let expected = if step["kept"] == true {
+        u
+    } else if best["run"] == "a" {
+        a
+    } else {
+        b
+    };
+    for (name, t) in &gw {
+        let err = (t - &expected[name]).abs().max().double_value(&[]);
+        assert!(
+            err < 1e-6,
+            "{name}: greedy soup holds other weights ({err})"
+        );
+    }
+
+    // Another input size cannot be averaged into one model.
+    train(dir, "c", &["size=96"]);
+    let out = dermo(
+        dir,
+        &[
+            "soup", "a", "c", "--val", "val.csv", "--out", "x", "--device", "cpu",
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("c and a differ in input size"), "{err}");
+
+    // An existing, non-empty folder is never overwritten.
+    let out = dermo(
+        dir,
+        &[
+            "soup", "a", "b", "--val", "val.csv", "--out", "u", "--device", "cpu",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+}
