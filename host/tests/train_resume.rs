@@ -5,58 +5,19 @@ mod train_support;
 
 use dermo_host::train::checkpoint::TrainState;
 use std::path::Path;
-use std::process::Command;
-use train_support::write_split;
-
-fn dermo(args: &[&str], dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_dermo"));
-    c.args(args).current_dir(dir).env("RAYON_NUM_THREADS", "2");
-    c
-}
+use train_support::{dermo, run_ok, train_args, write_split};
 
 fn state(run: &Path) -> TrainState {
     serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap()
 }
 
-/// `dermo train` on the `t`/`v` manifests into `out`, cached features in `cache/`, with the
-/// small partial fine-tune every test here uses plus `extra` overrides.
-fn train_args(t: &Path, v: &Path, out: &str, extra: &[&str]) -> Vec<String> {
-    let (t, v) = (t.display().to_string(), v.display().to_string());
-    let mut a: Vec<String> = ["train", "--train", &t, "--val", &v, "--out", out]
-        .map(String::from)
-        .to_vec();
-    a.extend(["--device", "cpu", "--cache-root", "cache"].map(String::from));
-    let sets = [
-        "size=64",
-        "batch=16",
-        "epochs=3",
-        "mode=partial",
-        "frozen_blocks=10",
-        "patience=0",
-    ];
-    for set in sets.iter().chain(extra) {
-        a.extend(["--set".to_string(), set.to_string()]);
-    }
-    a
-}
-
+/// `dermo` with `args` in `dir`, aborting after `abort_after` training steps when given.
 fn run(dir: &Path, args: &[String], abort_after: Option<&str>) -> std::process::Output {
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut c = dermo(&args, dir);
+    let mut c = dermo(dir, args);
     if let Some(steps) = abort_after {
         c.env("DERMO_TRAIN_ABORT_AFTER_STEPS", steps);
     }
     c.output().unwrap()
-}
-
-/// Runs `dermo`; the test fails with its stderr unless it succeeds.
-fn run_ok(dir: &Path, args: &[String]) {
-    let out = run(dir, args, None);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[test]
@@ -164,10 +125,10 @@ fn cuda_requested_without_a_gpu_is_a_clear_error() {
     }
     let dir = tempfile::tempdir().unwrap();
     let out = dermo(
+        dir.path(),
         &[
             "train", "--train", "x.csv", "--val", "y.csv", "--out", "run", "--device", "cuda",
         ],
-        dir.path(),
     )
     .output()
     .unwrap();

@@ -6,57 +6,14 @@ mod train_support;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use tch::Tensor;
-use train_support::write_split;
+use train_support::{dermo, run_ok, train_args, write_split};
 
-fn dermo(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dermo"))
-        .args(args)
-        .current_dir(dir)
-        .env("RAYON_NUM_THREADS", "2")
-        .output()
-        .unwrap()
-}
-
-fn dermo_ok(dir: &Path, args: &[&str]) {
-    let out = dermo(dir, args);
-    assert!(
-        out.status.success(),
-        "dermo {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A small partial fine-tune of the `train.csv`/`val.csv` in `dir` into `out`.
-fn train(dir: &Path, out: &str, extra: &[&str]) {
-    let mut args = vec![
-        "train",
-        "--train",
-        "train.csv",
-        "--val",
-        "val.csv",
-        "--out",
-        out,
-        "--device",
-        "cpu",
-        "--cache-root",
-        "cache",
-    ];
-    for set in [
-        "size=64",
-        "batch=16",
-        "epochs=2",
-        "mode=partial",
-        "frozen_blocks=10",
-        "patience=0",
-    ]
-    .iter()
-    .chain(extra)
-    {
-        args.extend(["--set", set]);
-    }
-    dermo_ok(dir, &args);
+fn soup_fails(dir: &Path, args: &[&str]) -> Output {
+    let out = dermo(dir, args).output().unwrap();
+    assert!(!out.status.success(), "dermo {args:?} should have failed");
+    out
 }
 
 fn weights(path: &Path) -> HashMap<String, Tensor> {
@@ -74,16 +31,17 @@ fn soup_json(dir: &Path) -> serde_json::Value {
 fn soups_average_runs_and_are_chosen_on_validation() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    write_split(dir, 12, 3, None);
-    train(dir, "a", &["lr=1e-3"]);
-    train(dir, "b", &["lr=3e-3", "label_smoothing=0.0"]);
+    let (t, v) = write_split(dir, 12, 3, None);
+    let train = |out, extra: &[&str]| run_ok(dir, &train_args(&t, &v, out, extra));
+    train("a", &["epochs=2", "lr=1e-3"]);
+    train("b", &["epochs=2", "lr=3e-3", "label_smoothing=0.0"]);
     let (a, b) = (
         weights(&dir.join("a/best.safetensors")),
         weights(&dir.join("b/best.safetensors")),
     );
 
     // Uniform: every tensor is the mean of the two runs'.
-    dermo_ok(
+    run_ok(
         dir,
         &[
             "soup", "a", "b", "--val", "val.csv", "--method", "uniform", "--out", "u", "--device",
@@ -106,7 +64,7 @@ fn soups_average_runs_and_are_chosen_on_validation() {
 
     // The soup is an ordinary run folder: `dermo eval` scores it, and on validation it measures
     // the balanced accuracy the soup recorded.
-    dermo_ok(
+    run_ok(
         dir,
         &[
             "eval",
@@ -132,7 +90,7 @@ fn soups_average_runs_and_are_chosen_on_validation() {
 
     // Greedy: never below the best run on validation; it keeps the second run only if that
     // does not lower the score, and then holds the mean, otherwise the best run's weights.
-    dermo_ok(
+    run_ok(
         dir,
         &[
             "soup", "a", "b", "--val", "val.csv", "--out", "g", "--device", "cpu",
@@ -166,24 +124,17 @@ fn soups_average_runs_and_are_chosen_on_validation() {
     }
 
     // Another input size cannot be averaged into one model.
-    train(dir, "c", &["size=96"]);
-    let out = dermo(
-        dir,
-        &[
-            "soup", "a", "c", "--val", "val.csv", "--out", "x", "--device", "cpu",
-        ],
-    );
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    train("c", &["epochs=2", "size=96"]);
+    let soup = |a, b, out| {
+        [
+            "soup", a, b, "--val", "val.csv", "--out", out, "--device", "cpu",
+        ]
+    };
+    let err = soup_fails(dir, &soup("a", "c", "x")).stderr;
+    let err = String::from_utf8_lossy(&err);
     assert!(err.contains("c and a differ in input size"), "{err}");
 
     // An existing, non-empty folder is never overwritten.
-    let out = dermo(
-        dir,
-        &[
-            "soup", "a", "b", "--val", "val.csv", "--out", "u", "--device", "cpu",
-        ],
-    );
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+    let err = soup_fails(dir, &soup("a", "b", "u")).stderr;
+    assert!(String::from_utf8_lossy(&err).contains("already exists"));
 }

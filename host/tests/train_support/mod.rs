@@ -75,3 +75,42 @@ pub fn write_split(
     Manifest::new(val).save(&v).unwrap();
     (t, v)
 }
+
+/// `dermo ARGS` to run in `dir`, on two threads.
+pub fn dermo<S: AsRef<std::ffi::OsStr>>(dir: &Path, args: &[S]) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_dermo"));
+    c.args(args).current_dir(dir).env("RAYON_NUM_THREADS", "2");
+    c
+}
+
+/// Runs `dermo ARGS` in `dir`; the test fails with its stderr unless it succeeds.
+pub fn run_ok<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(dir: &Path, args: &[S]) {
+    let out = dermo(dir, args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "dermo {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `dermo train` on the `t`/`v` manifests into `out`, cached features in `cache/`, with the
+/// small partial fine-tune (64 px, 10 frozen blocks, 3 epochs) plus `extra` overrides.
+pub fn train_args(t: &Path, v: &Path, out: &str, extra: &[&str]) -> Vec<String> {
+    let (t, v) = (t.display().to_string(), v.display().to_string());
+    let mut a: Vec<String> = ["train", "--train", &t, "--val", &v, "--out", out]
+        .map(String::from)
+        .to_vec();
+    a.extend(["--device", "cpu", "--cache-root", "cache"].map(String::from));
+    let sets = [
+        "size=64",
+        "batch=16",
+        "epochs=3",
+        "mode=partial",
+        "frozen_blocks=10",
+        "patience=0",
+    ];
+    for set in sets.iter().chain(extra) {
+        a.extend(["--set".to_string(), set.to_string()]);
+    }
+    a
+}
