@@ -99,6 +99,37 @@ pub fn images(x: &Tensor, aug: &Augment) -> Tensor {
     color_jitter(&x, aug)
 }
 
+/// Mixup: each example of a batch is blended with another of the same batch, `λ·x + (1 − λ)·x'`,
+/// and the loss is blended the same way. One `λ ~ Beta(α, α)` per batch. It applies to whatever
+/// the trainable part takes in (images, cached feature maps or pooled features).
+pub struct Mixup {
+    lambda: f64,
+    partner: Tensor,
+}
+
+impl Mixup {
+    /// Draws `λ` and the partner of each of `n` examples from libtorch's generator.
+    pub fn draw(alpha: f64, n: i64, device: tch::Device) -> Mixup {
+        let concentration = Tensor::from_slice(&[alpha, alpha]).to_kind(Kind::Float);
+        let lambda = f64::try_from(concentration.internal_sample_dirichlet().get(0)).unwrap_or(1.0);
+        Mixup {
+            lambda,
+            partner: Tensor::randperm(n, (Kind::Int64, device)),
+        }
+    }
+
+    /// The blended batch.
+    pub fn inputs(&self, x: &Tensor) -> Tensor {
+        x * self.lambda + x.index_select(0, &self.partner) * (1.0 - self.lambda)
+    }
+
+    /// The blended loss, `loss(target)` being the plain loss against a target vector.
+    pub fn loss(&self, target: &Tensor, loss: impl Fn(&Tensor) -> Tensor) -> Tensor {
+        loss(target) * self.lambda
+            + loss(&target.index_select(0, &self.partner)) * (1.0 - self.lambda)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,5 +169,24 @@ mod tests {
             ..Augment::default()
         };
         assert!(random_resized_crop(&x, &no_crop).equal(&x));
+    }
+
+    #[test]
+    fn mixup_blends_inputs_and_losses_with_one_lambda() {
+        tch::manual_seed(3);
+        let x = ramp();
+        let m = Mixup::draw(0.4, 2, tch::Device::Cpu);
+        assert!((0.0..=1.0).contains(&m.lambda));
+        let y = m.inputs(&x);
+        let other = x.index_select(0, &m.partner);
+        let expected = &x * m.lambda + &other * (1.0 - m.lambda);
+        assert!(y.allclose(&expected, 1e-5, 1e-4, false));
+        // A blend of a batch with itself stays inside its per-pixel range.
+        assert!(f64::try_from((&y - x.maximum(&other)).max()).unwrap() <= 1e-4);
+        // With a loss that is the target itself, the blend is λ·t + (1 − λ)·t'.
+        let t = Tensor::from_slice(&[1.0f32, 5.0]);
+        let l = m.loss(&t, |t| t.shallow_clone());
+        let want = &t * m.lambda + t.index_select(0, &m.partner) * (1.0 - m.lambda);
+        assert!(l.allclose(&want, 1e-6, 1e-6, false));
     }
 }

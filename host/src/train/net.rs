@@ -72,6 +72,9 @@ struct MbConv {
     depthwise: ConvBn,
     project: ConvBn,
     skip: bool,
+    /// Probability of dropping the residual branch for a sample in training (stochastic depth,
+    /// "drop connect" in EfficientNet); 0 keeps it always. Only blocks with a skip use it.
+    drop_rate: f64,
 }
 
 impl MbConv {
@@ -114,6 +117,7 @@ impl MbConv {
             depthwise,
             project,
             skip: b.has_skip(),
+            drop_rate: 0.0,
         }
     }
 
@@ -124,10 +128,17 @@ impl MbConv {
         };
         let h = relu6(self.depthwise.forward_t(&h, train));
         let h = self.project.forward_t(&h, train);
-        if self.skip {
-            h + xs
+        if !self.skip {
+            return h;
+        }
+        if train && self.drop_rate > 0.0 {
+            // One keep/drop draw per sample, scaled so the expected output is unchanged.
+            let keep = 1.0 - self.drop_rate;
+            let n = h.size()[0];
+            let mask = Tensor::ones([n, 1, 1, 1], (h.kind(), h.device())).bernoulli_p(keep);
+            h * (mask / keep) + xs
         } else {
-            h
+            h + xs
         }
     }
 }
@@ -184,6 +195,15 @@ impl EfficientNetLite {
             head,
             fc,
             dropout: 0.0,
+        }
+    }
+
+    /// Stochastic depth as in EfficientNet: block `i` of `n` drops its residual branch with
+    /// probability `rate · i / n` in training (the deepest blocks most often).
+    pub fn set_drop_connect(&mut self, rate: f64) {
+        let n = self.blocks.len() as f64;
+        for (i, b) in self.blocks.iter_mut().enumerate() {
+            b.drop_rate = rate * i as f64 / n;
         }
     }
 
@@ -281,5 +301,29 @@ mod tests {
         let split = net.suffix_features_t(&h, 6, false);
         assert!(f.allclose(&split, 1e-5, 1e-5, false));
         assert_eq!(net.forward_t(&x, false).size(), [2, 7]);
+    }
+
+    #[test]
+    fn drop_connect_drops_whole_residual_branches_in_training_only() {
+        tch::manual_seed(4);
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let mut net = EfficientNetLite::new(&vs.root(), &ArchSpec::efficientnet_lite0(7));
+        net.set_drop_connect(0.8);
+        assert_eq!(net.blocks[0].drop_rate, 0.0);
+        assert!((net.blocks[8].drop_rate - 0.4).abs() < 1e-12);
+        let block = &net.blocks[14]; // 192 → 192, stride 1: has the skip
+        assert!(block.skip);
+        let x = Tensor::randn([64, 192, 4, 4], (tch::Kind::Float, tch::Device::Cpu));
+        let per_sample_change = |y: &Tensor| (y - &x).abs().flatten(1, -1).amax([1], false);
+        let y = block.forward_t(&x, true);
+        let dropped = i64::try_from(per_sample_change(&y).eq(0.0).sum(tch::Kind::Int64)).unwrap();
+        // p = 0.7 per sample: 64 draws land well inside (10, 60).
+        assert!((10..60).contains(&dropped), "{dropped} of 64 dropped");
+        let eval = block.forward_t(&x, false);
+        assert!(eval.equal(&block.forward_t(&x, false)));
+        assert_eq!(
+            i64::try_from(per_sample_change(&eval).eq(0.0).sum(tch::Kind::Int64)).unwrap(),
+            0
+        );
     }
 }

@@ -134,6 +134,12 @@ pub struct Recipe {
     pub label_smoothing: f64,
     /// Dropout before the classifier.
     pub dropout: f64,
+    /// Stochastic depth of the trained blocks: the deepest block skips its residual branch for a
+    /// sample with this probability, block `i` of 16 with `drop_connect · i / 16` (0: off).
+    pub drop_connect: f64,
+    /// Mixup strength α: each batch is blended with a shuffled copy of itself by one
+    /// `λ ~ Beta(α, α)`, inputs and loss alike (0: off; 0.2‥0.4 is usual).
+    pub mixup_alpha: f64,
     pub imbalance: Imbalance,
     /// Exponent on inverse class frequency for `weighted-loss` (1 = fully balanced, 0.5 = softer).
     pub class_weight_power: f64,
@@ -176,6 +182,8 @@ impl Default for Recipe {
             step_gamma: 0.1,
             label_smoothing: 0.1,
             dropout: 0.2,
+            drop_connect: 0.0,
+            mixup_alpha: 0.0,
             imbalance: Imbalance::WeightedLoss,
             class_weight_power: 0.5,
             subset_per_class: 0,
@@ -263,6 +271,12 @@ impl Recipe {
         }
         if !(0.0..1.0).contains(&self.label_smoothing) || !(0.0..1.0).contains(&self.dropout) {
             return bad("label_smoothing and dropout must be in [0, 1)");
+        }
+        if !(0.0..1.0).contains(&self.drop_connect) {
+            return bad("drop_connect must be in [0, 1) (0 turns stochastic depth off)");
+        }
+        if !(self.mixup_alpha >= 0.0 && self.mixup_alpha.is_finite()) {
+            return bad("mixup_alpha must be a number >= 0 (0 turns mixup off)");
         }
         if !(self.logit_adjust_tau >= 0.0 && self.logit_adjust_tau.is_finite()) {
             return bad("logit_adjust_tau must be a number >= 0");
@@ -371,6 +385,10 @@ mod tests {
         assert!(r.validate().unwrap_err().to_string().contains("full mode"));
         assert!(r.set("cached_views=0").is_err());
         assert!(r.set("ema_decay=1").is_err());
+        assert!(r.set("drop_connect=1").is_err());
+        assert!(r.set("mixup_alpha=-0.2").is_err());
+        r.set("mixup_alpha=0.2").unwrap();
+        r.set("drop_connect=0.2").unwrap();
     }
 
     #[test]

@@ -141,6 +141,7 @@ pub fn train(
     let mut vs = VarStore::new(device);
     let mut net = EfficientNetLite::new(&vs.root(), &spec);
     net.dropout = recipe.dropout;
+    net.set_drop_connect(recipe.drop_connect);
     pretrained::load_imagenet(&vs, &opts.pretrained, Head::Fresh)?;
 
     let inputs = Inputs::new(recipe, &net, data, &weights_id, opts)?;
@@ -367,19 +368,29 @@ fn train_step(
 ) -> f64 {
     optimizer.zero_grad();
     let amp = loss_scale.is_some();
-    let logits = tch::autocast(amp, || inputs.train_logits(net, index, recipe));
+    let mixup = (recipe.mixup_alpha > 0.0)
+        .then(|| augment::Mixup::draw(recipe.mixup_alpha, index.size()[0], index.device()));
+    let logits = tch::autocast(amp, || {
+        inputs.train_logits(net, index, recipe, mixup.as_ref())
+    });
     let logits = logits.to_kind(Kind::Float);
     let logits = match &loss_terms.logit_offsets {
         Some(offsets) => logits + offsets,
         None => logits,
     };
-    let loss = logits.cross_entropy_loss(
-        target,
-        loss_terms.weights.as_ref(),
-        Reduction::Mean,
-        -100,
-        recipe.label_smoothing,
-    );
+    let cross_entropy = |target: &Tensor| {
+        logits.cross_entropy_loss(
+            target,
+            loss_terms.weights.as_ref(),
+            Reduction::Mean,
+            -100,
+            recipe.label_smoothing,
+        )
+    };
+    let loss = match &mixup {
+        Some(m) => m.loss(target, cross_entropy),
+        None => cross_entropy(target),
+    };
     let value = f64::try_from(&loss).unwrap_or(f64::NAN);
     if !value.is_finite() {
         return value;
@@ -642,20 +653,31 @@ impl Inputs {
         })
     }
 
-    fn train_logits(&self, net: &EfficientNetLite, index: &Tensor, recipe: &Recipe) -> Tensor {
+    /// Training-mode logits of the examples `index`: augmented, then blended by `mixup`.
+    fn train_logits(
+        &self,
+        net: &EfficientNetLite,
+        index: &Tensor,
+        recipe: &Recipe,
+        mixup: Option<&augment::Mixup>,
+    ) -> Tensor {
         let aug = &recipe.augment;
+        let mix = |x: Tensor| match mixup {
+            Some(m) => m.inputs(&x),
+            None => x,
+        };
         match self {
             Inputs::Images { train, .. } => {
                 let raw = train.index_select(0, index);
                 let x = augment::images(&raw.permute([0, 3, 1, 2]).to_kind(Kind::Float), aug);
-                net.forward_t(&standardize(&x), true)
+                net.forward_t(&mix(standardize(&x)), true)
             }
             Inputs::Blocks { train, k, .. } => {
-                let h = augment::dihedral(&train.batch(index), aug);
+                let h = mix(augment::dihedral(&train.batch(index), aug));
                 let f = net.suffix_features_t(&h, *k, true);
                 net.classify_t(&EfficientNetLite::pooled(&f), true)
             }
-            Inputs::Pooled { train, .. } => net.classify_t(&train.batch(index), true),
+            Inputs::Pooled { train, .. } => net.classify_t(&mix(train.batch(index)), true),
         }
     }
 
