@@ -177,6 +177,32 @@ fn partial_run_writes_a_complete_run_folder_and_predicts() {
 }
 
 #[test]
+fn partial_run_with_mixup_and_stochastic_depth_learns() {
+    let dir = tempfile::tempdir().unwrap();
+    let (t, v) = write_split(dir.path(), 12, 4, None);
+    let cache = dir.path().join("cache");
+    let data = TrainData::load(&t, &v, &cfg(), &cache).unwrap();
+    let run = dir.path().join("run");
+    let mut recipe = small_recipe(Mode::Partial, 4);
+    recipe.set("mixup_alpha=0.4").unwrap();
+    recipe.set("drop_connect=0.3").unwrap();
+    train(&recipe, &data, &run, &options(&cache)).unwrap();
+    assert_eq!(Recipe::load(&run.join("config.toml")).unwrap(), recipe);
+    let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let losses: Vec<f64> = metrics
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(2).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(losses.len(), 4);
+    assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
+    assert!(
+        losses[3] < losses[0],
+        "blended loss did not fall: {losses:?}"
+    );
+}
+
+#[test]
 fn probe_trains_only_the_head() {
     let dir = tempfile::tempdir().unwrap();
     let (t, v) = write_split(dir.path(), 8, 3, None);
