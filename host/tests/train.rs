@@ -52,6 +52,16 @@ fn options(cache_root: &Path) -> TrainOptions {
     }
 }
 
+/// The `train_loss` column of a run's `metrics.csv`, one value per epoch.
+fn train_losses(run: &Path) -> Vec<f64> {
+    let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    metrics
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(2).unwrap().parse().unwrap())
+        .collect()
+}
+
 #[test]
 fn full_fine_tune_loss_goes_down_over_a_few_steps() {
     tch::set_num_threads(2);
@@ -188,12 +198,7 @@ fn partial_run_with_mixup_and_stochastic_depth_learns() {
     recipe.set("drop_connect=0.3").unwrap();
     train(&recipe, &data, &run, &options(&cache)).unwrap();
     assert_eq!(Recipe::load(&run.join("config.toml")).unwrap(), recipe);
-    let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
-    let losses: Vec<f64> = metrics
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').nth(2).unwrap().parse().unwrap())
-        .collect();
+    let losses = train_losses(&run);
     assert_eq!(losses.len(), 4);
     assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
     assert!(
@@ -212,12 +217,7 @@ fn probe_trains_only_the_head() {
     let mut recipe = small_recipe(Mode::Probe, 4);
     recipe.lr = 1e-2;
     train(&recipe, &data, &run, &options(&cache)).unwrap();
-    let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
-    let losses: Vec<f64> = metrics
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').nth(2).unwrap().parse().unwrap())
-        .collect();
+    let losses = train_losses(&run);
     assert!(losses[3] < losses[0], "{losses:?}");
     let best: std::collections::HashMap<String, Tensor> =
         Tensor::read_safetensors(run.join("best.safetensors"))
