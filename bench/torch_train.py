@@ -95,6 +95,8 @@ def main():
     ap.add_argument("--steps", type=int, default=6, help="timed steps (after warmup)")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    ap.add_argument("--channels-last", action="store_true", help="model and batch in channels_last")
+    ap.add_argument("--bf16", action="store_true", help="forward under torch.autocast('cpu', bfloat16)")
     a = ap.parse_args()
 
     if a.threads > 0:
@@ -106,10 +108,15 @@ def main():
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-2)
     x = torch.randn(a.batch, 3, a.size, a.size)
     y = torch.randint(0, 7, (a.batch,))
+    if a.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.to(memory_format=torch.channels_last)
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x), y)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), y)
         loss.backward()
         opt.step()
 
@@ -121,7 +128,8 @@ def main():
     dt = time.perf_counter() - t0
     print(
         f"impl=pytorch-eager images_per_s={a.batch * a.steps / dt:.3f} batch={a.batch} size={a.size} "
-        f"steps={a.steps} threads={torch.get_num_threads()} torch={torch.__version__}"
+        f"steps={a.steps} threads={torch.get_num_threads()} torch={torch.__version__} "
+        f"channels_last={a.channels_last} bf16={a.bf16}"
     )
 
 if __name__ == "__main__":

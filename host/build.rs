@@ -1,7 +1,8 @@
 //! Give `dermo` a RUNPATH to libtorch and link libtorch itself, so the binary starts without
 //! LD_LIBRARY_PATH and finds CUDA when present. Without an explicit `-ltorch` (under
 //! `--no-as-needed`) the linker drops the CUDA library and CUDA silently reports unavailable.
-//! Also records the libtorch and tract versions for `dermo doctor`.
+//! Also records the libtorch and tract versions for `dermo doctor`, and compiles the small C++
+//! shim that switches libtorch's CPU (bf16) autocast, which tch does not expose.
 use std::path::Path;
 
 fn main() {
@@ -21,6 +22,7 @@ fn main() {
             })
             .unwrap_or_else(|| "unknown".into());
         println!("cargo:rustc-env=DERMO_LIBTORCH_VERSION={version}");
+        compile_cpu_autocast(Path::new(&lib));
     }
     let lock = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.lock");
     let tract = std::fs::read_to_string(&lock)
@@ -35,4 +37,19 @@ fn main() {
     println!("cargo:rustc-env=DERMO_TRACT_VERSION={tract}");
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     println!("cargo:rerun-if-changed=../Cargo.lock");
+}
+
+/// Builds `cpp/cpu_autocast.cpp` against the libtorch headers beside `lib` (`lib/../include`).
+fn compile_cpu_autocast(lib: &Path) {
+    let include = lib.join("../include");
+    cc::Build::new()
+        .cpp(true)
+        .file("cpp/cpu_autocast.cpp")
+        .include(&include)
+        .include(include.join("torch/csrc/api/include"))
+        .flag("-std=c++17")
+        .flag("-D_GLIBCXX_USE_CXX11_ABI=1")
+        .warnings(false)
+        .compile("dermo_cpu_autocast");
+    println!("cargo:rerun-if-changed=cpp/cpu_autocast.cpp");
 }

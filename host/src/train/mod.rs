@@ -15,6 +15,7 @@ pub mod features;
 pub mod metrics;
 pub mod net;
 pub mod optim;
+pub mod precision;
 pub mod predict;
 pub mod pretrained;
 pub mod recipe;
@@ -65,6 +66,10 @@ pub struct TrainArgs {
     /// ImageNet weights (safetensors); defaults to $DERMO_PRETRAINED.
     #[arg(long)]
     pub pretrained: Option<PathBuf>,
+    /// CPU threads for libtorch (default: every core). Fewer leaves room for other work while a
+    /// long run trains in the background.
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 pub fn run(a: TrainArgs) -> anyhow::Result<()> {
@@ -86,6 +91,10 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         r
     };
     let device = a.device.resolve()?;
+    if let Some(n) = a.threads {
+        anyhow::ensure!(n > 0, "--threads must be at least 1");
+        tch::set_num_threads(n as i32);
+    }
     let pretrained = match a.pretrained {
         Some(p) => p,
         None => pretrained::default_path()?,

@@ -84,12 +84,24 @@ pub struct Augment {
     pub rot90: bool,
     /// Random resized crop: smallest kept area fraction; 1.0 turns it off.
     pub crop_min_scale: f64,
+    /// Random resized crop: largest area fraction. Above 1 the window is larger than the image
+    /// (zoom out: the lesion fills less of the frame) and the margin takes the colour of the
+    /// image's own border, i.e. skin.
+    pub crop_max_scale: f64,
     /// Random resized crop: aspect-ratio range is [1/crop_max_aspect, crop_max_aspect].
     pub crop_max_aspect: f64,
+    /// Rotation by a uniform angle in [−rotate_degrees, rotate_degrees] (0: off), done with the
+    /// crop; corners take the border colour as with zoom-out.
+    pub rotate_degrees: f64,
     /// Colour jitter strengths: each factor is drawn from [1 − s, 1 + s]; 0 turns it off.
     pub brightness: f64,
     pub contrast: f64,
     pub saturation: f64,
+    /// White balance / colour cast: each channel is scaled by its own factor from
+    /// [1 − s, 1 + s] (0: off).
+    pub white_balance: f64,
+    /// Gamma: `255·(x/255)^γ` with ln γ uniform in [−s, s] (0: off).
+    pub gamma: f64,
 }
 
 impl Default for Augment {
@@ -99,10 +111,14 @@ impl Default for Augment {
             vflip: true,
             rot90: true,
             crop_min_scale: 0.6,
+            crop_max_scale: 1.0,
             crop_max_aspect: 4.0 / 3.0,
+            rotate_degrees: 0.0,
             brightness: 0.2,
             contrast: 0.2,
             saturation: 0.2,
+            white_balance: 0.0,
+            gamma: 0.0,
         }
     }
 }
@@ -158,8 +174,11 @@ pub struct Recipe {
     /// Stop after this many epochs without a better validation balanced accuracy (0: never).
     pub patience: usize,
     pub seed: u64,
-    /// Mixed precision (autocast + loss scaling) on CUDA; ignored on CPU.
+    /// Mixed precision: fp16 autocast with loss scaling on CUDA, bf16 autocast on a CPU with
+    /// bf16 instructions, nothing elsewhere (see `train::precision`).
     pub amp: bool,
+    /// Lay weights and batches out channels-last in memory (faster convolutions; same numbers).
+    pub channels_last: bool,
 }
 
 impl Default for Recipe {
@@ -194,6 +213,7 @@ impl Default for Recipe {
             patience: 5,
             seed: 0,
             amp: true,
+            channels_last: true,
         }
     }
 }
@@ -292,6 +312,17 @@ impl Recipe {
         }
         if self.augment.crop_max_aspect < 1.0 {
             return bad("augment.crop_max_aspect must be at least 1");
+        }
+        if !(self.augment.crop_max_scale >= 1.0 && self.augment.crop_max_scale <= 4.0) {
+            return bad("augment.crop_max_scale must be in [1, 4] (1: no zoom-out)");
+        }
+        if !(0.0..=180.0).contains(&self.augment.rotate_degrees) {
+            return bad("augment.rotate_degrees must be in [0, 180]");
+        }
+        if !(0.0..1.0).contains(&self.augment.white_balance)
+            || !(0.0..=1.0).contains(&self.augment.gamma)
+        {
+            return bad("augment.white_balance must be in [0, 1) and augment.gamma in [0, 1]");
         }
         Ok(())
     }

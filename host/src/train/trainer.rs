@@ -9,6 +9,7 @@ use super::features::{file_id, frozen_features, Frozen, View};
 use super::metrics::{EpochRow, MetricsLog, Scores};
 use super::net::{in_prefix, EfficientNetLite};
 use super::optim::Optimizer;
+use super::precision::{self, Precision};
 use super::pretrained::{self, Head};
 use super::recipe::{Imbalance, Mode, Recipe};
 use super::sampler::{class_log_priors, class_weights, epoch_order};
@@ -143,6 +144,10 @@ pub fn train(
     net.dropout = recipe.dropout;
     net.set_drop_connect(recipe.drop_connect);
     pretrained::load_imagenet(&vs, &opts.pretrained, Head::Fresh)?;
+    if recipe.channels_last {
+        precision::vars_to_channels_last(&vs);
+    }
+    let precision = Precision::choose(recipe.amp, device);
 
     let inputs = Inputs::new(recipe, &net, data, &weights_id, opts)?;
     let params = trainable(&vs, recipe);
@@ -174,7 +179,7 @@ pub fn train(
                 best_epoch: 0,
                 best_val_bal_acc: -1.0,
                 epochs_since_best: 0,
-                loss_scale: if recipe.amp && device.is_cuda() {
+                loss_scale: if precision.scales_loss() {
                     65536.0
                 } else {
                     1.0
@@ -190,7 +195,6 @@ pub fn train(
     let train_labels = data.train.label_tensor(device);
     let steps_per_epoch = steps_per_epoch(recipe, &data.train.labels);
     let abort_after: Option<usize> = std::env::var(ABORT_ENV).ok().and_then(|v| v.parse().ok());
-    let amp = recipe.amp && device.is_cuda();
     let mut steps_here = 0usize;
 
     while state.epoch < recipe.epochs && !state.stopped_early {
@@ -224,7 +228,8 @@ pub fn train(
                 &loss_terms,
                 recipe,
                 lr,
-                amp.then_some(&mut state.loss_scale),
+                precision,
+                precision.scales_loss().then_some(&mut state.loss_scale),
             );
             if !value.is_finite() {
                 let last_good = if state.epoch > 0 {
@@ -352,8 +357,9 @@ impl LossTerms {
 }
 
 /// One optimizer update on a batch; returns the loss (not finite: nothing was updated).
-/// With `loss_scale` (mixed precision on CUDA) the loss is scaled before backward, the gradients
-/// unscaled, and a step with overflowing gradients is skipped with the scale halved.
+/// The forward pass runs under `precision`'s autocast. With `loss_scale` (fp16 on CUDA) the loss
+/// is scaled before backward, the gradients unscaled, and a step with overflowing gradients is
+/// skipped with the scale halved.
 #[allow(clippy::too_many_arguments)]
 fn train_step(
     net: &EfficientNetLite,
@@ -364,15 +370,13 @@ fn train_step(
     loss_terms: &LossTerms,
     recipe: &Recipe,
     lr: f64,
+    precision: Precision,
     loss_scale: Option<&mut f64>,
 ) -> f64 {
     optimizer.zero_grad();
-    let amp = loss_scale.is_some();
     let mixup = (recipe.mixup_alpha > 0.0)
         .then(|| augment::Mixup::draw(recipe.mixup_alpha, index.size()[0], index.device()));
-    let logits = tch::autocast(amp, || {
-        inputs.train_logits(net, index, recipe, mixup.as_ref())
-    });
+    let logits = precision.autocast(|| inputs.train_logits(net, index, recipe, mixup.as_ref()));
     let logits = logits.to_kind(Kind::Float);
     let logits = match &loss_terms.logit_offsets {
         Some(offsets) => logits + offsets,
@@ -415,8 +419,8 @@ fn train_step(
     value
 }
 
-/// Training throughput (images/s) of full fine-tune steps of `recipe` (its size, batch and
-/// optimizer) on random images: what `scripts/bench` compares with PyTorch eager.
+/// Training throughput (images/s) of full fine-tune steps of `recipe` (its size, batch,
+/// optimizer, `amp` and `channels_last`) on random images: what `scripts/bench` compares with PyTorch eager.
 pub fn bench_full_steps(
     recipe: &Recipe,
     device: Device,
@@ -428,6 +432,10 @@ pub fn bench_full_steps(
     let vs = VarStore::new(device);
     let net = EfficientNetLite::new(&vs.root(), &ArchSpec::efficientnet_lite0(NUM_CLASSES));
     pretrained::load_imagenet(&vs, pretrained, Head::Fresh)?;
+    if recipe.channels_last {
+        precision::vars_to_channels_last(&vs);
+    }
+    let precision = Precision::choose(recipe.amp, device);
     // Same work as the PyTorch reference: no augmentation, dropout or label smoothing.
     let bench = Recipe {
         mode: Mode::Full,
@@ -460,10 +468,9 @@ pub fn bench_full_steps(
     let index = Tensor::arange(b, (Kind::Int64, device));
     let target = Tensor::randint(NUM_CLASSES as i64, [b], (Kind::Int64, device));
     let mut scale = 65536.0;
-    let amp = bench.amp && device.is_cuda();
     let mut run = |n: usize| {
         for _ in 0..n {
-            let scale = amp.then_some(&mut scale);
+            let scale = precision.scales_loss().then_some(&mut scale);
             train_step(
                 &net,
                 &mut optimizer,
@@ -473,6 +480,7 @@ pub fn bench_full_steps(
                 &LossTerms::default(),
                 &bench,
                 1e-4,
+                precision,
                 scale,
             );
         }
@@ -670,7 +678,13 @@ impl Inputs {
             Inputs::Images { train, .. } => {
                 let raw = train.index_select(0, index);
                 let x = augment::images(&raw.permute([0, 3, 1, 2]).to_kind(Kind::Float), aug);
-                net.forward_t(&mix(standardize(&x)), true)
+                let x = mix(standardize(&x));
+                let x = if recipe.channels_last {
+                    precision::channels_last(&x)
+                } else {
+                    x
+                };
+                net.forward_t(&x, true)
             }
             Inputs::Blocks { train, k, .. } => {
                 let h = mix(augment::dihedral(&train.batch(index), aug));
