@@ -9,7 +9,9 @@
 //! - [`reliability`]: reliability bins and expected calibration error;
 //! - [`temperature`]: temperature scaling fitted by NLL with Brent's method ([`minimize`]);
 //! - [`int8`]: activation ranges for int8 quantization (min-max, percentile, entropy);
-//! - [`evaluation`]: all of the above with intervals in one record.
+//! - [`evaluation`]: all of the above with intervals in one record;
+//! - [`melanoma`]: melanoma versus the rest on a binary-labelled external set (AUC, referral
+//!   sensitivity and specificity, refer and abstention rates).
 //!
 //! Score matrices are `ArrayView2<f64>` of shape `[samples, classes]`; labels are class indices.
 
@@ -18,6 +20,7 @@ pub mod confusion;
 mod error;
 pub mod evaluation;
 pub mod int8;
+pub mod melanoma;
 pub mod minimize;
 pub mod reliability;
 pub mod roc;
@@ -29,6 +32,7 @@ pub use confusion::{ClassMetrics, ConfusionMatrix};
 pub use error::{CalibrationError, Result};
 pub use evaluation::{evaluate, ClassEvaluation, Evaluation, EvaluationOptions, TriageEvaluation};
 pub use int8::{ActivationHistogram, ActivationRange, RangeMethod};
+pub use melanoma::{evaluate_melanoma, melanoma_auc, MelanomaCase, MelanomaEvaluation};
 pub use reliability::{reliability, Reliability, ReliabilityBin};
 pub use roc::{macro_auc, one_vs_rest_auc, one_vs_rest_curves, roc_auc, roc_curve, RocCurve};
 pub use temperature::{fit_temperature, nll, softmax, TemperatureFit};

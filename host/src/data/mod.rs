@@ -5,6 +5,7 @@
 
 pub mod cache;
 pub mod check;
+pub mod external;
 pub mod import;
 pub mod labelme;
 pub mod labels;
@@ -45,6 +46,34 @@ pub enum ImportCommand {
     Labelme(LabelmeArgs),
     /// A bundle written by `dermo-scope export`: captures.csv plus images.
     ScopeBundle(ScopeBundleArgs),
+    /// ISIC 2017 (labels.csv: image_id,split,melanoma; images/<id>.jpg) as an external
+    /// validation set, OUT/external.csv: for `dermo eval` and `dermo train --external`, never
+    /// for training.
+    Isic2017(Isic2017Args),
+    /// Any "image, melanoma 0/1" table as an external validation set (OUT/external.csv).
+    BinaryCsv(BinaryCsvArgs),
+}
+
+#[derive(Args)]
+pub struct Isic2017Args {
+    /// The folder holding labels.csv and images/.
+    dir: PathBuf,
+    /// Output folder; the set is written to OUT/external.csv.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+pub struct BinaryCsvArgs {
+    /// CSV with columns `image` (a file name inside --images) and `label` (1/0, true/false,
+    /// melanoma/other).
+    csv: PathBuf,
+    /// Folder holding the images.
+    #[arg(long)]
+    images: PathBuf,
+    /// Output folder; the set is written to OUT/external.csv.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -188,9 +217,33 @@ pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
     }
 }
 
+fn save_external(set: &external::ExternalSet, out: &Path, started: Instant) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let path = out.join(external::EXTERNAL_CSV);
+    set.save(&path)?;
+    eprintln!(
+        "external set: {} images, {} melanoma, {} other; hash {}\nwrote {} in {:.1}s \
+         (for validation and selection only: never train on it)",
+        set.len(),
+        set.melanomas(),
+        set.len() - set.melanomas(),
+        set.hash(),
+        path.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 fn run_import(cmd: ImportCommand) -> anyhow::Result<()> {
     let started = Instant::now();
     let (imported, common) = match cmd {
+        ImportCommand::Isic2017(a) => {
+            return save_external(&external::import_isic2017(&a.dir)?, &a.out, started)
+        }
+        ImportCommand::BinaryCsv(a) => {
+            let set = external::import_binary_csv(&a.csv, &a.images)?;
+            return save_external(&set, &a.out, started);
+        }
         ImportCommand::Ham10000(a) => {
             let labels = load_labels(&a.common)?;
             let src = import::Ham10000Source {

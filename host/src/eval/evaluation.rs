@@ -21,7 +21,10 @@ pub struct EvalArgs {
     /// A run folder (its best checkpoint runs with libtorch) or an exported `.onnx` model file
     /// (runs with tract, as on the device).
     pub target: PathBuf,
-    /// Manifest CSV of the split to evaluate (usually the test split).
+    /// Manifest CSV of the split to evaluate (usually the test split), or an external set
+    /// (`external.csv` from `dermo data import isic2017` / `binary-csv`): then the figures are
+    /// melanoma versus the rest — AUC, referral sensitivity and specificity, refer and
+    /// abstention rates, with bootstrap intervals.
     #[arg(long)]
     pub data: PathBuf,
     /// Test-time augmentation: none, flips (4 views) or multiscale (centre crops at 100/87.5/75%,
@@ -51,6 +54,9 @@ pub struct EvalArgs {
 }
 
 pub fn run_eval(a: EvalArgs) -> anyhow::Result<()> {
+    if crate::data::external::ExternalSet::is_external(&a.data) {
+        return run_external_eval(a);
+    }
     let stem = a
         .data
         .file_stem()
@@ -168,23 +174,86 @@ pub fn evaluate_scored(
     Ok(record)
 }
 
-/// The run's `calibration.json`, when `dermo calibrate` has written one.
+/// The run's `calibration.json` as temperature and refer threshold.
 fn run_calibration(run_dir: &Path) -> anyhow::Result<(Operating, Option<String>)> {
+    Ok(match run_calibration_spec(run_dir)? {
+        Some((spec, source)) => (
+            Operating {
+                temperature: f64::from(spec.temperature),
+                refer_threshold: f64::from(spec.refer_threshold),
+            },
+            Some(source),
+        ),
+        None => (Operating::default(), None),
+    })
+}
+
+/// The run's `calibration.json`, when `dermo calibrate` has written one, and its path.
+fn run_calibration_spec(run_dir: &Path) -> anyhow::Result<Option<(CalibrationSpec, String)>> {
     let path = run_dir.join(CALIBRATION_JSON);
     if !path.is_file() {
-        return Ok((Operating::default(), None));
+        return Ok(None);
     }
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
     let spec: CalibrationSpec = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a calibration", path.display()))?;
-    Ok((
-        Operating {
-            temperature: f64::from(spec.temperature),
-            refer_threshold: f64::from(spec.refer_threshold),
-        },
-        Some(path.display().to_string()),
-    ))
+    Ok(Some((spec, path.display().to_string())))
+}
+
+/// `dermo eval` on an external set: the decision rule of the run's calibration (or the model
+/// file's), melanoma versus the rest.
+fn run_external_eval(a: EvalArgs) -> anyhow::Result<()> {
+    let stem = a
+        .data
+        .parent()
+        .and_then(|p| p.file_name())
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "external".into());
+    let bootstrap = BootstrapConfig {
+        resamples: a.resamples,
+        seed: a.seed,
+        level: 0.95,
+    };
+    let (mut network, spec, source, out): (Box<dyn Network>, _, _, PathBuf) = if a.target.is_dir() {
+        let mut checkpoint = Checkpoint::load(&a.target, a.device.resolve()?)?;
+        let (spec, source) = match run_calibration_spec(&a.target)? {
+            Some((spec, source)) => (spec, Some(source)),
+            None => (CalibrationSpec::default(), None),
+        };
+        checkpoint.set_ood_block(spec.ood.as_ref().and_then(|o| o.block))?;
+        let out = a
+            .out
+            .clone()
+            .unwrap_or_else(|| a.target.join(format!("eval-{stem}.json")));
+        (Box::new(checkpoint), spec, source, out)
+    } else {
+        let model = ModelFileNetwork::open(&a.target)?;
+        let spec = model.file().metadata.calibration.clone();
+        let out = a.out.clone().unwrap_or_else(|| {
+            PathBuf::from(format!(
+                "{}.eval-{stem}.json",
+                a.target.with_extension("").display()
+            ))
+        });
+        let source = Some(format!("{} metadata", a.target.display()));
+        (Box::new(model), spec, source, out)
+    };
+    let (spec, source) = if a.uncalibrated {
+        (CalibrationSpec::default(), None)
+    } else {
+        (spec, source)
+    };
+    super::external::evaluate_external(
+        network.as_mut(),
+        &a.data,
+        &spec,
+        source,
+        a.tta,
+        bootstrap,
+        &out,
+    )?;
+    Ok(())
 }
 
 /// Prints the headline figures with their intervals.

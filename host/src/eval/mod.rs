@@ -11,6 +11,7 @@ pub mod baseline;
 pub mod calibrate;
 mod document;
 pub mod evaluation;
+pub mod external;
 pub mod network;
 pub mod plots;
 pub mod record;

@@ -226,7 +226,6 @@ pub fn score_manifest(
     cache_root: &Path,
     progress: bool,
 ) -> anyhow::Result<Scored> {
-    const BATCH: usize = 32;
     let cfg = network.preprocess();
     let dir = build_cache(manifest, &cfg, cache_root)
         .with_context(|| format!("cannot cache manifest {}", manifest.display()))?;
@@ -244,34 +243,56 @@ pub fn score_manifest(
         manifest.display()
     );
     let side = cache.size();
-    let plane = 3 * (side * side) as usize;
-    let views = tta.views();
+    let images = (0..cache.len()).map(|i| {
+        RgbImage::from_raw(side, side, cache.image(i).to_vec())
+            .with_context(|| format!("cache {}: image {i} has the wrong size", dir.display()))
+    });
+    let (logits, ood) = score_images(network, images, cache.len(), tta, progress)?;
     let n = cache.len();
+    Ok(Scored {
+        logits,
+        ood,
+        labels: (0..n).map(|i| cache.label(i)).collect(),
+        image_ids: cache.meta.image_ids.clone(),
+        lesion_ids: cache.meta.lesion_ids.clone(),
+        manifest_hash,
+    })
+}
+
+/// Runs `network` over `n` prepared images (already at the network's size), averaging logits
+/// and OOD features over the TTA views: `[n, classes]` logits and the OOD rows (empty when the
+/// network exposes none).
+pub fn score_images(
+    network: &mut dyn Network,
+    images: impl Iterator<Item = anyhow::Result<RgbImage>>,
+    n: usize,
+    tta: Tta,
+    progress: bool,
+) -> anyhow::Result<(Array2<f64>, Vec<Vec<f32>>)> {
+    const BATCH: usize = 32;
+    let views = tta.views();
     let bar = progress_bar(n as u64, progress);
     let mut logits = Array2::<f64>::zeros((n, NUM_CLASSES));
     let mut ood: Vec<Vec<f32>> = Vec::with_capacity(n);
-    let mut buffer = vec![0f32; BATCH * plane];
-    for start in (0..n).step_by(BATCH) {
-        let stop = (start + BATCH).min(n);
-        let images: Vec<RgbImage> = (start..stop)
-            .map(|i| {
-                RgbImage::from_raw(side, side, cache.image(i).to_vec()).with_context(|| {
-                    format!("cache {}: image {i} has the wrong size", dir.display())
-                })
-            })
-            .collect::<anyhow::Result<_>>()?;
-        let mut sums: Vec<Vec<f32>> = vec![Vec::new(); images.len()];
+    let mut images = images.peekable();
+    let mut start = 0;
+    let mut buffer = Vec::new();
+    while images.peek().is_some() {
+        let chunk: Vec<RgbImage> = images.by_ref().take(BATCH).collect::<anyhow::Result<_>>()?;
+        let plane = 3 * (chunk[0].width() * chunk[0].height()) as usize;
+        buffer.resize(chunk.len() * plane, 0f32);
+        let mut sums: Vec<Vec<f32>> = vec![Vec::new(); chunk.len()];
         for view in &views {
-            for (slot, img) in buffer.chunks_exact_mut(plane).zip(&images) {
+            for (slot, img) in buffer.chunks_exact_mut(plane).zip(&chunk) {
                 normalize_into(&view.apply(img), slot);
             }
-            let out = network.run(&buffer[..images.len() * plane], images.len())?;
+            let out = network.run(&buffer, chunk.len())?;
             anyhow::ensure!(
-                out.logits.len() == images.len(),
+                out.logits.len() == chunk.len(),
                 "{} returned {} results for {} images",
                 network.describe(),
                 out.logits.len(),
-                images.len()
+                chunk.len()
             );
             for (k, row) in out.logits.iter().enumerate() {
                 for (c, &v) in row.iter().enumerate() {
@@ -288,20 +309,15 @@ pub fn score_manifest(
             }
         }
         ood.extend(sums.into_iter().filter(|s| !s.is_empty()));
-        bar.inc((stop - start) as u64);
+        start += chunk.len();
+        bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
+    anyhow::ensure!(start == n, "scored {start} images, expected {n}");
     if ood.len() != n {
         ood.clear();
     }
-    Ok(Scored {
-        logits,
-        ood,
-        labels: (0..n).map(|i| cache.label(i)).collect(),
-        image_ids: cache.meta.image_ids.clone(),
-        lesion_ids: cache.meta.lesion_ids.clone(),
-        manifest_hash,
-    })
+    Ok((logits, ood))
 }
 
 /// A progress bar on stderr, hidden when `visible` is false.

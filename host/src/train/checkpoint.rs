@@ -101,9 +101,11 @@ impl RunFolder {
         let optim = self.ckpt("optim", state.epoch);
         fs::create_dir_all(self.dir.join(CKPT))
             .with_context(|| format!("cannot create {}", self.dir.join(CKPT).display()))?;
-        vs.save(&weights)
+        let mut variables: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+        variables.sort_by(|a, b| a.0.cmp(&b.0));
+        write_tensors(&variables, &weights)
             .with_context(|| format!("cannot write {}", weights.display()))?;
-        Tensor::write_safetensors(optimizer_state, &optim)
+        write_tensors(optimizer_state, &optim)
             .with_context(|| format!("cannot write {}", optim.display()))?;
         metrics()?;
         self.write(STATE, &serde_json::to_vec_pretty(state)?)?;
@@ -148,4 +150,15 @@ impl RunFolder {
             .map(|(k, t)| (k, t.to(vs.device())))
             .collect())
     }
+}
+
+/// Writes named tensors as safetensors. A tensor laid out channels-last in memory (see
+/// `train::precision`) is written as a plain contiguous copy: same shape and values, the layout
+/// every reader (tch, the ONNX writer, PyTorch) expects.
+pub fn write_tensors(named: &[(String, Tensor)], path: &Path) -> Result<(), tch::TchError> {
+    let plain: Vec<(String, Tensor)> = named
+        .iter()
+        .map(|(name, t)| (name.clone(), t.contiguous()))
+        .collect();
+    Tensor::write_safetensors(&plain, path)
 }
