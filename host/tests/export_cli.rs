@@ -48,6 +48,8 @@ fn run_dir() -> &'static Path {
             resume: false,
             command_line: vec!["export-test".into()],
             progress: false,
+            external: None,
+            select: None,
         };
         let run = root.join("run");
         train(&recipe, &data, &run, &options).unwrap();

@@ -49,6 +49,8 @@ fn options(cache_root: &Path) -> TrainOptions {
         resume: false,
         command_line: vec!["test".into()],
         progress: false,
+        external: None,
+        select: None,
     }
 }
 

@@ -86,6 +86,8 @@ fn augmented_cached_views_are_new_pixels_repeatable_and_train() {
         resume: false,
         command_line: vec!["test".into()],
         progress: false,
+        external: None,
+        select: None,
     };
     let summary = train(&recipe, &data, &dir.path().join("run"), &options).unwrap();
     assert_eq!(summary.epochs, 1);

@@ -555,6 +555,8 @@ pub fn run_sweep(a: SweepArgs) -> anyhow::Result<()> {
                     resume: true,
                     command_line: std::env::args().collect(),
                     progress: true,
+                    external: None,
+                    select: None,
                 };
                 train(&recipe, &train_data, &run_dir, &options)
                     .with_context(|| format!("training cell {} seed {seed}", cell.name))?;

@@ -40,6 +40,8 @@ pub struct TrainState {
     /// Optimizer updates done.
     pub step: usize,
     pub best_epoch: usize,
+    /// The best score of the run's selection criterion (`trainer::Selection`): validation
+    /// balanced accuracy unless the run chose otherwise.
     pub best_val_bal_acc: f64,
     pub epochs_since_best: usize,
     /// Loss scale of mixed-precision training (1 when unused).

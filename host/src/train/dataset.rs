@@ -140,3 +140,54 @@ pub fn normalize(raw: &Tensor) -> Tensor {
 pub fn standardize(x: &Tensor) -> Tensor {
     (x - f64::from(MEAN)) / f64::from(STD)
 }
+
+/// An external validation set (see `data::external`) prepared at the run's size, in memory:
+/// scored every epoch, never trained on.
+#[derive(Debug)]
+pub struct ExternalExamples {
+    pub path: std::path::PathBuf,
+    pub hash: String,
+    /// u8 NHWC images.
+    pub images: Tensor,
+    pub melanoma: Vec<bool>,
+}
+
+impl ExternalExamples {
+    pub fn load(path: &Path, cfg: &PreprocessConfig) -> anyhow::Result<ExternalExamples> {
+        let set = crate::data::external::ExternalSet::load(path)?;
+        let pixels = set.pixels(cfg)?;
+        let s = i64::from(cfg.size);
+        let flat: Vec<u8> = pixels
+            .iter()
+            .flat_map(|p| p.as_raw().iter().copied())
+            .collect();
+        Ok(ExternalExamples {
+            path: path.to_owned(),
+            hash: set.hash(),
+            images: Tensor::from_slice(&flat).reshape([pixels.len() as i64, s, s, 3]),
+            melanoma: set.records.iter().map(|r| r.melanoma).collect(),
+        })
+    }
+
+    /// Melanoma-vs-rest ROC AUC of `net`'s melanoma probability (T = 1; NaN when one label is
+    /// absent).
+    pub fn auc(&self, net: &super::EfficientNetLite, device: Device) -> f64 {
+        const BATCH: i64 = 64;
+        let n = self.images.size()[0];
+        let mel = dermo_model::Class::Mel.index() as i64;
+        let mut scores = Vec::with_capacity(n as usize);
+        tch::no_grad(|| {
+            for start in (0..n).step_by(BATCH as usize) {
+                let len = BATCH.min(n - start);
+                let x = normalize(&self.images.narrow(0, start, len).to(device));
+                let p = net
+                    .forward_t(&x, false)
+                    .softmax(1, Kind::Float)
+                    .select(1, mel);
+                let p = Vec::<f32>::try_from(p.to(Device::Cpu)).unwrap_or_default();
+                scores.extend(p.into_iter().map(f64::from));
+            }
+        });
+        dermo_calibration::roc_auc(&scores, &self.melanoma).unwrap_or(f64::NAN)
+    }
+}

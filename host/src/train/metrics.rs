@@ -50,6 +50,8 @@ pub struct EpochRow {
     pub lr: f64,
     /// Training throughput (examples per second of the epoch's training phase).
     pub images_per_s: f64,
+    /// Melanoma-vs-rest ROC AUC on the run's external validation set, when it has one.
+    pub external_auc: Option<f64>,
 }
 
 pub fn header() -> String {
@@ -65,7 +67,7 @@ pub fn header() -> String {
     .map(String::from)
     .collect::<Vec<_>>();
     cols.extend(CLASSES.iter().map(|c| format!("recall_{}", c.code())));
-    cols.extend(["lr".to_owned(), "images_per_s".to_owned()]);
+    cols.extend(["lr", "images_per_s", "external_auc"].map(String::from));
     cols.join(",")
 }
 
@@ -87,6 +89,11 @@ impl EpochRow {
         );
         f.push(format!("{:.3e}", self.lr));
         f.push(format!("{:.2}", self.images_per_s));
+        f.push(
+            self.external_auc
+                .map(|a| format!("{a:.6}"))
+                .unwrap_or_default(),
+        );
         f.join(",")
     }
 }
@@ -99,7 +106,9 @@ pub struct MetricsLog {
 impl MetricsLog {
     /// Opens the log for a run that has finished `done_epochs` epochs: rows of later epochs (from
     /// an epoch whose checkpoint never committed) are dropped, so a resumed run never repeats a row.
+    /// Rows written before a column was added get an empty field for it.
     pub fn open(path: &Path, done_epochs: usize) -> anyhow::Result<MetricsLog> {
+        let columns = header().split(',').count();
         let mut lines = vec![header()];
         if done_epochs > 0 {
             let text = fs::read_to_string(path)
@@ -111,7 +120,8 @@ impl MetricsLog {
                     .and_then(|e| e.parse().ok())
                     .with_context(|| format!("{}: malformed row {line:?}", path.display()))?;
                 if epoch <= done_epochs {
-                    lines.push(line.to_owned());
+                    let missing = columns.saturating_sub(line.split(',').count());
+                    lines.push(format!("{line}{}", ",".repeat(missing)));
                 }
             }
         }
@@ -162,6 +172,7 @@ mod tests {
             val: Scores::new(&[0], &[0]),
             lr: 1e-3,
             images_per_s: 5.0,
+            external_auc: (epoch > 1).then_some(0.75),
         };
         for e in 1..=3 {
             log.append(&row(e)).unwrap();
@@ -171,6 +182,16 @@ mod tests {
         let text = fs::read_to_string(&path).unwrap();
         let epochs: Vec<&str> = text.lines().skip(1).map(|l| &l[..1]).collect();
         assert_eq!(epochs, ["1", "2", "3"]);
-        assert_eq!(text.lines().next().unwrap().split(',').count(), 15);
+        assert!(text.lines().all(|l| l.split(',').count() == 16), "{text}");
+        assert!(text.lines().nth(2).unwrap().ends_with(",0.750000"));
+        // A log from before the external_auc column is padded on resume.
+        let old: String = text
+            .lines()
+            .map(|l| l.rsplit_once(',').unwrap().0.to_owned() + "\n")
+            .collect();
+        fs::write(&path, old).unwrap();
+        MetricsLog::open(&path, 3).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.lines().all(|l| l.split(',').count() == 16), "{text}");
     }
 }

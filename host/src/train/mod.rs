@@ -66,6 +66,15 @@ pub struct TrainArgs {
     /// ImageNet weights (safetensors); defaults to $DERMO_PRETRAINED.
     #[arg(long)]
     pub pretrained: Option<PathBuf>,
+    /// An external validation set (external.csv from `dermo data import isic2017`): its
+    /// melanoma-vs-rest AUC goes into metrics.csv every epoch. Never trained on.
+    #[arg(long)]
+    pub external: Option<PathBuf>,
+    /// How the best epoch is chosen: bal-acc (validation balanced accuracy) or
+    /// bal-acc-external-auc (their mean with the external AUC; needs --external). Default:
+    /// bal-acc for a new run, the run's own choice on --resume.
+    #[arg(long, value_enum)]
+    pub select: Option<trainer::Selection>,
     /// CPU threads for libtorch (default: every core). Fewer leaves room for other work while a
     /// long run trains in the background.
     #[arg(long)]
@@ -104,6 +113,12 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         color_constancy: recipe.color_constancy,
     };
     let data = TrainData::load(&a.train, &a.val, &cfg, &a.cache_root)?;
+    let external = match &a.external {
+        Some(path) => Some(std::sync::Arc::new(dataset::ExternalExamples::load(
+            path, &cfg,
+        )?)),
+        None => None,
+    };
     let opts = TrainOptions {
         device,
         cache_root: a.cache_root,
@@ -111,11 +126,13 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         resume: a.resume,
         command_line: std::env::args().collect(),
         progress: true,
+        external,
+        select: a.select,
     };
     let summary = train(&recipe, &data, &a.out, &opts)
         .with_context(|| format!("training into {} failed", a.out.display()))?;
     eprintln!(
-        "done: {} epochs, {} steps, best val balanced accuracy {:.4} at epoch {}{} in {:.0}s → {}",
+        "done: {} epochs, {} steps, best selection score {:.4} at epoch {}{} in {:.0}s → {}",
         summary.epochs,
         summary.steps,
         summary.best_val_bal_acc,

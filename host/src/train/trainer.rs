@@ -2,7 +2,7 @@
 
 use super::augment;
 use super::checkpoint::{self, RunFolder, TrainState};
-use super::dataset::{normalize, standardize, Examples, TrainData};
+use super::dataset::{normalize, standardize, Examples, ExternalExamples, TrainData};
 use super::device::device_name;
 use super::ema::Ema;
 use super::features::{file_id, frozen_features, Frozen, View};
@@ -64,6 +64,38 @@ pub struct TrainOptions {
     pub command_line: Vec<String>,
     /// Show progress bars.
     pub progress: bool,
+    /// An external validation set (other clinics, melanoma vs the rest): its AUC is logged each
+    /// epoch and may take part in choosing the best epoch. Never trained on.
+    pub external: Option<std::sync::Arc<ExternalExamples>>,
+    /// How the best epoch is chosen; `None` on resume keeps the run's own choice.
+    pub select: Option<Selection>,
+}
+
+/// How the best epoch (the `best` checkpoint) is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Selection {
+    /// Validation balanced accuracy (HAM10000).
+    #[default]
+    BalAcc,
+    /// The mean of validation balanced accuracy and the external set's melanoma AUC: a model
+    /// that also holds up on other clinics' images (needs --external).
+    BalAccExternalAuc,
+}
+
+impl Selection {
+    /// The score of an epoch (higher is better).
+    fn score(self, val_bal_acc: f64, external_auc: Option<f64>) -> anyhow::Result<f64> {
+        Ok(match self {
+            Selection::BalAcc => val_bal_acc,
+            Selection::BalAccExternalAuc => {
+                let auc = external_auc.context(
+                    "--select bal-acc-external-auc needs an external set (--external) with both labels",
+                )?;
+                (val_bal_acc + auc) / 2.0
+            }
+        })
+    }
 }
 
 /// What a finished (or early-stopped) run reached.
@@ -101,6 +133,12 @@ pub struct RunInfo {
     pub arch: ArchSpec,
     #[serde(default)]
     pub resumed_at: Vec<String>,
+    /// How the best epoch is chosen.
+    #[serde(default)]
+    pub select: Selection,
+    /// The external validation set and its content hash, when the run has one.
+    #[serde(default)]
+    pub external: Option<(PathBuf, String)>,
 }
 
 /// Trains `recipe` on `data` into `run_dir`.
@@ -119,7 +157,7 @@ pub fn train(
     let committed = folder.state()?;
     let spec = ArchSpec::efficientnet_lite0(NUM_CLASSES);
     let weights_id = file_id(&opts.pretrained)?;
-    match (&committed, opts.resume) {
+    let select = match (&committed, opts.resume) {
         (Some(_), false) => return Err(TrainError::RunExists(run_dir.to_owned()).into()),
         (Some(_), true) => {
             let saved = Recipe::load(&folder.path(checkpoint::CONFIG))?;
@@ -127,14 +165,25 @@ pub fn train(
                 return Err(TrainError::RecipeChanged(folder.path(checkpoint::CONFIG)).into());
             }
             let mut info: RunInfo = read_json(&folder.path(checkpoint::RUN))?;
+            anyhow::ensure!(
+                opts.select.is_none_or(|s| s == info.select),
+                "--resume: the run chooses its best epoch by {:?}; a resumed run keeps it",
+                info.select
+            );
             info.resumed_at.push(now());
+            info.external = external_id(opts).or(info.external);
             folder.write(checkpoint::RUN, &serde_json::to_vec_pretty(&info)?)?;
+            info.select
         }
         (None, _) => {
             folder.write(checkpoint::CONFIG, recipe.to_toml().as_bytes())?;
             let info = run_info(recipe, data, opts, &spec, &weights_id);
             folder.write(checkpoint::RUN, &serde_json::to_vec_pretty(&info)?)?;
+            info.select
         }
+    };
+    if select == Selection::BalAccExternalAuc && opts.external.is_none() {
+        anyhow::bail!("--select bal-acc-external-auc needs --external (an external.csv)");
     }
 
     let device = opts.device;
@@ -271,8 +320,13 @@ pub fn train(
             saved_state.extend(ema.trained_state());
         }
         let (val_loss, val) = inputs.evaluate(&net, &data.val, device);
-        if val.balanced_accuracy > state.best_val_bal_acc {
-            state.best_val_bal_acc = val.balanced_accuracy;
+        let external_auc = opts.external.as_ref().map(|e| e.auc(&net, device));
+        let score = select.score(
+            val.balanced_accuracy,
+            external_auc.filter(|a| a.is_finite()),
+        )?;
+        if score > state.best_val_bal_acc {
+            state.best_val_bal_acc = score;
             state.best_epoch = epoch;
             state.epochs_since_best = 0;
         } else {
@@ -288,19 +342,24 @@ pub fn train(
             val,
             lr,
             images_per_s,
+            external_auc,
         };
         folder.commit(&vs, &saved_state, &state, || metrics.append(&row))?;
         if let Some(ema) = &mut ema {
             ema.swap();
         }
         if opts.progress {
+            let external = external_auc
+                .map(|a| format!(", external AUC {a:.4}"))
+                .unwrap_or_default();
             eprintln!(
-                "epoch {epoch}/{}: train loss {:.4}, val loss {:.4}, val acc {:.4}, val bal acc {:.4} (best {:.4} @ {}), {:.1} img/s, {:.0}s",
+                "epoch {epoch}/{}: train loss {:.4}, val loss {:.4}, val acc {:.4}, val bal acc {:.4}{external} (best {:?} {:.4} @ {}), {:.1} img/s, {:.0}s",
                 recipe.epochs,
                 row.train_loss,
                 row.val_loss,
                 row.val.accuracy,
                 row.val.balanced_accuracy,
+                select,
                 state.best_val_bal_acc,
                 state.best_epoch,
                 images_per_s,
@@ -780,7 +839,15 @@ fn run_info(
         pretrained_sha256: weights_id.to_owned(),
         arch: spec.clone(),
         resumed_at: Vec::new(),
+        select: opts.select.unwrap_or_default(),
+        external: external_id(opts),
     }
+}
+
+fn external_id(opts: &TrainOptions) -> Option<(PathBuf, String)> {
+    opts.external
+        .as_ref()
+        .map(|e| (absolute(&e.path), e.hash.clone()))
 }
 
 fn absolute(p: &Path) -> PathBuf {
