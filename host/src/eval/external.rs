@@ -98,7 +98,7 @@ fn write_cases(path: &Path, set: &ExternalSet, cases: &[MelanomaCase]) -> anyhow
         w.write_record([
             r.image_id.as_str(),
             if c.melanoma { "1" } else { "0" },
-            &format!("{:.6}", c.melanoma_prob),
+            &c.melanoma_prob.to_string(),
             if c.referred { "1" } else { "0" },
             if c.abstained { "1" } else { "0" },
         ])?;

@@ -4,7 +4,7 @@
 //! `_blocks.N._expand_conv.weight`, …, `_conv_head.weight`, `_bn1.*`, `_fc.*`), so the pretrained
 //! weights load 1:1 and a checkpoint is a plain state dict the ONNX writer can read. Padding is the
 //! symmetric `k/2` of `dermo_model::arch::padding` — the same as the ONNX writer; the ImageNet test
-//! (`host/tests/train_imagenet.rs`) shows the weights are right with it.
+//! (`host/tests/train/train_imagenet.rs`) shows the weights are right with it.
 //!
 //! The network is split at block boundaries so that partial fine-tuning can compute the frozen
 //! prefix (stem + first K blocks) once and train only the rest.

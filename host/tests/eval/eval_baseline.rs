@@ -1,10 +1,8 @@
 //! `dermo baseline` end to end on a small lesion-grouped subset of HAM10000: the classical
 //! model beats chance in balanced accuracy and writes a complete eval.json.
 
-mod eval_support;
-
+use crate::eval_support::{dermo, run, write_subset};
 use dermo_host::eval::record::{predictions_path, read_record};
-use eval_support::{dermo, run, write_subset};
 
 #[test]
 fn abcd_baseline_beats_chance_on_a_lesion_grouped_split() {

@@ -1,10 +1,8 @@
 //! `dermo eval` on an exported model file runs it with tract, as the device does, and agrees
 //! with the evaluation of the run's checkpoint with libtorch.
 
-mod eval_support;
-
+use crate::eval_support::{dermo, run, train_probe, write_subset};
 use dermo_host::eval::record::{predictions_path, read_record};
-use eval_support::{dermo, run, train_probe, write_subset};
 
 /// `p_<class>` columns of a predictions table.
 fn probabilities(path: &std::path::Path) -> Vec<Vec<f64>> {

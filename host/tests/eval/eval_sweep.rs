@@ -2,10 +2,8 @@
 //! subset): every cell runs with two seeds, a second invocation skips what is done, and the
 //! results table, sweep.json and the axis plot are written.
 
-mod eval_support;
-
+use crate::eval_support::{dermo, write_subset};
 use dermo_host::eval::sweep::{SweepResults, RESULTS_CSV, SWEEP_JSON};
-use eval_support::{dermo, write_subset};
 
 #[test]
 fn a_small_grid_runs_every_cell_twice_and_resumes() {

@@ -3,12 +3,10 @@
 //! ABCD baseline, and render the report — then check that every figure the HTML page references
 //! exists and decodes as an image.
 
-mod eval_support;
-
+use crate::eval_support::{dermo, run, train_probe, write_subset};
 use dermo_host::eval::calibrate::{CalibrationFit, CALIBRATION_FIT_JSON, CALIBRATION_JSON};
 use dermo_host::eval::record::read_record;
 use dermo_model::CalibrationSpec;
-use eval_support::{dermo, run, train_probe, write_subset};
 use std::path::Path;
 
 /// The `src` attribute of every `<img>` of a page.

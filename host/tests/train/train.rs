@@ -1,8 +1,7 @@
 //! The trainer on small real subsets of HAM10000, on CPU: the loss goes down, a run folder is
 //! complete and predictable, bad inputs fail with clear errors.
 
-mod train_support;
-
+use crate::train_support::{pretrained, write_split};
 use dermo_host::train::checkpoint::{self, TrainState};
 use dermo_host::train::dataset::{normalized_batch, Examples, TrainData};
 use dermo_host::train::net::EfficientNetLite;
@@ -14,7 +13,6 @@ use dermo_model::arch::ArchSpec;
 use dermo_model::{Class, PreprocessConfig};
 use std::path::Path;
 use tch::{nn, Device, Kind, Reduction, Tensor};
-use train_support::{pretrained, write_split};
 
 const SIZE: u32 = 64;
 
@@ -310,4 +308,44 @@ fn shipped_recipes_parse_and_validate() {
         }
     }
     assert!(n >= 2, "no recipes in {}", dir.display());
+}
+
+#[test]
+fn bf16_channels_last_full_run_trains_and_follows_the_fp32_loss_curve() {
+    use dermo_host::train::precision::{cpu_has_bf16, Precision};
+    let dir = tempfile::tempdir().unwrap();
+    let (t, v) = write_split(dir.path(), 12, 4, None);
+    let cache = dir.path().join("cache");
+    let data = TrainData::load(&t, &v, &cfg(), &cache).unwrap();
+    let run_with = |name: &str, amp: bool, channels_last: bool| {
+        let recipe = Recipe {
+            amp,
+            channels_last,
+            lr: 1e-3,
+            ..small_recipe(Mode::Full, 4)
+        };
+        let run = dir.path().join(name);
+        train(&recipe, &data, &run, &options(&cache)).unwrap();
+        train_losses(&run)
+    };
+    let fast = run_with("bf16-cl", true, true);
+    let plain = run_with("fp32-nchw", false, false);
+    // On this kind of machine (AVX512_BF16) `amp` means bf16 autocast on the CPU.
+    let precision = Precision::choose(true, Device::Cpu);
+    assert_eq!(precision == Precision::CpuBf16, cpu_has_bf16());
+    assert!(
+        fast[3] < 0.8 * fast[0],
+        "bf16 channels_last loss did not fall: {fast:?}"
+    );
+    assert!(
+        plain[3] < 0.8 * plain[0],
+        "fp32 loss did not fall: {plain:?}"
+    );
+    for (epoch, (a, b)) in fast.iter().zip(&plain).enumerate() {
+        assert!(
+            (a - b).abs() <= 0.15 * b,
+            "epoch {}: bf16 channels_last loss {a:.4} strays from fp32's {b:.4} ({fast:?} vs {plain:?})",
+            epoch + 1
+        );
+    }
 }

@@ -1,11 +1,9 @@
 //! `dermo train` end to end: a run aborted mid-epoch (SIGABRT, like `kill -9`: no cleanup) and
 //! resumed reaches the same step count as planned, with no duplicated metrics rows.
 
-mod train_support;
-
+use crate::train_support::{dermo, run_ok, train_args, write_split};
 use dermo_host::train::checkpoint::TrainState;
 use std::path::Path;
-use train_support::{dermo, run_ok, train_args, write_split};
 
 fn state(run: &Path) -> TrainState {
     serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap()

@@ -2,13 +2,11 @@
 //! and scores on validation what `dermo eval` measures for it; the greedy soup never scores below
 //! its best run; runs of another input size, or a folder that already holds files, are refused.
 
-mod train_support;
-
+use crate::train_support::{dermo, run_ok, train_args, write_split};
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Output;
 use tch::Tensor;
-use train_support::{dermo, run_ok, train_args, write_split};
 
 fn soup_fails(dir: &Path, args: &[&str]) -> Output {
     let out = dermo(dir, args).output().unwrap();

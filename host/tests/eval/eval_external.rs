@@ -1,0 +1,124 @@
+//! `dermo data import binary-csv` + `dermo eval` on an external set: the melanoma-vs-rest AUC,
+//! referral sensitivity and specificity, refer and abstention rates in the JSON equal a reference
+//! computation (scikit-learn and plain counting in Python) on the per-image table it wrote, for
+//! the bundled model on real ISIC 2017 images.
+
+use crate::eval_support::{dermo, run};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn isic2017() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/isic2017")
+}
+
+fn python() -> String {
+    std::env::var("DERMO_PYTHON").unwrap_or_else(|_| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../.venv/bin/python")
+            .display()
+            .to_string()
+    })
+}
+
+#[test]
+fn external_eval_matches_a_reference_computation() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // 15 melanomas and 25 others, the first of each in labels.csv.
+    let labels = std::fs::read_to_string(isic2017().join("labels.csv")).unwrap();
+    let (mut mel, mut other) = (Vec::new(), Vec::new());
+    for line in labels.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let row = format!("{}.jpg,{}", f[0], f[2]);
+        match f[2] {
+            "1" if mel.len() < 15 => mel.push(row),
+            "0" if other.len() < 25 => other.push(row),
+            _ => {}
+        }
+    }
+    let table = d.join("labels.csv");
+    std::fs::write(
+        &table,
+        format!("image,label\n{}\n{}\n", mel.join("\n"), other.join("\n")),
+    )
+    .unwrap();
+    run(dermo()
+        .args(["data", "import", "binary-csv"])
+        .arg(&table)
+        .arg("--images")
+        .arg(isic2017().join("images"))
+        .arg("--out")
+        .arg(d.join("ext")));
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/dermo-default.onnx");
+    let out = d.join("eval.json");
+    run(dermo()
+        .arg("eval")
+        .arg(&model)
+        .arg("--data")
+        .arg(d.join("ext/external.csv"))
+        .args(["--resamples", "200", "--out"])
+        .arg(&out));
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let m = &record["metrics"];
+    assert_eq!(
+        (m["images"].as_u64(), m["melanomas"].as_u64()),
+        (Some(40), Some(15))
+    );
+    let script = r#"
+import csv, json, sys
+from sklearn.metrics import roc_auc_score
+rows = list(csv.DictReader(open(sys.argv[1])))
+y = [int(r["melanoma"]) for r in rows]
+p = [float(r["melanoma_prob"]) for r in rows]
+ref = [int(r["refer"]) for r in rows]
+ab = [int(r["abstain"]) for r in rows]
+mel = [i for i in range(len(y)) if y[i] == 1]
+oth = [i for i in range(len(y)) if y[i] == 0]
+print(json.dumps({
+    "auc": roc_auc_score(y, p),
+    "sensitivity": sum(ref[i] for i in mel) / len(mel),
+    "specificity": sum(1 - ref[i] for i in oth) / len(oth),
+    "refer_rate": sum(ref) / len(ref),
+    "abstention_rate": sum(ab) / len(ab),
+}))
+"#;
+    let reference = Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .arg(out.with_extension("predictions.csv"))
+        .output()
+        .unwrap();
+    assert!(
+        reference.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reference.stderr)
+    );
+    let want: serde_json::Value = serde_json::from_slice(&reference.stdout).unwrap();
+    for key in [
+        "auc",
+        "sensitivity",
+        "specificity",
+        "refer_rate",
+        "abstention_rate",
+    ] {
+        let ours = m[key]["estimate"].as_f64().unwrap();
+        let theirs = want[key].as_f64().unwrap();
+        // The table holds each probability exactly (shortest round-trip decimal).
+        assert!(
+            (ours - theirs).abs() < 1e-9,
+            "{key}: dermo {ours} vs reference {theirs}"
+        );
+        let (lo, hi) = (
+            m[key]["low"].as_f64().unwrap(),
+            m[key]["high"].as_f64().unwrap(),
+        );
+        assert!(
+            lo <= ours && ours <= hi,
+            "{key}: {ours} outside [{lo}, {hi}]"
+        );
+    }
+    // The bundled model does better than chance on these images, worse than perfectly.
+    let auc = m["auc"]["estimate"].as_f64().unwrap();
+    assert!(auc > 0.5 && auc < 1.0, "AUC {auc}");
+}
