@@ -211,7 +211,7 @@ mod tests {
         tch::manual_seed(5);
         // A skin-coloured 32×32 frame with a dark 16×16 lesion in the middle.
         let skin = Tensor::from_slice(&[200.0f32, 150.0, 130.0]).reshape([1, 3, 1, 1]);
-        let mut x = skin.expand([4, 3, 32, 32], false).copy();
+        let x = skin.expand([4, 3, 32, 32], false).copy();
         let _ = x.narrow(2, 8, 16).narrow(3, 8, 16).fill_(20.0);
         let zoom = Augment {
             crop_min_scale: 2.0,

@@ -114,7 +114,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     };
     let data = TrainData::load(&a.train, &a.val, &cfg, &a.cache_root)?;
     let external = match &a.external {
-        Some(path) => Some(std::sync::Arc::new(dataset::ExternalExamples::load(
+        Some(path) => Some(std::rc::Rc::new(dataset::ExternalExamples::load(
             path, &cfg,
         )?)),
         None => None,

@@ -66,7 +66,7 @@ pub struct TrainOptions {
     pub progress: bool,
     /// An external validation set (other clinics, melanoma vs the rest): its AUC is logged each
     /// epoch and may take part in choosing the best epoch. Never trained on.
-    pub external: Option<std::sync::Arc<ExternalExamples>>,
+    pub external: Option<std::rc::Rc<ExternalExamples>>,
     /// How the best epoch is chosen; `None` on resume keeps the run's own choice.
     pub select: Option<Selection>,
 }
