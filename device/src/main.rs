@@ -10,7 +10,7 @@ use dermo_device::config::Config;
 use dermo_device::controls::{self, Continuous, Trigger};
 use dermo_device::display::{self, DisplaySpec};
 use dermo_device::journal::{read_index, read_record, Journal};
-use dermo_device::modelstore::ModelStore;
+use dermo_device::modelstore::{ModelStore, StoreError};
 use dermo_device::source::{self, CameraSettings, SourceSpec};
 use dermo_device::{bench, export, CaptureResult};
 use embedded_graphics::prelude::Size;
@@ -149,10 +149,21 @@ fn main() {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("dermo-scope: {e:#}");
-            e.downcast_ref::<RunError>().map_or(1, RunError::exit_code)
+            exit_code(&e)
         }
     };
     std::process::exit(code);
+}
+
+/// The documented exit status of a failure (see `after_help`).
+fn exit_code(e: &anyhow::Error) -> i32 {
+    if let Some(e) = e.downcast_ref::<RunError>() {
+        e.exit_code()
+    } else if let Some(e) = e.downcast_ref::<StoreError>() {
+        e.exit_code()
+    } else {
+        1
+    }
 }
 
 fn dispatch(cli: Cli) -> Result<()> {
@@ -238,11 +249,13 @@ fn model_path(cli: &Cli, cfg: &Config) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// The trust policy; a trusted key that cannot be read leaves no model usable (exit 3).
 fn trust(cli: &Cli, cfg: &Config) -> Result<dermo_model::TrustPolicy> {
-    Ok(trust_policy(
+    trust_policy(
         &cfg.trusted_keys(),
         cli.allow_unsigned || cfg.model.allow_unsigned,
-    )?)
+    )
+    .map_err(|e| RunError::ModelInvalid(e).into())
 }
 
 fn load_classifier(cli: &Cli, cfg: &Config) -> Result<Classifier> {

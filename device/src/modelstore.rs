@@ -34,6 +34,17 @@ pub enum StoreError {
     NoPrevious(PathBuf),
 }
 
+impl StoreError {
+    /// The process exit status for this failure: 3 ("model invalid") when the trust policy or
+    /// the file's contents refused the model, as when the device loads it; otherwise 1.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            StoreError::Refused(_) | StoreError::RollbackRefused(_) => 3,
+            StoreError::Io { .. } | StoreError::NoPrevious(_) => 1,
+        }
+    }
+}
+
 /// What a store holds, by SHA-256.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreStatus {

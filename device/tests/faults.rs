@@ -1,12 +1,14 @@
 //! Fault tests of the real binary: the replay source disappears mid-run, the model file is
-//! swapped for garbage, the disk fills, and the process is killed with SIGKILL while it writes
-//! its journal. In each case nothing that was acknowledged is lost and no half record remains.
+//! swapped for garbage or carries metadata it cannot run with, the disk fills, and the process is
+//! killed with SIGKILL while it writes its journal. In each case nothing that was acknowledged is
+//! lost and no half record remains.
 
 mod common;
 
 use common::model::{build, seven_class_weights, TestModel};
 use dermo_model::metadata::CalibrationSpec;
 use dermo_model::onnx::Precision;
+use dermo_model::signature::{sign_file, signing_key_from_seed};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -254,6 +256,74 @@ fn model_swapped_for_garbage_is_refused_and_the_journal_kept() {
     let after = check_journal(&data);
     assert_eq!(&after[..3], &before[..], "earlier records untouched");
     assert_eq!(after.len(), 6);
+}
+
+#[test]
+fn unusable_metadata_or_a_missing_key_is_refused_with_status_3() {
+    let s = setup(1);
+    let image = common::files_containing(&s.root.join("replay"), ".jpg").remove(0);
+    let once = |config: &Path| {
+        common::dermo_scope()
+            .arg("--config")
+            .arg(config)
+            .arg("--model")
+            .arg(&s.model.path)
+            .arg("--once")
+            .arg(&image)
+            .output()
+            .unwrap()
+    };
+    let refused = |out: &std::process::Output, names: &[&str]| {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{err}");
+        assert!(names.iter().all(|n| err.contains(n)), "{err}");
+    };
+
+    // 1. A configured trusted key that is not there: no model can be trusted.
+    let missing_key = s.root.join("absent.pub");
+    let config = common::write_config(&s.root.join("model"), &missing_key, "");
+    refused(&once(&config), &["model invalid", "absent.pub"]);
+
+    // 2. `dermo.input` size 0 (it panicked at the first frame), correctly signed: only the JSON
+    // changes, to the same length, so the protobuf stays well formed.
+    let good = std::fs::read(&s.model.path).unwrap();
+    let (from, to) = (br#""size":256,"#, br#""size":  0,"#);
+    let at: Vec<usize> = (0..good.len())
+        .filter(|&i| good[i..].starts_with(from))
+        .collect();
+    assert_eq!(at.len(), 1, "one dermo.input size in the file");
+    let mut bad = good;
+    bad[at[0]..at[0] + to.len()].copy_from_slice(to);
+    std::fs::write(&s.model.path, &bad).unwrap();
+    sign_file(&signing_key_from_seed([42; 32]), &s.model.path, &bad).unwrap();
+    refused(&once(&s.config), &["scope.onnx", "dermo.input", "size 0"]);
+    let (data, screens) = (s.root.join("data"), s.root.join("screens"));
+    refused(
+        &s.run(&data, &screens, &[]).output().unwrap(),
+        &["scope.onnx", "size 0"],
+    );
+    assert_eq!(common::files_containing(&screens, "model-invalid").len(), 1);
+
+    // 3. `model install` refuses it the same way, and the store stays empty.
+    let store = s.root.join("store");
+    let config = s.root.join("install.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[model]\nstore = {store:?}\ntrusted_keys = [{:?}]\n",
+            s.model.public_key
+        ),
+    )
+    .unwrap();
+    let out = common::dermo_scope()
+        .arg("--config")
+        .arg(&config)
+        .args(["model", "install"])
+        .arg(&s.model.path)
+        .output()
+        .unwrap();
+    refused(&out, &["refusing to install", "size 0"]);
+    assert!(!store.exists());
 }
 
 #[test]

@@ -16,6 +16,10 @@ pub const KEY_CALIBRATION: &str = "dermo.calibration";
 pub const KEY_PROVENANCE: &str = "dermo.provenance";
 pub const KEY_METRICS: &str = "dermo.metrics";
 
+/// The input sizes a model file may declare: smaller cannot hold a lesion's detail, larger would
+/// not fit a device's memory.
+pub const INPUT_SIZE_RANGE: std::ops::RangeInclusive<u32> = 32..=1024;
+
 /// The required keys, in the order they are written.
 pub const REQUIRED_KEYS: [&str; 5] = [
     KEY_FORMAT,
@@ -180,6 +184,18 @@ pub enum MetadataError {
         expected: usize,
         codes: String,
     },
+    #[error(
+        "metadata key {KEY_INPUT:?}: size {found} is outside {lo}..={hi}",
+        lo = INPUT_SIZE_RANGE.start(),
+        hi = INPUT_SIZE_RANGE.end()
+    )]
+    InputSize { found: u32 },
+    #[error("metadata key {KEY_CALIBRATION:?}: {field} is {value}, expected {expected}")]
+    Calibration {
+        field: &'static str,
+        value: f32,
+        expected: &'static str,
+    },
 }
 
 impl Metadata {
@@ -242,7 +258,7 @@ impl Metadata {
                     .join(" "),
             });
         }
-        Ok(Metadata {
+        let meta = Metadata {
             classes,
             input: parse(KEY_INPUT, get(KEY_INPUT)?)?,
             calibration: parse(KEY_CALIBRATION, get(KEY_CALIBRATION)?)?,
@@ -251,7 +267,49 @@ impl Metadata {
                 Some(v) => parse(KEY_METRICS, v)?,
                 None => serde_json::Value::Null,
             },
-        })
+        };
+        meta.check_ranges()?;
+        Ok(meta)
+    }
+
+    /// Refuses values the runtime and the decision rule cannot use: an input size outside
+    /// [`INPUT_SIZE_RANGE`], a temperature that is not positive and finite, and a refer threshold
+    /// or minimum confidence outside `[0, 1]`.
+    fn check_ranges(&self) -> Result<(), MetadataError> {
+        if !INPUT_SIZE_RANGE.contains(&self.input.size) {
+            return Err(MetadataError::InputSize {
+                found: self.input.size,
+            });
+        }
+        let cal = &self.calibration;
+        let checks = [
+            (
+                "temperature",
+                cal.temperature,
+                cal.temperature > 0.0 && cal.temperature.is_finite(),
+                "a finite value > 0",
+            ),
+            (
+                "refer_threshold",
+                cal.refer_threshold,
+                (0.0..=1.0).contains(&cal.refer_threshold),
+                "a probability in [0, 1]",
+            ),
+            (
+                "abstain_min_confidence",
+                cal.abstain_min_confidence,
+                (0.0..=1.0).contains(&cal.abstain_min_confidence),
+                "a probability in [0, 1]",
+            ),
+        ];
+        match checks.into_iter().find(|(_, _, ok, _)| !ok) {
+            Some((field, value, _, expected)) => Err(MetadataError::Calibration {
+                field,
+                value,
+                expected,
+            }),
+            None => Ok(()),
+        }
     }
 }
 
@@ -306,6 +364,43 @@ mod tests {
         props[2].1 = "{not json".into();
         let e = Metadata::from_props(&props).unwrap_err().to_string();
         assert!(e.contains(KEY_INPUT), "{e}");
+    }
+
+    #[test]
+    fn values_the_runtime_cannot_use_are_refused_by_name() {
+        let refused = |edit: fn(&mut Metadata)| {
+            let mut m = sample();
+            edit(&mut m);
+            Metadata::from_props(&m.to_props()).unwrap_err().to_string()
+        };
+        for size in [0, 31, 1025, 60000] {
+            let mut m = sample();
+            m.input.size = size;
+            let e = Metadata::from_props(&m.to_props()).unwrap_err().to_string();
+            assert!(
+                e.contains(KEY_INPUT) && e.contains(&format!("size {size}")),
+                "{e}"
+            );
+        }
+        for (e, field) in [
+            (refused(|m| m.calibration.temperature = 0.0), "temperature"),
+            (refused(|m| m.calibration.temperature = -1.0), "temperature"),
+            (
+                refused(|m| m.calibration.refer_threshold = 1.5),
+                "refer_threshold",
+            ),
+            (
+                refused(|m| m.calibration.abstain_min_confidence = -0.1),
+                "abstain_min_confidence",
+            ),
+        ] {
+            assert!(e.contains(KEY_CALIBRATION) && e.contains(field), "{e}");
+        }
+        // JSON has no NaN or infinity; a non-finite temperature cannot even be written.
+        let mut props = sample().to_props();
+        props[3].1 = props[3].1.replace("1.7", "1e39");
+        let e = Metadata::from_props(&props).unwrap_err().to_string();
+        assert!(e.contains("temperature"), "{e}");
     }
 
     #[test]

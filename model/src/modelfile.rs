@@ -1,13 +1,13 @@
 //! Opening a model file: the bytes, their signature and their `dermo.*` metadata, checked before
 //! anything runs them.
 
-use crate::metadata::{Metadata, MetadataError};
+use crate::metadata::{Metadata, MetadataError, KEY_CLASSES, KEY_INPUT};
 use crate::signature::{self, SignatureError};
 use ed25519_dalek::VerifyingKey;
 use prost::Message;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use tract_onnx::pb::ModelProto;
+use tract_onnx::pb::{GraphProto, ModelProto, ValueInfoProto};
 
 /// Which model files may be opened.
 ///
@@ -76,6 +76,21 @@ pub enum ModelFileError {
         path: PathBuf,
         source: MetadataError,
     },
+    #[error("model file {path} refused: its graph has no {name:?} {what}")]
+    GraphMissing {
+        path: PathBuf,
+        what: &'static str,
+        name: String,
+    },
+    #[error("model file {path} refused: metadata key {key:?} says {field} {meta}, but the graph's {tensor:?} has {graph}")]
+    GraphMismatch {
+        path: PathBuf,
+        key: &'static str,
+        field: &'static str,
+        meta: usize,
+        tensor: String,
+        graph: usize,
+    },
 }
 
 impl ModelFile {
@@ -110,7 +125,7 @@ impl ModelFile {
     pub fn graph_info(&self) -> Result<GraphInfo, ModelFileError> {
         let proto = decode(&self.path, &self.bytes)?;
         let graph = proto.graph.unwrap_or_default();
-        let values = |v: &[tract_onnx::pb::ValueInfoProto]| v.iter().map(value_info).collect();
+        let values = |v: &[ValueInfoProto]| v.iter().map(value_info).collect();
         let mut ops = std::collections::BTreeMap::new();
         for n in &graph.node {
             *ops.entry(n.op_type.clone()).or_insert(0) += 1;
@@ -154,7 +169,7 @@ pub struct GraphInfo {
     pub other_props: Vec<(String, String)>,
 }
 
-fn value_info(v: &tract_onnx::pb::ValueInfoProto) -> (String, Vec<String>) {
+fn value_info(v: &ValueInfoProto) -> (String, Vec<String>) {
     use tract_onnx::pb::{tensor_shape_proto::dimension::Value, type_proto};
     let dims = match v.r#type.as_ref().and_then(|t| t.value.as_ref()) {
         Some(type_proto::Value::TensorType(t)) => t
@@ -207,23 +222,83 @@ fn check_signature(path: &Path, bytes: &[u8], trust: &TrustPolicy) -> Result<(),
         })
 }
 
-/// Decodes the protobuf and reads the `dermo.*` metadata props.
+/// Decodes the protobuf, reads the `dermo.*` metadata props and checks them against the graph.
 fn read_metadata(path: &Path, bytes: &[u8]) -> Result<Metadata, ModelFileError> {
     let proto = decode(path, bytes)?;
-    if proto.graph.is_none() {
+    let Some(graph) = proto.graph else {
         return Err(ModelFileError::NoGraph {
             path: path.to_path_buf(),
         });
-    }
+    };
     let props: Vec<(String, String)> = proto
         .metadata_props
         .into_iter()
         .map(|e| (e.key, e.value))
         .collect();
-    Metadata::from_props(&props).map_err(|source| ModelFileError::Metadata {
+    let metadata = Metadata::from_props(&props).map_err(|source| ModelFileError::Metadata {
         path: path.to_path_buf(),
         source,
-    })
+    })?;
+    check_graph(path, &graph, &metadata)?;
+    Ok(metadata)
+}
+
+/// The metadata must describe the graph: its input (the runtime's input 0) is `[N, 3, S, S]`
+/// with `S` the metadata's input size, and its logits have one value per listed class. A
+/// symbolic dimension is left to the runtime.
+fn check_graph(path: &Path, graph: &GraphProto, meta: &Metadata) -> Result<(), ModelFileError> {
+    let missing = |what, name: &str| ModelFileError::GraphMissing {
+        path: path.to_path_buf(),
+        what,
+        name: name.to_string(),
+    };
+    let mismatch = |key, field, meta, v: &ValueInfoProto, graph| ModelFileError::GraphMismatch {
+        path: path.to_path_buf(),
+        key,
+        field,
+        meta,
+        tensor: v.name.clone(),
+        graph,
+    };
+    let input = graph
+        .input
+        .first()
+        .ok_or_else(|| missing("input", crate::onnx::INPUT))?;
+    let size = meta.input.size as usize;
+    for side in fixed_dims(input).into_iter().skip(2).flatten() {
+        if side != size {
+            return Err(mismatch(KEY_INPUT, "size", size, input, side));
+        }
+    }
+    let logits = graph
+        .output
+        .iter()
+        .find(|o| o.name == crate::onnx::LOGITS)
+        .ok_or_else(|| missing("output", crate::onnx::LOGITS))?;
+    let classes = meta.classes.len();
+    if let Some(Some(width)) = fixed_dims(logits).last() {
+        if *width != classes {
+            return Err(mismatch(KEY_CLASSES, "classes", classes, logits, *width));
+        }
+    }
+    Ok(())
+}
+
+/// The dimensions of a tensor value: `Some(n)` where fixed, `None` where symbolic or unknown.
+fn fixed_dims(v: &ValueInfoProto) -> Vec<Option<usize>> {
+    use tract_onnx::pb::{tensor_shape_proto::dimension::Value, type_proto};
+    match v.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(type_proto::Value::TensorType(t)) => t
+            .shape
+            .iter()
+            .flat_map(|s| &s.dim)
+            .map(|d| match d.value {
+                Some(Value::DimValue(n)) => usize::try_from(n).ok(),
+                _ => None,
+            })
+            .collect(),
+        None => Vec::new(),
+    }
 }
 
 fn decode(path: &Path, bytes: &[u8]) -> Result<ModelProto, ModelFileError> {

@@ -131,3 +131,123 @@ fn a_file_without_dermo_metadata_is_refused() {
         "{e}"
     );
 }
+
+/// Writes `dir/<name>.onnx`, the signed small model changed by `edit`, re-signed with the
+/// trusted key: only the contents are wrong, never the signature.
+fn edited_model(dir: &Path, name: &str, edit: impl FnOnce(&mut ModelProto)) -> PathBuf {
+    let (path, _, _) = signed_model(dir);
+    let mut proto = ModelProto::decode(std::fs::read(&path).unwrap().as_slice()).unwrap();
+    edit(&mut proto);
+    let bytes = proto.encode_to_vec();
+    let out = dir.join(format!("{name}.onnx"));
+    std::fs::write(&out, &bytes).unwrap();
+    let key = signature::signing_key_from_seed([42; 32]);
+    signature::sign_file(&key, &out, &bytes).unwrap();
+    out
+}
+
+/// Replaces the JSON of one `dermo.*` key, editing it as a JSON value.
+fn set_prop(proto: &mut ModelProto, key: &str, edit: impl FnOnce(&mut serde_json::Value)) {
+    let prop = proto
+        .metadata_props
+        .iter_mut()
+        .find(|p| p.key == key)
+        .unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&prop.value).unwrap();
+    edit(&mut v);
+    prop.value = v.to_string();
+}
+
+#[test]
+fn metadata_the_runtime_cannot_use_is_refused_at_open_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = signature::signing_key_from_seed([42; 32]).verifying_key();
+    let trust = TrustPolicy::signed_by(vec![key]);
+    let cases: [(&str, &str, &str, serde_json::Value, &str); 8] = [
+        // Size 0 panicked in `Runtime::run`; 60000 asked tract for a 10.8 GB buffer.
+        ("size0", "dermo.input", "size", 0.into(), "size 0"),
+        (
+            "size60000",
+            "dermo.input",
+            "size",
+            60000.into(),
+            "size 60000",
+        ),
+        // The graph's input is 32×32: a plausible size that is not the graph's is refused too.
+        (
+            "size64",
+            "dermo.input",
+            "size",
+            64.into(),
+            "\"input\" has 32",
+        ),
+        (
+            "t0",
+            "dermo.calibration",
+            "temperature",
+            0.0.into(),
+            "temperature",
+        ),
+        (
+            "tneg",
+            "dermo.calibration",
+            "temperature",
+            (-1.0).into(),
+            "temperature",
+        ),
+        (
+            "tbig",
+            "dermo.calibration",
+            "temperature",
+            1e39.into(),
+            "temperature",
+        ),
+        (
+            "refer",
+            "dermo.calibration",
+            "refer_threshold",
+            1.5.into(),
+            "refer_threshold",
+        ),
+        (
+            "abstain",
+            "dermo.calibration",
+            "abstain_min_confidence",
+            (-0.2).into(),
+            "abstain_min_confidence",
+        ),
+    ];
+    for (name, key, field, value, expect) in cases {
+        let path = edited_model(dir.path(), name, |p| {
+            set_prop(p, key, |v| v[field] = value);
+        });
+        let e = refused(&path, &trust);
+        assert!(e.contains(key) && e.contains(expect), "{name}: {e}");
+        // Host tools reading their own exports refuse them the same way.
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            ModelFile::from_verified_bytes(&path, bytes).is_err(),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn logits_narrower_than_the_class_list_are_refused() {
+    use tract_onnx::pb::{tensor_shape_proto::dimension::Value, type_proto};
+    let dir = tempfile::tempdir().unwrap();
+    let path = edited_model(dir.path(), "five", |p| {
+        let outputs = &mut p.graph.as_mut().unwrap().output;
+        let logits = outputs.iter_mut().find(|o| o.name == "logits").unwrap();
+        let Some(type_proto::Value::TensorType(t)) = logits.r#type.as_mut().unwrap().value.as_mut()
+        else {
+            panic!("logits must be a tensor")
+        };
+        t.shape.as_mut().unwrap().dim[1].value = Some(Value::DimValue(5));
+    });
+    let e = refused(&path, &TrustPolicy::unsigned());
+    assert!(
+        e.contains("dermo.classes") && e.contains("classes 7") && e.contains("\"logits\" has 5"),
+        "{e}"
+    );
+}

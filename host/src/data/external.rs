@@ -227,6 +227,11 @@ fn table(
     label_column: &str,
     file_of: impl Fn(&str) -> String,
 ) -> anyhow::Result<ExternalSet> {
+    anyhow::ensure!(
+        images.is_dir(),
+        "images folder {} does not exist (or is not a folder)",
+        images.display()
+    );
     let mut reader = csv::Reader::from_path(csv_path)
         .with_context(|| format!("cannot read {}", csv_path.display()))?;
     let headers = reader.headers()?.clone();

@@ -14,8 +14,9 @@ use super::progress;
 use image::{ImageDecoder, ImageReader};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::io::Cursor;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 /// File extensions taken as images when a folder is walked (compared case-insensitively).
 pub const IMAGE_EXTENSIONS: [&str; 7] = ["jpg", "jpeg", "png", "bmp", "tif", "tiff", "webp"];
@@ -57,6 +58,22 @@ pub enum ImportError {
     },
     #[error("{path}: no images found")]
     Empty { path: PathBuf },
+    #[error("{what} {path} does not exist or is not a folder")]
+    NoFolder { what: &'static str, path: PathBuf },
+    #[error("{path}, line {line}: {name:?} leaves {folder}; only files inside it are read")]
+    Outside {
+        path: PathBuf,
+        line: u64,
+        name: String,
+        folder: PathBuf,
+    },
+    #[error("{path}, line {line}: image_id {image_id:?} repeats line {first}")]
+    Duplicate {
+        path: PathBuf,
+        line: u64,
+        first: u64,
+        image_id: String,
+    },
 }
 
 /// An imported manifest plus what was left out and why.
@@ -206,10 +223,11 @@ pub fn ham10000(
     let col = |name| table.column(name);
     let (lesion, image, dx) = (col("lesion_id")?, col("image_id")?, col("dx")?);
     let patient = table.optional_column("patient_id");
-    let images = absolute(src.images);
-    let masks = src.masks.map(absolute);
+    let images = folder("image folder", src.images)?;
+    let masks = src.masks.map(|m| folder("mask folder", m)).transpose()?;
     let mut pending = Vec::with_capacity(table.rows.len());
     let mut skips = Skips::new(skip_unknown);
+    let mut first_line: HashMap<String, u64> = HashMap::new();
     for (line, row) in table.lines() {
         let place = || format!("{}, line {line}", path.display());
         let error = |source| ImportError::Label {
@@ -229,6 +247,21 @@ pub fn ham10000(
                 message: "image_id and lesion_id must not be empty".into(),
             });
         }
+        inside(&images, Path::new(&image_id)).ok_or_else(|| ImportError::Outside {
+            path: path.to_owned(),
+            line,
+            name: image_id.clone(),
+            folder: images.clone(),
+        })?;
+        if let Some(&first) = first_line.get(&image_id) {
+            return Err(ImportError::Duplicate {
+                path: path.to_owned(),
+                line,
+                first,
+                image_id,
+            });
+        }
+        first_line.insert(image_id.clone(), line);
         let image_path = ["jpg", "jpeg", "png"]
             .iter()
             .map(|ext| images.join(format!("{image_id}.{ext}")))
@@ -352,7 +385,15 @@ pub fn scope_bundle(
         let Some(class) = skips.class(labels, label_name, place, error)? else {
             continue;
         };
-        let image_path = dir.join(row[image].trim());
+        let within = |name: &str| {
+            inside(&dir, Path::new(name)).ok_or_else(|| ImportError::Outside {
+                path: path.clone(),
+                line,
+                name: name.to_owned(),
+                folder: dir.clone(),
+            })
+        };
+        let image_path = within(row[image].trim())?;
         if row[image].trim().is_empty() || !image_path.is_file() {
             return Err(ImportError::MissingImage {
                 path: path.clone(),
@@ -360,7 +401,15 @@ pub fn scope_bundle(
                 image: image_path,
             });
         }
-        if let Some(expected) = frame_sha.and_then(|c| non_empty(&row[c])) {
+        if let Some(column) = frame_sha {
+            let expected = non_empty(&row[column]).ok_or_else(|| ImportError::Row {
+                path: path.clone(),
+                line,
+                message: format!(
+                    "frame_sha256 is empty, so {} cannot be checked",
+                    image_path.display()
+                ),
+            })?;
             let (actual, _) = describe(&image_path)?;
             if !actual.eq_ignore_ascii_case(&expected) {
                 return Err(ImportError::Row {
@@ -379,7 +428,10 @@ pub fn scope_bundle(
             .to_string_lossy()
             .into_owned();
         let image_id = capture.and_then(|c| non_empty(&row[c])).unwrap_or(stem);
-        let mask_path = mask.and_then(|c| non_empty(&row[c])).map(|m| dir.join(m));
+        let mask_path = mask
+            .and_then(|c| non_empty(&row[c]))
+            .map(|m| within(&m))
+            .transpose()?;
         if let Some(m) = mask_path.as_ref().filter(|m| !m.is_file()) {
             return Err(ImportError::MissingImage {
                 path: path.clone(),
@@ -463,6 +515,33 @@ fn read_csv(path: &Path) -> Result<Table, ImportError> {
 fn non_empty(s: &str) -> Option<String> {
     let s = s.trim();
     (!s.is_empty()).then(|| s.to_owned())
+}
+
+/// `dir/name` when `name`, a path read from a source file, stays inside `dir`: relative, and no
+/// `..` climbing out of it (checked on the text).
+pub(crate) fn inside(dir: &Path, name: &Path) -> Option<PathBuf> {
+    let mut depth = 0usize;
+    for c in name.components() {
+        match c {
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::ParentDir => depth = depth.checked_sub(1)?,
+            Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(dir.join(name))
+}
+
+/// The canonical path of a folder named on the command line, which must exist.
+fn folder(what: &'static str, p: &Path) -> Result<PathBuf, ImportError> {
+    if p.is_dir() {
+        Ok(absolute(p))
+    } else {
+        Err(ImportError::NoFolder {
+            what,
+            path: p.to_owned(),
+        })
+    }
 }
 
 /// The canonical path when it exists (no `..` in stored paths), else the absolute one.

@@ -124,6 +124,12 @@ pub enum LabelmeError {
         kind: String,
         points: usize,
     },
+    #[error("{path}: imagePath {image_path:?} leaves {root}; only images inside it are read")]
+    OutsideFolder {
+        path: PathBuf,
+        image_path: String,
+        root: PathBuf,
+    },
     #[error("{path}: missing image: {tried} does not exist and the file has no imageData")]
     MissingImage { path: PathBuf, tried: String },
     #[error("{path}: the image cannot be read: {detail}")]
@@ -178,10 +184,11 @@ pub enum ImageSource {
     Embedded(Vec<u8>, &'static str),
 }
 
-/// Reads one Labelme file. `folder_label` is the name of the folder holding it (for
-/// `LabelFrom::Folder`).
+/// Reads one Labelme file below `root` (the import folder, which its `imagePath` must not leave).
+/// `folder_label` is the name of the folder holding it (for `LabelFrom::Folder`).
 pub fn read_annotation(
     json_path: &Path,
+    root: &Path,
     folder_label: Option<&str>,
     labels: &LabelTable,
     opts: &LabelmeOptions,
@@ -195,7 +202,7 @@ pub fn read_annotation(
         path: path.clone(),
         source,
     })?;
-    let (image, width, height) = load_image(json_path, &file)?;
+    let (image, width, height) = load_image(json_path, root, &file)?;
     if let (Some(json_w), Some(json_h)) = (file.image_width, file.image_height) {
         if (json_w, json_h) != (width, height) {
             return Err(LabelmeError::SizeMismatch {
@@ -338,10 +345,11 @@ fn outline(path: &Path, index: usize, shape: &Shape) -> Result<Option<Polygon>, 
     }
 }
 
-/// The image of a Labelme file and its size: the file at `imagePath` (relative to the JSON) when
-/// it exists, else the embedded `imageData`.
+/// The image of a Labelme file and its size: the file at `imagePath` (relative to the JSON, inside
+/// `root`) when it exists, else the embedded `imageData`.
 fn load_image(
     json_path: &Path,
+    root: &Path,
     file: &LabelmeFile,
 ) -> Result<(ImageSource, u32, u32), LabelmeError> {
     let path = json_path.to_owned();
@@ -350,11 +358,16 @@ fn load_image(
         .as_deref()
         .filter(|p| !p.trim().is_empty())
         .map(|p| {
-            json_path
-                .parent()
-                .unwrap_or(Path::new(""))
-                .join(p.replace('\\', "/"))
-        });
+            let folder = json_path.parent().and_then(|f| f.strip_prefix(root).ok());
+            folder
+                .and_then(|f| import::inside(root, &f.join(p.replace('\\', "/"))))
+                .ok_or_else(|| LabelmeError::OutsideFolder {
+                    path: path.clone(),
+                    image_path: p.to_owned(),
+                    root: root.to_owned(),
+                })
+        })
+        .transpose()?;
     let bad = |detail: String| LabelmeError::BadImage {
         path: path.clone(),
         detail,
@@ -416,7 +429,7 @@ pub fn import(
             .parent()
             .and_then(Path::file_name)
             .map(|n| n.to_string_lossy().into_owned());
-        let annotation = match read_annotation(&json, folder.as_deref(), labels, opts) {
+        let annotation = match read_annotation(&json, &dir, folder.as_deref(), labels, opts) {
             Ok(a) => a,
             Err(e @ LabelmeError::Label { .. }) if opts.skip_unknown => {
                 skipped.push(e.to_string());

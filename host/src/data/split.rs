@@ -22,6 +22,12 @@ pub enum SplitError {
     KFold(usize),
     #[error("the manifest is empty")]
     Empty,
+    #[error("image id {id:?} appears twice in the manifest (records {first} and {second}); split a manifest with one record per image")]
+    Duplicate {
+        id: String,
+        first: usize,
+        second: usize,
+    },
     #[error("{count} record(s) have no mask but --mask-mode {mode} needs one (first: {first})")]
     NoMask {
         count: usize,
@@ -358,6 +364,17 @@ pub fn make_splits(
     manifest: &Manifest,
     cfg: &SplitConfig,
 ) -> Result<Vec<(String, Manifest)>, SplitError> {
+    let mut first: HashMap<&str, usize> = HashMap::new();
+    for (i, r) in manifest.records.iter().enumerate() {
+        if let Some(&j) = first.get(r.image_id.as_str()) {
+            return Err(SplitError::Duplicate {
+                id: r.image_id.clone(),
+                first: j + 1,
+                second: i + 1,
+            });
+        }
+        first.insert(&r.image_id, i);
+    }
     let mut out = Vec::new();
     match cfg.k_fold {
         Some(k) if k < 2 => return Err(SplitError::KFold(k)),

@@ -257,3 +257,124 @@ fn scope_bundle_with_a_changed_image_is_refused() {
         "{err}"
     );
 }
+
+/// `dermo data import ham10000` on `meta` (written from `rows`) and the images in `images`.
+fn import_meta(tmp: &Path, rows: &str, images: &Path, masks: Option<&Path>) -> Output {
+    let (meta, out) = (tmp.join("meta.csv"), tmp.join("out"));
+    std::fs::write(&meta, format!("lesion_id,image_id,dx\n{rows}")).unwrap();
+    let mut args = vec!["data", "import", "ham10000", "--metadata", s(&meta)];
+    args.extend(["--images", s(images)]);
+    if let Some(m) = masks {
+        args.extend(["--masks", s(m)]);
+    }
+    args.extend(["--out", s(&out)]);
+    dermo(&args)
+}
+
+fn failed(out: &Output) -> String {
+    assert!(!out.status.success(), "dermo must fail");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn ham10000_image_ids_that_leave_the_folder_or_repeat_are_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let images = tmp.path().join("set/images");
+    populate(
+        &tmp.path().join("set"),
+        "images",
+        &["ISIC_0024306", "ISIC_0024307"],
+    );
+    // A real image outside the images folder, which `../../outside` reached.
+    std::fs::copy(
+        images.join("ISIC_0024306.jpg"),
+        tmp.path().join("outside.jpg"),
+    )
+    .unwrap();
+    let rows = "HAM_1,ISIC_0024306,nv\nHAM_2,../../outside,mel\n";
+    let err = failed(&import_meta(tmp.path(), rows, &images, None));
+    assert!(
+        err.contains("meta.csv, line 3") && err.contains("\"../../outside\" leaves"),
+        "{err}"
+    );
+
+    let rows = "HAM_1,ISIC_0024306,nv\nHAM_2,ISIC_0024307,nv\nHAM_3,ISIC_0024306,mel\n";
+    let err = failed(&import_meta(tmp.path(), rows, &images, None));
+    assert!(
+        err.contains("meta.csv, line 4")
+            && err.contains("\"ISIC_0024306\"")
+            && err.contains("line 2"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("out/manifest.csv").exists());
+}
+
+#[test]
+fn ham10000_image_or_mask_folders_that_do_not_exist_are_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let images = tmp.path().join("images");
+    populate(tmp.path(), "images", &["ISIC_0024306"]);
+    let rows = "HAM_1,ISIC_0024306,nv\n";
+    // A mistyped --masks used to import without masks, silently.
+    let masks = tmp.path().join("maks");
+    let err = failed(&import_meta(tmp.path(), rows, &images, Some(&masks)));
+    assert!(
+        err.contains("mask folder") && err.contains(s(&masks)),
+        "{err}"
+    );
+    let missing = tmp.path().join("imgs");
+    let err = failed(&import_meta(tmp.path(), rows, &missing, None));
+    assert!(
+        err.contains("image folder") && err.contains(s(&missing)),
+        "{err}"
+    );
+    assert!(!tmp.path().join("out/manifest.csv").exists());
+    ok(import_meta(tmp.path(), rows, &images, None));
+}
+
+/// Runs `dermo data import scope-bundle` on `bundle` after `edit` changed its captures.csv.
+fn import_edited_bundle(tmp: &Path, edit: impl FnOnce(String) -> String) -> Output {
+    let bundle = tmp.join("bundle");
+    write_bundle(&bundle);
+    let csv = bundle.join("captures.csv");
+    std::fs::write(&csv, edit(std::fs::read_to_string(&csv).unwrap())).unwrap();
+    dermo(&[
+        "data",
+        "import",
+        "scope-bundle",
+        s(&bundle),
+        "--out",
+        s(&tmp.join("out")),
+    ])
+}
+
+#[test]
+fn scope_bundle_files_outside_the_bundle_are_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Without a hash to check, the file outside the bundle used to be imported as an image.
+    let out = import_edited_bundle(tmp.path(), |csv| {
+        csv.replace("images/ISIC_0024306.jpg", "../../../../etc/passwd")
+            .replace(&sha256_of("ISIC_0024306"), "")
+    });
+    let err = failed(&out);
+    assert!(
+        err.contains("captures.csv, line 2") && err.contains("\"../../../../etc/passwd\" leaves"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("out/manifest.csv").exists());
+}
+
+#[test]
+fn scope_bundle_rows_without_a_frame_hash_are_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The second capture's hash is gone: it used to be imported unchecked.
+    let out = import_edited_bundle(tmp.path(), |csv| {
+        csv.replace(&sha256_of("ISIC_0025964"), "")
+    });
+    let err = failed(&out);
+    assert!(
+        err.contains("captures.csv, line 3") && err.contains("frame_sha256 is empty"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("out/manifest.csv").exists());
+}

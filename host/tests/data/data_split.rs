@@ -178,3 +178,39 @@ fn bad_fractions_are_refused() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("sum to 1"));
 }
+
+#[test]
+fn a_manifest_with_a_repeated_image_id_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ham = ham_dir();
+    let meta = tmp.path().join("meta.csv");
+    std::fs::write(
+        &meta,
+        "lesion_id,image_id,dx\nHAM_1,ISIC_0024306,nv\nHAM_2,ISIC_0024307,nv\nHAM_3,ISIC_0025964,mel\n",
+    )
+    .unwrap();
+    let src = Ham10000Source {
+        metadata: &meta,
+        images: &ham.join("images"),
+        masks: None,
+    };
+    let mut m = ham10000(&src, &LabelTable::builtin(), false)
+        .unwrap()
+        .manifest;
+    // The same image again, under another lesion: it could land in train and in test.
+    let mut again = m.records[0].clone();
+    again.lesion_id = "HAM_4".into();
+    m.records.push(again);
+    let path = tmp.path().join("manifest.csv");
+    m.save(&path).unwrap();
+    let out = tmp.path().join("split");
+    let o = Command::new(env!("CARGO_BIN_EXE_dermo"))
+        .args(["data", "split", path.to_str().unwrap(), "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("\"ISIC_0024306\" appears twice"), "{err}");
+    assert!(!out.exists());
+}

@@ -207,6 +207,7 @@ fn broken(name: &str, content: &str) -> (LabelmeError, String) {
     std::fs::write(&path, content).unwrap();
     let err = read_annotation(
         &path,
+        tmp.path(),
         None,
         &LabelTable::builtin(),
         &LabelmeOptions::default(),
@@ -266,4 +267,45 @@ fn bad_files_give_clear_errors_naming_the_file() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("bad.json"));
     assert!(!tmp.path().join("out/manifest.csv").exists());
+}
+
+#[test]
+fn image_paths_that_leave_the_import_folder_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("labelme");
+    let (id, label) = IMAGES[1];
+    // A real image just outside the import folder: `../` or its absolute path used to reach it.
+    let outside = tmp.path().join("outside.jpg");
+    std::fs::copy(image_path(id), &outside).unwrap();
+    for (name, image_ref) in [("up", "../outside.jpg"), ("absolute", s(&outside))] {
+        let json = dir.join(format!("{name}.json"));
+        write_json(&json, &labelme_json(id, label, image_ref, false));
+        let o = import(&dir, &tmp.path().join("out"), &[]);
+        assert!(!o.status.success(), "{name}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains(&format!("{name}.json"))
+                && err.contains(&format!("imagePath {image_ref:?} leaves")),
+            "{err}"
+        );
+        std::fs::remove_file(json).unwrap();
+    }
+    assert!(!tmp.path().join("out/manifest.csv").exists());
+
+    // `../` that stays inside the import folder is fine: melanoma/x.json names ../images/x.jpg.
+    std::fs::create_dir_all(dir.join("images")).unwrap();
+    std::fs::copy(image_path(id), dir.join(format!("images/{id}.jpg"))).unwrap();
+    write_json(
+        &dir.join(format!("melanoma/{id}.json")),
+        &labelme_json(id, label, &format!("../images/{id}.jpg"), false),
+    );
+    let o = import(&dir, &tmp.path().join("out"), &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m = Manifest::load(&tmp.path().join("out/manifest.csv")).unwrap();
+    assert_eq!(m.len(), 1);
+    assert!(m.records[0].path.ends_with(format!("images/{id}.jpg")));
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
 }
