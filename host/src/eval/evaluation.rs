@@ -259,13 +259,7 @@ fn run_external_eval(a: EvalArgs) -> anyhow::Result<()> {
 /// Prints the headline figures with their intervals.
 pub fn print_summary(record: &EvalRecord, out: &Path) {
     let m = &record.metrics;
-    let show = |name: &str, i: &Option<dermo_calibration::Interval>| match i {
-        Some(i) => eprintln!(
-            "  {name:<22} {:.4}  [{:.4}, {:.4}]",
-            i.estimate, i.low, i.high
-        ),
-        None => eprintln!("  {name:<22} undefined"),
-    };
+    let show = super::record::print_interval;
     eprintln!(
         "{} on {} ({} images, {} lesions, T = {:.3}):",
         record.model,

@@ -110,13 +110,7 @@ fn write_cases(path: &Path, set: &ExternalSet, cases: &[MelanomaCase]) -> anyhow
 
 fn print_summary(record: &ExternalEvalRecord, out: &Path) {
     let m = &record.metrics;
-    let show = |name: &str, i: &Option<dermo_calibration::Interval>| match i {
-        Some(i) => eprintln!(
-            "  {name:<30} {:.4}  [{:.4}, {:.4}]",
-            i.estimate, i.low, i.high
-        ),
-        None => eprintln!("  {name:<30} undefined"),
-    };
+    let show = super::record::print_interval;
     eprintln!(
         "{} on external set {} ({} images, {} melanoma; T = {:.3}, refer at {:.3}):",
         record.model,

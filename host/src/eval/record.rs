@@ -12,6 +12,17 @@ use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+/// One summary line on stderr: `  NAME  estimate  [low, high]`, or `undefined`.
+pub fn print_interval(name: &str, interval: &Option<dermo_calibration::Interval>) {
+    match interval {
+        Some(i) => eprintln!(
+            "  {name:<30} {:.4}  [{:.4}, {:.4}]",
+            i.estimate, i.low, i.high
+        ),
+        None => eprintln!("  {name:<30} undefined"),
+    }
+}
+
 /// The per-image table written beside `NAME.json`: `NAME.predictions.csv`.
 pub fn predictions_path(eval_json: &Path) -> PathBuf {
     eval_json.with_extension("predictions.csv")

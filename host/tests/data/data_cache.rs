@@ -1,32 +1,17 @@
 //! The training cache on a real subset: built by the binary, a no-op when re-run, and holding
 //! exactly the pixels `dermo_model::preprocess::prepare` gives (masked rows masked first).
 
+use crate::data_support::ham10000_with_masks;
 use dermo_host::data::cache::{ensure_cache, Cache};
-use dermo_host::data::import::{ham10000, Ham10000Source};
-use dermo_host::data::labels::LabelTable;
 use dermo_host::data::manifest::{Manifest, Record, Variant};
 use dermo_model::preprocess::{apply_mask, decode_file, decode_mask_file, prepare};
 use dermo_model::PreprocessConfig;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn ham_dir() -> PathBuf {
-    std::env::var_os("DERMO_HAM10000")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/ham10000"))
-}
-
 /// 24 shared images, the first 12 also as masked rows.
 fn subset(dir: &Path) -> PathBuf {
-    let ham = ham_dir();
-    let src = Ham10000Source {
-        metadata: &ham.join("HAM10000_metadata.csv"),
-        images: &ham.join("images"),
-        masks: Some(&ham.join("masks")),
-    };
-    let all = ham10000(&src, &LabelTable::builtin(), false)
-        .unwrap()
-        .manifest;
+    let all = ham10000_with_masks();
     let mut records: Vec<Record> = all.records.iter().step_by(400).take(24).cloned().collect();
     let masked: Vec<Record> = records[..12]
         .iter()

@@ -1,20 +1,13 @@
 //! `dermo data check` on a real subset of the shared set, with a corrupted copy, a relabelled
 //! exact copy and broken masks mixed in.
 
-use dermo_host::data::import::{ham10000, Ham10000Source};
-use dermo_host::data::labels::LabelTable;
+use crate::data_support::ham10000_with_masks;
 use dermo_host::data::manifest::{Manifest, Record};
 use dermo_model::Class;
 use image::GrayImage;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-fn ham_dir() -> PathBuf {
-    std::env::var_os("DERMO_HAM10000")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/ham10000"))
-}
 
 /// Lesions photographed several times, some nearly identically; HAM_0000910 and HAM_0007075
 /// hold the same picture under two labels (mel and nv), HAM_0002300 the same file twice.
@@ -39,15 +32,7 @@ const SAME_LESION_PAIRS: [(&str, &str); 5] = [
 ];
 
 fn subset(tmp: &Path) -> Manifest {
-    let ham = ham_dir();
-    let src = Ham10000Source {
-        metadata: &ham.join("HAM10000_metadata.csv"),
-        images: &ham.join("images"),
-        masks: Some(&ham.join("masks")),
-    };
-    let all = ham10000(&src, &LabelTable::builtin(), false)
-        .unwrap()
-        .manifest;
+    let all = ham10000_with_masks();
     let mut records: Vec<Record> = all
         .records
         .iter()

@@ -1,16 +1,11 @@
 //! `dermo data import`: the real binary on the shared HAM10000 set and on small real layouts.
 
+use crate::data_support::ham_dir;
 use dermo_host::data::manifest::Manifest;
 use dermo_model::Class;
 use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-
-fn ham_dir() -> PathBuf {
-    std::env::var_os("DERMO_HAM10000")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/ham10000"))
-}
 
 fn dermo(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_dermo"))

@@ -1,6 +1,7 @@
 //! `dermo data split` on the full shared HAM10000 manifest: lesion-grouped, stratified,
 //! deterministic, and the study's variants (k-fold, balanced, masked, both).
 
+use crate::data_support::{ham10000_with_masks, ham_dir};
 use dermo_host::data::import::{ham10000, Ham10000Source};
 use dermo_host::data::labels::LabelTable;
 use dermo_host::data::manifest::{Manifest, Variant};
@@ -9,23 +10,9 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn ham_dir() -> PathBuf {
-    std::env::var_os("DERMO_HAM10000")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/ham10000"))
-}
-
 /// The full shared set imported into `dir/manifest.csv`.
 fn full_manifest(dir: &Path) -> (PathBuf, Manifest) {
-    let ham = ham_dir();
-    let src = Ham10000Source {
-        metadata: &ham.join("HAM10000_metadata.csv"),
-        images: &ham.join("images"),
-        masks: Some(&ham.join("masks")),
-    };
-    let m = ham10000(&src, &LabelTable::builtin(), false)
-        .unwrap()
-        .manifest;
+    let m = ham10000_with_masks();
     let path = dir.join("manifest.csv");
     m.save(&path).unwrap();
     (path, m)

@@ -1,6 +1,7 @@
 //! Labelme import on JSON built from real shared masks: outlines traced from the mask, the image
 //! beside the JSON or embedded as base64, rasterized back and compared with the source mask.
 
+use crate::data_support::ham_dir;
 use base64::Engine;
 use dermo_host::data::labelme::{read_annotation, LabelmeError, LabelmeOptions};
 use dermo_host::data::labels::LabelTable;
@@ -11,12 +12,6 @@ use image::GrayImage;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn ham_dir() -> PathBuf {
-    std::env::var_os("DERMO_HAM10000")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/ham10000"))
-}
 
 /// A few shared images of different classes and mask shapes.
 const IMAGES: [(&str, &str); 4] = [
