@@ -32,7 +32,7 @@ pub use confusion::{ClassMetrics, ConfusionMatrix};
 pub use error::{CalibrationError, Result};
 pub use evaluation::{evaluate, ClassEvaluation, Evaluation, EvaluationOptions, TriageEvaluation};
 pub use int8::{ActivationHistogram, ActivationRange, RangeMethod};
-pub use melanoma::{evaluate_melanoma, melanoma_auc, MelanomaCase, MelanomaEvaluation};
+pub use melanoma::{evaluate_melanoma, MelanomaCase, MelanomaEvaluation};
 pub use reliability::{reliability, Reliability, ReliabilityBin};
 pub use roc::{macro_auc, one_vs_rest_auc, one_vs_rest_curves, roc_auc, roc_curve, RocCurve};
 pub use temperature::{fit_temperature, nll, softmax, TemperatureFit};

@@ -86,10 +86,6 @@ pub fn evaluate_melanoma(
 }
 
 /// ROC AUC of the melanoma probability (NaN when one label is absent).
-pub fn melanoma_auc(cases: &[MelanomaCase]) -> f64 {
-    auc(cases)
-}
-
 fn auc(cases: &[MelanomaCase]) -> f64 {
     let scores: Vec<f64> = cases.iter().map(|c| c.melanoma_prob).collect();
     let truth: Vec<bool> = cases.iter().map(|c| c.melanoma).collect();
