@@ -122,6 +122,7 @@ fn backbone_model_with_ood(dir: &Path) -> PathBuf {
         .collect();
     let mut spec = OodSpec {
         block: None,
+        frozen_backbone: false,
         feature_mean: mean,
         feature_std: std,
         threshold: f32::INFINITY,

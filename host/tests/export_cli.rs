@@ -8,6 +8,7 @@ mod train_support;
 use dermo_host::train::recipe::{Mode, Recipe};
 use dermo_host::train::{train, TrainData, TrainOptions};
 use dermo_model::{ModelFile, PreprocessConfig, Runtime, TrustPolicy};
+use prost::Message;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -53,6 +54,15 @@ fn run_dir() -> &'static Path {
         };
         let run = root.join("run");
         train(&recipe, &data, &run, &options).unwrap();
+        // The default OOD rule: block 10 of a frozen ImageNet copy, which every export carries.
+        ok(&dermo(&[
+            "calibrate",
+            s(&run),
+            "--data",
+            s(&v),
+            "--device",
+            "cpu",
+        ]));
         run
     })
 }
@@ -254,6 +264,30 @@ fn int8_full_export_runs_and_reports_its_cost() {
     assert!(r["top1_agreement"].as_f64().unwrap() >= 0.8, "{r}");
     let file = ModelFile::open(&model, &TrustPolicy::unsigned()).unwrap();
     assert!(file.graph_info().unwrap().ops.contains_key("QLinearConv"));
+    assert_frozen_ood_branch(&file);
+}
+
+/// The file computes the OOD rule's features in a frozen branch of its own, which reads the
+/// ImageNet weights: on a probe run (whose blocks are ImageNet's too) the branch and the
+/// classifier's own block 10 agree.
+fn assert_frozen_ood_branch(file: &ModelFile) {
+    let ood = file.metadata.calibration.ood.as_ref().expect("an OOD rule");
+    assert_eq!((ood.block, ood.frozen_backbone), (Some(10), true));
+    let proto = tract_onnx::pb::ModelProto::decode(file.bytes.as_slice()).unwrap();
+    let graph = proto.graph.unwrap();
+    let nodes = |p: &str| {
+        graph
+            .node
+            .iter()
+            .filter(|n| n.output.iter().any(|o| o.starts_with(p)))
+            .count()
+    };
+    assert!(nodes("ood.blocks.10") > 0, "no frozen branch in the graph");
+    assert!(graph.output.iter().any(|o| o.name == "ood_features"));
+    assert!(
+        nodes("ood.") < nodes("blocks."),
+        "the branch is larger than the network"
+    );
 }
 
 #[test]

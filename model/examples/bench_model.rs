@@ -118,6 +118,7 @@ fn write_models(a: &Args) {
         with_features: true,
         activation_ranges: ranges,
         ood_block: None,
+        ood_weights: None,
     };
     std::fs::create_dir_all(&a.out).expect("output folder");
     let fp32_path = path_of(&a.out, Precision::Fp32);

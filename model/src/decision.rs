@@ -148,6 +148,7 @@ mod tests {
         let mut c = cal();
         c.ood = Some(OodSpec {
             block: None,
+            frozen_backbone: false,
             feature_mean: vec![0.0; 4],
             feature_std: vec![1.0; 4],
             threshold: 2.0,

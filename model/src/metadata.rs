@@ -121,6 +121,12 @@ pub struct OodSpec {
     /// fine-tuned last layer, which only learned to separate lesion classes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub block: Option<usize>,
+    /// Whose weights compute that block. `false`: the classifier's own. `true`: a frozen copy of
+    /// the ImageNet stem and blocks `0..=block`, carried in the file for the rule alone (the
+    /// `ood_features` output), so the rule reads the same features however much of the
+    /// classifier was fine-tuned.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub frozen_backbone: bool,
     pub feature_mean: Vec<f32>,
     pub feature_std: Vec<f32>,
     pub threshold: f32,
@@ -326,7 +332,8 @@ mod tests {
                 target_sensitivity: 0.95,
                 abstain_min_confidence: 0.3,
                 ood: Some(OodSpec {
-                    block: None,
+                    block: Some(10),
+                    frozen_backbone: true,
                     feature_mean: vec![0.5, 1.0],
                     feature_std: vec![1.0, 2.0],
                     threshold: 3.0,

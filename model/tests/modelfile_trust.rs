@@ -22,6 +22,7 @@ fn signed_model(dir: &Path) -> (PathBuf, ed25519_dalek::VerifyingKey, Metadata) 
         with_features: false,
         activation_ranges: None,
         ood_block: None,
+        ood_weights: None,
     };
     let bytes = write_onnx(&spec, &random_weights(&spec, 9), &opts, &meta).unwrap();
     let path = dir.join("model.onnx");

@@ -6,8 +6,8 @@ mod onnx_support;
 use dermo_model::arch::ArchSpec;
 use dermo_model::metadata::OodSpec;
 use dermo_model::onnx::{
-    activation_range_names, bias_corrected, block_output, write_onnx, ExportOptions, OnnxError,
-    Precision,
+    activation_range_names, bias_corrected, block_output, ood_range_names, write_onnx,
+    ExportOptions, OnnxError, Precision,
 };
 use dermo_model::runtime::ActivationProbe;
 use dermo_model::{ModelFile, NamedWeights, Runtime, Tensor};
@@ -45,6 +45,7 @@ fn opts(precision: Precision) -> ExportOptions {
         with_features: true,
         activation_ranges: None,
         ood_block: None,
+        ood_weights: None,
     }
 }
 
@@ -374,6 +375,7 @@ fn ood_features_is_the_pooled_output_of_the_chosen_block() {
     let mut meta = metadata(S, "fp32");
     meta.calibration.ood = Some(OodSpec {
         block: Some(1),
+        frozen_backbone: false,
         feature_mean: vec![0.0; spec.blocks()[1].out_channels],
         feature_std: vec![1.0; spec.blocks()[1].out_channels],
         threshold: 1.0,
@@ -385,4 +387,78 @@ fn ood_features_is_the_pooled_output_of_the_chosen_block() {
         err.contains("ood_features") && err.contains("block 1"),
         "{err}"
     );
+}
+
+/// With `ood_weights`, `ood_features` comes from a frozen branch of its own: equal to what a file
+/// of those weights alone outputs for the block, in every precision, while the logits stay the
+/// classifier's.
+#[test]
+fn a_frozen_ood_branch_reads_its_own_weights_and_leaves_the_logits_alone() {
+    let spec = small_spec();
+    let classifier = random_weights(&spec, 3);
+    let frozen = random_weights(&spec, 4);
+    let dir = tempfile::tempdir().unwrap();
+    let images = real_images(4, S);
+    let input = batch(&images);
+    let block = 1;
+    let run = |name: &str, w: &NamedWeights, o: &ExportOptions| {
+        let (_, file) = write(dir.path(), name, &spec, w, o);
+        Runtime::new(&file).unwrap().run(&input).unwrap()
+    };
+    let with_block = |precision| ExportOptions {
+        ood_block: Some(block),
+        ..opts(precision)
+    };
+    let fp32_frozen = ExportOptions {
+        ood_weights: Some(frozen.clone()),
+        ..with_block(Precision::Fp32)
+    };
+    let (_, probe_file) = write(dir.path(), "probe.onnx", &spec, &classifier, &fp32_frozen);
+    let mut names = activation_range_names(&spec);
+    names.extend(ood_range_names(&spec, block));
+    assert_eq!(
+        ood_range_names(&spec, block).last().unwrap(),
+        &format!("ood.{}", block_output(&spec, block).unwrap())
+    );
+    let ranges = ActivationProbe::new(&probe_file, &names)
+        .unwrap()
+        .statistics(&images)
+        .unwrap()
+        .ranges;
+    // What the frozen weights alone give for the block, in fp32.
+    let alone = run("frozen-alone.onnx", &frozen, &with_block(Precision::Fp32));
+    let expected = alone.ood_features.unwrap();
+    let scale = expected.iter().map(|v| v.abs()).fold(0.0, f32::max);
+    for (precision, tolerance) in [
+        (Precision::Fp32, 1e-5),
+        (Precision::Int8, 0.1),
+        (Precision::Int8Full, 0.1),
+    ] {
+        let plain = ExportOptions {
+            activation_ranges: Some(ranges.clone()),
+            ..with_block(precision)
+        };
+        let branch = ExportOptions {
+            ood_weights: Some(frozen.clone()),
+            ..plain.clone()
+        };
+        let own = run("own.onnx", &classifier, &plain);
+        let both = run("branch.onnx", &classifier, &branch);
+        let got = both.ood_features.as_ref().unwrap();
+        let d = max_abs_diff(got, &expected);
+        assert!(
+            d <= tolerance * scale.max(1e-3),
+            "{precision:?}: the branch's ood_features differ from the frozen weights' by {d}"
+        );
+        let from_own = max_abs_diff(got, own.ood_features.as_ref().unwrap());
+        assert!(
+            from_own > 0.3 * scale,
+            "{precision:?}: the branch reads the classifier's own block (gap {from_own}, scale {scale})"
+        );
+        let logit_gap = max_abs_diff(&both.logits, &own.logits);
+        assert!(
+            logit_gap <= 1e-5,
+            "{precision:?}: the logits moved by {logit_gap}"
+        );
+    }
 }

@@ -69,6 +69,7 @@ pub fn build(
         with_features: true,
         activation_ranges: None,
         ood_block: None,
+        ood_weights: None,
     };
     let bytes = write_onnx(&ArchSpec::efficientnet_lite0(7), weights, &opts, &meta)
         .expect("the ONNX writer accepts the pretrained weights");

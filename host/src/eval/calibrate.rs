@@ -3,7 +3,7 @@
 //! out-of-distribution statistics — and stores them with the run as `calibration.json`
 //! (a serialized [`CalibrationSpec`] that `dermo export` puts into the model file).
 
-use super::network::{score_manifest, Checkpoint, Network, Scored};
+use super::network::{score_manifest, Checkpoint, Network, OodFeatures, Scored};
 use super::record::{malignant_group, now, probabilities, RELIABILITY_BINS};
 use super::tta::Tta;
 use crate::train::DeviceChoice;
@@ -46,10 +46,16 @@ pub struct CalibrateArgs {
     #[arg(long, default_value_t = 0.975)]
     pub ood_quantile: f64,
     /// Which feature map the OOD score pools: a block index (0‥15) or `head` (the last feature
-    /// map). Block 10, the last block the CPU recipe keeps at its ImageNet weights, tells
-    /// non-skin frames apart far better than the fine-tuned head (README, "Out-of-distribution").
+    /// map). Block 10 of the ImageNet backbone tells non-skin frames apart far better than the
+    /// fine-tuned head (docs/results.md, "Out-of-distribution").
     #[arg(long, default_value = "10", value_parser = parse_ood_block)]
     pub ood_block: OodBlock,
+    /// Whose weights compute that block: `imagenet`, a frozen copy of the ImageNet stem and
+    /// blocks that the exported file carries for the rule alone (the rule then reads the same
+    /// features however much of the classifier was fine-tuned; it costs the device that much
+    /// more compute), or `model`, the classifier's own (free, but fine-tuning moves them).
+    #[arg(long, value_enum, default_value_t = OodWeights::Imagenet)]
+    pub ood_weights: OodWeights,
     /// Abstain when the top calibrated probability is below this (0 turns the rule off).
     #[arg(long, default_value_t = 0.0)]
     pub abstain_min_confidence: f32,
@@ -58,16 +64,15 @@ pub struct CalibrateArgs {
     pub device: DeviceChoice,
 }
 
+/// `--ood-weights`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OodWeights {
+    Imagenet,
+    Model,
+}
+
 /// `--ood-block`: `None` is the head's feature map.
 pub type OodBlock = Option<usize>;
-
-/// What an OOD rule pools, in words.
-pub fn ood_source(block: OodBlock) -> String {
-    match block {
-        Some(b) => format!("the pooled output of block {b}"),
-        None => "the pooled last feature map".into(),
-    }
-}
 
 fn parse_ood_block(s: &str) -> Result<OodBlock, String> {
     match s {
@@ -101,6 +106,9 @@ pub struct OodFit {
     /// The block whose pooled output the score reads (`None`: the head's feature map).
     #[serde(default)]
     pub block: OodBlock,
+    /// Whether a frozen ImageNet copy computes that block (see `OodSpec::frozen_backbone`).
+    #[serde(default)]
+    pub frozen_backbone: bool,
     pub quantile: f64,
     pub threshold: f32,
     /// Fraction of the validation images the rule rejects.
@@ -119,7 +127,10 @@ pub struct SyntheticFrame {
 
 pub fn run_calibrate(a: CalibrateArgs) -> anyhow::Result<()> {
     let mut checkpoint = Checkpoint::load(&a.run, a.device.resolve()?)?;
-    checkpoint.set_ood_block(a.ood_block)?;
+    checkpoint.set_ood(OodFeatures {
+        block: a.ood_block,
+        frozen_backbone: a.ood_weights == OodWeights::Imagenet,
+    })?;
     let cache_root = checkpoint.cache_root();
     let val = score_manifest(&mut checkpoint, &a.data, Tta::None, &cache_root, true)?;
     let reference = match &a.ood_reference {
@@ -162,7 +173,11 @@ pub fn run_calibrate(a: CalibrateArgs) -> anyhow::Result<()> {
         eprintln!(
             "OOD threshold {:.3} on {}: abstains on {:.1}% of validation images and {:.0}% of {} synthetic frames",
             ood.threshold,
-            ood_source(ood.block),
+            OodFeatures {
+                block: ood.block,
+                frozen_backbone: ood.frozen_backbone
+            }
+            .describe(),
             100.0 * ood.validation_abstain_rate,
             100.0 * ood.synthetic_abstain_rate,
             ood.synthetic.len()
@@ -270,8 +285,10 @@ fn fit_ood(
     let mut sorted: Vec<f64> = var.iter().map(|v| v.sqrt()).collect();
     sorted.sort_by(f64::total_cmp);
     let floor = (quantile(&sorted, 0.5) * 0.05).max(1e-4);
+    let reads = network.ood_features();
     let mut spec = OodSpec {
-        block: network.ood_block(),
+        block: reads.block,
+        frozen_backbone: reads.frozen_backbone,
         feature_mean: mean.iter().map(|&m| m as f32).collect(),
         feature_std: var.iter().map(|v| v.sqrt().max(floor) as f32).collect(),
         threshold: f32::INFINITY,
@@ -292,6 +309,7 @@ fn fit_ood(
     let fit = OodFit {
         reference: settings.reference.clone(),
         block: spec.block,
+        frozen_backbone: spec.frozen_backbone,
         quantile: settings.ood_quantile,
         threshold: spec.threshold,
         validation_abstain_rate: rejected as f64 / val_scores.len() as f64,

@@ -1,7 +1,7 @@
 //! `dermo eval`: a run's checkpoint or a model file on a split → `eval.json` + predictions.
 
 use super::calibrate::CALIBRATION_JSON;
-use super::network::{score_manifest, Checkpoint, ModelFileNetwork, Network, Scored};
+use super::network::{score_manifest, Checkpoint, ModelFileNetwork, Network, OodFeatures, Scored};
 use super::record::{
     class_codes, measure, now, predictions_path, probabilities, write_predictions, write_record,
     EvalRecord, Operating,
@@ -51,6 +51,11 @@ pub struct EvalArgs {
     /// Image cache root for model files (a run uses the one it trained with).
     #[arg(long, default_value = "work/cache")]
     pub cache_root: PathBuf,
+    /// A trusted public key (dermo-signing.pub) to check a model file's signature with; repeat
+    /// for several. Default: the `*.pub` files beside the model. An unsigned file, or one whose
+    /// signature fails, is still evaluated, with a warning that the report repeats.
+    #[arg(long = "key", value_name = "PUB")]
+    pub keys: Vec<PathBuf>,
 }
 
 pub fn run_eval(a: EvalArgs) -> anyhow::Result<()> {
@@ -78,7 +83,7 @@ pub fn run_eval(a: EvalArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|| a.target.join(format!("eval-{stem}.json")));
         (Box::new(checkpoint), cache_root, operating, source, out)
     } else {
-        let model = ModelFileNetwork::open(&a.target)?;
+        let model = ModelFileNetwork::open(&a.target, &a.keys)?;
         let cal = &model.file().metadata.calibration;
         let operating = Operating {
             temperature: f64::from(cal.temperature),
@@ -221,14 +226,14 @@ fn run_external_eval(a: EvalArgs) -> anyhow::Result<()> {
             Some((spec, source)) => (spec, Some(source)),
             None => (CalibrationSpec::default(), None),
         };
-        checkpoint.set_ood_block(spec.ood.as_ref().and_then(|o| o.block))?;
+        checkpoint.set_ood(OodFeatures::of(spec.ood.as_ref()))?;
         let out = a
             .out
             .clone()
             .unwrap_or_else(|| a.target.join(format!("eval-{stem}.json")));
         (Box::new(checkpoint), spec, source, out)
     } else {
-        let model = ModelFileNetwork::open(&a.target)?;
+        let model = ModelFileNetwork::open(&a.target, &a.keys)?;
         let spec = model.file().metadata.calibration.clone();
         let out = a.out.clone().unwrap_or_else(|| {
             PathBuf::from(format!(

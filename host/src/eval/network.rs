@@ -5,14 +5,19 @@
 use super::tta::Tta;
 use crate::data::cache::{build_cache, Cache};
 use crate::data::manifest::Manifest;
+use crate::export::signing::SignatureStatus;
+use crate::train::net::EfficientNetLite;
 use crate::train::predict::TrainedModel;
+use crate::train::pretrained;
 use anyhow::Context;
+use dermo_model::arch::ArchSpec;
 use dermo_model::preprocess::normalize_into;
-use dermo_model::{ModelFile, PreprocessConfig, Runtime, TrustPolicy, NUM_CLASSES};
+use dermo_model::{ModelFile, OodSpec, PreprocessConfig, Runtime, TrustPolicy, NUM_CLASSES};
 use image::RgbImage;
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::Array2;
 use std::path::{Path, PathBuf};
+use tch::nn::VarStore;
 
 /// Logits and OOD features of a batch of normalized `[B, 3, S, S]` images.
 pub trait Network {
@@ -22,8 +27,38 @@ pub trait Network {
     fn preprocess(&self) -> PreprocessConfig;
     /// Runs a batch given as `batch` images of `3 × S × S` floats each.
     fn run(&mut self, data: &[f32], batch: usize) -> anyhow::Result<Batch>;
-    /// The block whose pooled output [`Batch::ood`] is (`None`: the pooled last feature map).
-    fn ood_block(&self) -> Option<usize>;
+    /// What [`Batch::ood`] is.
+    fn ood_features(&self) -> OodFeatures;
+}
+
+/// What the OOD rule reads: the pooled output of `block` (`None`: the last feature map),
+/// computed by the classifier's own weights or, with `frozen_backbone`, by a frozen copy of the
+/// ImageNet stem and blocks (see `OodSpec::frozen_backbone`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OodFeatures {
+    pub block: Option<usize>,
+    pub frozen_backbone: bool,
+}
+
+impl OodFeatures {
+    /// What an OOD rule reads (the default, the last feature map, when there is none).
+    pub fn of(spec: Option<&OodSpec>) -> Self {
+        spec.map_or_else(Self::default, |o| OodFeatures {
+            block: o.block,
+            frozen_backbone: o.frozen_backbone,
+        })
+    }
+
+    /// In words, for reports.
+    pub fn describe(&self) -> String {
+        match (self.block, self.frozen_backbone) {
+            (Some(b), true) => {
+                format!("the pooled output of block {b} of the frozen ImageNet copy")
+            }
+            (Some(b), false) => format!("the pooled output of block {b}"),
+            (None, _) => "the pooled last feature map".into(),
+        }
+    }
 }
 
 /// Output of [`Network::run`].
@@ -38,7 +73,9 @@ pub struct Batch {
 pub struct Checkpoint {
     model: TrainedModel,
     run_dir: PathBuf,
-    ood_block: Option<usize>,
+    ood: OodFeatures,
+    /// The ImageNet network that computes [`Batch::ood`] when `ood.frozen_backbone`.
+    frozen: Option<(VarStore, EfficientNetLite)>,
 }
 
 impl Checkpoint {
@@ -46,14 +83,15 @@ impl Checkpoint {
         Ok(Checkpoint {
             model: TrainedModel::load(run_dir, device)?,
             run_dir: run_dir.to_owned(),
-            ood_block: None,
+            ood: OodFeatures::default(),
+            frozen: None,
         })
     }
 
-    /// Makes [`Batch::ood`] the pooled output of block `block` (`None`: the pooled last feature
-    /// map), as the exported file's `ood_features` output will be.
-    pub fn set_ood_block(&mut self, block: Option<usize>) -> anyhow::Result<()> {
-        if let Some(b) = block {
+    /// Makes [`Batch::ood`] what `ood` names, as the exported file's `ood_features` output will
+    /// be. A frozen backbone is the ImageNet weights the run started from (`run.json`).
+    pub fn set_ood(&mut self, ood: OodFeatures) -> anyhow::Result<()> {
+        if let Some(b) = ood.block {
             let blocks = self.model.net.num_blocks();
             anyhow::ensure!(
                 b < blocks,
@@ -61,7 +99,22 @@ impl Checkpoint {
                 blocks - 1
             );
         }
-        self.ood_block = block;
+        self.frozen = match ood.frozen_backbone {
+            false => None,
+            true => {
+                anyhow::ensure!(
+                    ood.block.is_some(),
+                    "the frozen ImageNet copy serves a block's output, not the last feature map: give --ood-block N"
+                );
+                let path = pretrained::of_run(&self.model.info)?;
+                let vs = VarStore::new(self.model.vs.device());
+                let net =
+                    EfficientNetLite::new(&vs.root(), &ArchSpec::efficientnet_lite0(NUM_CLASSES));
+                pretrained::load_imagenet(&vs, &path, pretrained::Head::Fresh)?;
+                Some((vs, net))
+            }
+        };
+        self.ood = ood;
         Ok(())
     }
 
@@ -81,7 +134,6 @@ impl Network for Checkpoint {
     }
 
     fn run(&mut self, data: &[f32], batch: usize) -> anyhow::Result<Batch> {
-        use crate::train::net::EfficientNetLite;
         let s = self.model.recipe.size as i64;
         let device = self.model.vs.device();
         let net = &self.model.net;
@@ -89,13 +141,16 @@ impl Network for Checkpoint {
             let x = tch::Tensor::from_slice(data)
                 .reshape([batch as i64, 3, s, s])
                 .to_device(device);
-            let k = self.ood_block.map_or(0, |b| b + 1);
+            let k = self.ood.block.map_or(0, |b| b + 1);
             let h = net.prefix_t(&x, k, false);
             let pooled = EfficientNetLite::pooled(&net.suffix_features_t(&h, k, false));
             let logits = net.classify_t(&pooled, false);
-            let ood = match self.ood_block {
-                Some(_) => to_rows(&EfficientNetLite::pooled(&h)),
-                None => to_rows(&pooled),
+            let ood = match (self.ood.block, &self.frozen) {
+                (Some(_), Some((_, frozen))) => {
+                    to_rows(&EfficientNetLite::pooled(&frozen.prefix_t(&x, k, false)))
+                }
+                (Some(_), None) => to_rows(&EfficientNetLite::pooled(&h)),
+                (None, _) => to_rows(&pooled),
             };
             (to_rows(&logits), ood)
         });
@@ -114,8 +169,8 @@ impl Network for Checkpoint {
         Ok(Batch { logits, ood })
     }
 
-    fn ood_block(&self) -> Option<usize> {
-        self.ood_block
+    fn ood_features(&self) -> OodFeatures {
+        self.ood
     }
 }
 
@@ -135,11 +190,17 @@ pub struct ModelFileNetwork {
 }
 
 impl ModelFileNetwork {
-    /// Opens a model file; unsigned files are accepted (host tools check their own exports).
-    pub fn open(path: &Path) -> anyhow::Result<Self> {
+    /// Opens a model file. Unsigned files, and files whose signature fails, still run (host tools
+    /// check their own exports), but a warning is printed and the signature's status is part of
+    /// the label that reports carry. `keys`: trusted public keys (none: the `*.pub` beside it).
+    pub fn open(path: &Path, keys: &[PathBuf]) -> anyhow::Result<Self> {
         let file = ModelFile::open(path, &TrustPolicy::unsigned())?;
+        let status = SignatureStatus::check(path, &file.bytes, keys);
+        if status.is_warning() {
+            eprintln!("warning: {}: {status}", path.display());
+        }
         let label = format!(
-            "model file {} (sha256 {})",
+            "model file {} (sha256 {}, {status})",
             file.path.display(),
             &file.sha256[..16]
         );
@@ -194,13 +255,8 @@ impl Network for ModelFileNetwork {
         Ok(Batch { logits, ood })
     }
 
-    fn ood_block(&self) -> Option<usize> {
-        self.file
-            .metadata
-            .calibration
-            .ood
-            .as_ref()
-            .and_then(|o| o.block)
+    fn ood_features(&self) -> OodFeatures {
+        OodFeatures::of(self.file.metadata.calibration.ood.as_ref())
     }
 }
 

@@ -294,7 +294,11 @@ fn calibration_section(doc: &mut Document, fit: &CalibrationFit) {
             format!(
                 "{:.3} on {} ({:.1}th percentile of validation scores)",
                 ood.threshold,
-                super::calibrate::ood_source(ood.block),
+                super::network::OodFeatures {
+                    block: ood.block,
+                    frozen_backbone: ood.frozen_backbone
+                }
+                .describe(),
                 100.0 * ood.quantile
             ),
         ]);

@@ -6,7 +6,7 @@ use crate::eval::network::progress_bar;
 use anyhow::Context;
 use dermo_calibration::{ActivationHistogram, RangeMethod};
 use dermo_model::arch::ArchSpec;
-use dermo_model::onnx::activation_range_names;
+use dermo_model::onnx::{activation_range_names, ood_range_names};
 use dermo_model::runtime::{ActivationProbe, ActivationStats, ChannelMeans};
 use dermo_model::{preprocess_file, ModelFile, PreprocessConfig};
 use std::path::PathBuf;
@@ -26,7 +26,13 @@ pub fn activation_stats(
         !images.is_empty(),
         "no calibration images for the activation statistics"
     );
-    let names = activation_range_names(spec);
+    let mut names = activation_range_names(spec);
+    // A frozen OOD branch is quantized too (int8-full): its tensors need ranges of their own.
+    if let Some(ood) = &fp32.metadata.calibration.ood {
+        if let (true, Some(block)) = (ood.frozen_backbone, ood.block) {
+            names.extend(ood_range_names(spec, block));
+        }
+    }
     let probe = ActivationProbe::new(fp32, &names)?;
     let mut histograms = vec![ActivationHistogram::new(BINS)?; names.len()];
     let mut means = ChannelMeans::default();

@@ -8,8 +8,9 @@ use super::activations;
 use super::parity;
 use super::source::RunSource;
 use crate::data::manifest::Manifest;
-use crate::eval::network::{score_manifest, Checkpoint, ModelFileNetwork, Scored};
+use crate::eval::network::{score_manifest, Checkpoint, ModelFileNetwork, OodFeatures, Scored};
 use crate::eval::tta::Tta;
+use crate::train::pretrained;
 use anyhow::Context;
 use dermo_calibration::RangeMethod;
 use dermo_model::onnx::{bias_corrected, write_onnx, ExportOptions, Precision};
@@ -79,12 +80,21 @@ pub fn export(run: &Path, plan: &ExportPlan) -> anyhow::Result<ExportReport> {
         .unwrap_or_else(|| source.info.val_manifest.clone());
     let cache_root = source.info.cache_root.clone();
     let spec = source.spec().clone();
+    let ood = OodFeatures::of(source.calibration.ood.as_ref());
+    // The OOD rule's frozen ImageNet copy, carried in the file beside the classifier.
+    let ood_weights = match ood.frozen_backbone {
+        true => Some(NamedWeights::load_safetensors(&pretrained::of_run(
+            &source.info,
+        )?)?),
+        false => None,
+    };
     let options = |precision, ranges| ExportOptions {
         precision,
         input_size: source.recipe.size,
         with_features: plan.with_features,
         activation_ranges: ranges,
-        ood_block: source.calibration.ood.as_ref().and_then(|o| o.block),
+        ood_block: ood.block,
+        ood_weights: ood_weights.clone(),
     };
     let build = |precision, weights: &NamedWeights, ranges| -> anyhow::Result<ModelFile> {
         let meta = source.metadata(precision)?;
@@ -100,6 +110,7 @@ pub fn export(run: &Path, plan: &ExportPlan) -> anyhow::Result<ExportReport> {
 
     eprintln!("reference: libtorch on {}", val.display());
     let mut checkpoint = Checkpoint::load(run, plan.device)?;
+    checkpoint.set_ood(ood)?;
     let reference = score_manifest(&mut checkpoint, &val, Tta::None, &cache_root, true)?;
     drop(checkpoint);
 
@@ -113,6 +124,15 @@ pub fn export(run: &Path, plan: &ExportPlan) -> anyhow::Result<ExportReport> {
         parity::FP32_MAX_DELTA,
         val.display()
     );
+    if ood.block.is_some() {
+        let delta = parity::max_abs_ood_delta(&reference, &fp32_scores);
+        anyhow::ensure!(
+            delta <= parity::FP32_MAX_DELTA,
+            "parity failed: the fp32 file's ood_features differ from libtorch's ({}) by {delta:.2e} (limit {:.0e})",
+            ood.describe(),
+            parity::FP32_MAX_DELTA
+        );
+    }
     let bal_fp32 = parity::balanced_accuracy(&fp32_scores)?;
 
     let (file, scores) = match plan.precision {

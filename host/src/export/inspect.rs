@@ -101,7 +101,7 @@ pub fn report(file: &ModelFile, graph: &GraphInfo) -> String {
                 "abstain when score > {} ({} dimensions: {})",
                 o.threshold,
                 o.feature_mean.len(),
-                crate::eval::calibrate::ood_source(o.block)
+                crate::eval::network::OodFeatures::of(Some(o)).describe()
             ),
             None => "no rule".into(),
         },

@@ -19,6 +19,24 @@ pub fn max_abs_delta(a: &Scored, b: &Scored) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// Largest absolute difference between the OOD features of the same image (∞ when one side
+/// has none or their sizes differ).
+pub fn max_abs_ood_delta(a: &Scored, b: &Scored) -> f64 {
+    if a.ood.len() != b.ood.len() || a.ood.is_empty() {
+        return f64::INFINITY;
+    }
+    let mut worst = 0f64;
+    for (x, y) in a.ood.iter().zip(&b.ood) {
+        if x.len() != y.len() {
+            return f64::INFINITY;
+        }
+        for (p, q) in x.iter().zip(y) {
+            worst = worst.max(f64::from((p - q).abs()));
+        }
+    }
+    worst
+}
+
 /// Fraction of images whose top-1 class is the same.
 pub fn top1_agreement(a: &Scored, b: &Scored) -> f64 {
     let (pa, pb) = (top1(a), top1(b));

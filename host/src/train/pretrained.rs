@@ -90,3 +90,27 @@ pub fn load_imagenet(vs: &VarStore, path: &Path, head: Head) -> Result<usize, Pr
     }
     Ok(loaded)
 }
+
+/// The ImageNet weights a run started from: the file its `run.json` names, else
+/// `$DERMO_PRETRAINED` — whichever has the SHA-256 the run recorded, so that a frozen copy of the
+/// backbone (the OOD rule's) is exactly the one the run was fitted with.
+pub fn of_run(info: &super::trainer::RunInfo) -> anyhow::Result<PathBuf> {
+    let mut tried = Vec::new();
+    let candidates = std::iter::once(info.pretrained.clone()).chain(default_path().ok());
+    for path in candidates {
+        if !path.is_file() {
+            tried.push(format!("{} (missing)", path.display()));
+            continue;
+        }
+        let sha = super::features::file_id(&path)?;
+        if sha == info.pretrained_sha256 {
+            return Ok(path);
+        }
+        tried.push(format!("{} (sha256 {})", path.display(), &sha[..16]));
+    }
+    anyhow::bail!(
+        "the run's ImageNet weights (sha256 {}) are not at hand: tried {}; set ${PRETRAINED_ENV} to that file",
+        &info.pretrained_sha256[..info.pretrained_sha256.len().min(16)],
+        tried.join(", ")
+    )
+}

@@ -53,7 +53,7 @@ fn tract_on_the_fp32_model_file_matches_the_checkpoint() {
         .arg(&test)
         .arg("--out")
         .arg(&by_torch));
-    run(dermo()
+    let out = run(dermo()
         .args([
             "eval",
             "--resamples",
@@ -67,12 +67,19 @@ fn tract_on_the_fp32_model_file_matches_the_checkpoint() {
         .arg(&test)
         .arg("--out")
         .arg(&by_tract));
+    // The export was not signed: eval runs it but says so, on stderr and in the report.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning:") && stderr.contains("UNSIGNED"),
+        "{stderr}"
+    );
     let (a, b) = (
         read_record(&by_torch).unwrap(),
         read_record(&by_tract).unwrap(),
     );
     assert!(a.model.starts_with("checkpoint"), "{}", a.model);
     assert!(b.model.starts_with("model file"), "{}", b.model);
+    assert!(b.model.contains("UNSIGNED"), "{}", b.model);
     assert_eq!(a.metrics.images, b.metrics.images);
     let (pa, pb) = (
         probabilities(&predictions_path(&by_torch)),
@@ -89,4 +96,52 @@ fn tract_on_the_fp32_model_file_matches_the_checkpoint() {
         "tract and libtorch probabilities differ by {worst}"
     );
     assert_eq!(a.metrics.confusion, b.metrics.confusion);
+}
+
+/// A signed export evaluates with its signature verified (key given or found beside it); against
+/// another key the report says the signature fails, and stderr warns.
+#[test]
+fn eval_reports_whether_the_model_files_signature_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let train = write_subset(&d.join("train.csv"), 0, 2, 3);
+    let val = write_subset(&d.join("val.csv"), 1, 2, 2);
+    let run_dir = d.join("run");
+    train_probe(&train, &val, &run_dir, &d.join("cache"), &["epochs=1"]);
+    let (keys, stranger) = (d.join("keys"), d.join("stranger"));
+    for k in [&keys, &stranger] {
+        run(dermo().arg("keygen").arg("--out").arg(k));
+    }
+    let model = d.join("models/model.onnx");
+    std::fs::create_dir_all(model.parent().unwrap()).unwrap();
+    run(dermo()
+        .arg("export")
+        .arg(&run_dir)
+        .arg("--out")
+        .arg(&model)
+        .args(["--precision", "fp32", "--sign"])
+        .arg(keys.join("dermo-signing.key")));
+    let eval = |key: &std::path::Path, out: &str| {
+        let out_path = d.join(out);
+        let o = run(dermo()
+            .args(["eval", "--resamples", "20", "--cache-root"])
+            .arg(d.join("cache"))
+            .arg(&model)
+            .arg("--data")
+            .arg(&val)
+            .arg("--key")
+            .arg(key)
+            .arg("--out")
+            .arg(&out_path));
+        (
+            read_record(&out_path).unwrap().model,
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (label, stderr) = eval(&keys.join("dermo-signing.pub"), "good.json");
+    assert!(label.contains("signature verified by"), "{label}");
+    assert!(!stderr.contains("warning:"), "{stderr}");
+    let (label, stderr) = eval(&stranger.join("dermo-signing.pub"), "bad.json");
+    assert!(label.contains("signature FAILS"), "{label}");
+    assert!(stderr.contains("warning:"), "{stderr}");
 }

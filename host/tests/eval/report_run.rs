@@ -34,6 +34,16 @@ fn train_calibrate_eval_baseline_and_report() {
         &["epochs=4", "batch=16", "lr=3e-3"],
     );
 
+    // A probe's blocks are ImageNet's: the frozen ImageNet copy the default rule reads gives the
+    // statistics that the classifier's own block 10 gives.
+    run(dermo()
+        .args(["calibrate", "--device", "cpu", "--ood-weights", "model"])
+        .arg(&run_dir)
+        .arg("--data")
+        .arg(&val));
+    let own: CalibrationSpec =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join(CALIBRATION_JSON)).unwrap())
+            .unwrap();
     run(dermo()
         .args(["calibrate", "--device", "cpu"])
         .arg(&run_dir)
@@ -55,6 +65,15 @@ fn train_calibrate_eval_baseline_and_report() {
         .expect("checkpoints expose pooled features");
     // By default the rule reads block 10's pooled output (112 channels), not the head's 1280.
     assert_eq!((ood.block, ood.feature_mean.len()), (Some(10), 112));
+    let own = own.ood.unwrap();
+    assert!(ood.frozen_backbone && !own.frozen_backbone);
+    let gap = ood
+        .feature_mean
+        .iter()
+        .zip(&own.feature_mean)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(gap < 1e-4, "frozen copy and probe block 10 differ by {gap}");
     let ood_fit = fit.ood.as_ref().unwrap();
     assert!(ood_fit.validation_abstain_rate <= 0.05);
     eprintln!(

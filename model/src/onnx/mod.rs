@@ -13,8 +13,8 @@ mod quant;
 
 pub use correction::bias_corrected;
 pub use network::{
-    block_output, feature_map_side, layers, ConvLayer, Layer, FEATURES, INPUT, LOGITS,
-    OOD_FEATURES, POOLED,
+    block_output, feature_map_side, layers, ood_trunk, ConvLayer, Layer, FEATURES, INPUT, LOGITS,
+    OOD_FEATURES, OOD_PREFIX, POOLED,
 };
 pub use quant::{Affine, WeightCoding};
 
@@ -84,6 +84,10 @@ pub struct ExportOptions {
     /// Also output the pooled output of this block as `ood_features` (what an OOD rule with
     /// `block: Some(i)` reads).
     pub ood_block: Option<usize>,
+    /// Weights that compute `ood_features` in a frozen branch of their own (the stem and blocks
+    /// up to `ood_block`, e.g. the ImageNet backbone; see [`ood_trunk`]). `None`: the
+    /// classifier's own block is pooled.
+    pub ood_weights: Option<NamedWeights>,
 }
 
 impl Default for ExportOptions {
@@ -94,6 +98,7 @@ impl Default for ExportOptions {
             with_features: true,
             activation_ranges: None,
             ood_block: None,
+            ood_weights: None,
         }
     }
 }
@@ -150,6 +155,24 @@ pub fn activation_range_names(spec: &ArchSpec) -> Vec<String> {
     names
 }
 
+/// The tensors of a frozen OOD branch up to `block` (see [`ExportOptions::ood_weights`]) whose
+/// ranges an int8-full export needs besides [`activation_range_names`].
+pub fn ood_range_names(spec: &ArchSpec, block: usize) -> Vec<String> {
+    let last = match block_output(spec, block) {
+        Some(name) => name,
+        None => return Vec::new(),
+    };
+    let mut names = Vec::new();
+    for name in activation_range_names(spec).into_iter().skip(1) {
+        let done = name == last;
+        names.push(format!("{OOD_PREFIX}{name}"));
+        if done {
+            break;
+        }
+    }
+    names
+}
+
 /// Encodes the network and its metadata as an ONNX `ModelProto`.
 pub fn write_onnx(
     spec: &ArchSpec,
@@ -172,16 +195,24 @@ pub fn write_onnx(
             meta: meta.classes.len(),
         });
     }
-    let layers = network::layers(spec, w)?;
-    let ood_input = opts
-        .ood_block
-        .map(|index| {
-            block_output(spec, index).ok_or(OnnxError::OodBlock {
+    let mut layers = network::layers(spec, w)?;
+    let ood_input = match opts.ood_block {
+        None => None,
+        Some(index) => {
+            let missing = || OnnxError::OodBlock {
                 index,
                 blocks: spec.blocks().len(),
-            })
-        })
-        .transpose()?;
+            };
+            let output = block_output(spec, index).ok_or_else(missing)?;
+            match &opts.ood_weights {
+                None => Some(output),
+                Some(frozen) => {
+                    layers.extend(ood_trunk(spec, frozen, index).ok_or_else(missing)??);
+                    Some(format!("{OOD_PREFIX}{output}"))
+                }
+            }
+        }
+    };
     let graph = match opts.precision {
         Precision::Fp32 | Precision::Int8 => {
             emit::float_graph(&layers, opts.precision, ood_input.as_deref())

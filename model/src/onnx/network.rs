@@ -79,8 +79,81 @@ impl Layer {
     }
 }
 
+/// Prefix of the tensor names of the frozen OOD branch (see [`ood_trunk`]).
+pub const OOD_PREFIX: &str = "ood.";
+
 /// Builds the layer list; every weight is checked against the shape the spec implies.
 pub fn layers(spec: &ArchSpec, w: &NamedWeights) -> Result<Vec<Layer>, WeightsError> {
+    let mut out = trunk(spec, w, spec.blocks().len())?;
+    let x = out
+        .last()
+        .map(|l| l.output().to_string())
+        .unwrap_or_default();
+    out.push(Layer::Conv(folded_conv(
+        w,
+        spec.bn_eps as f32,
+        &x,
+        FEATURES.into(),
+        "_conv_head.weight",
+        "_bn1",
+        [spec.head_channels, spec.last_block_channels(), 1, 1],
+        1,
+        1,
+        true,
+    )?));
+    out.push(Layer::Pool {
+        input: FEATURES.into(),
+        output: POOLED.into(),
+    });
+    out.push(Layer::Dense {
+        input: POOLED.into(),
+        output: LOGITS.into(),
+        weight: w
+            .get_shaped("_fc.weight", &[spec.num_classes, spec.head_channels])?
+            .clone(),
+        bias: w.get_shaped("_fc.bias", &[spec.num_classes])?.data.clone(),
+    });
+    Ok(out)
+}
+
+/// The stem and blocks `0..=block` computed with `w` (e.g. the ImageNet backbone, whatever the
+/// classifier's own weights became), every tensor named with [`OOD_PREFIX`]: a branch of the graph
+/// beside the classifier, read from the same input, whose last output the OOD rule pools.
+/// `None` when the network has no such block.
+pub fn ood_trunk(
+    spec: &ArchSpec,
+    w: &NamedWeights,
+    block: usize,
+) -> Option<Result<Vec<Layer>, WeightsError>> {
+    if block >= spec.blocks().len() {
+        return None;
+    }
+    let rename = |n: &str| match n {
+        INPUT => INPUT.to_string(),
+        n => format!("{OOD_PREFIX}{n}"),
+    };
+    Some(trunk(spec, w, block + 1).map(|layers| {
+        layers
+            .into_iter()
+            .map(|layer| match layer {
+                Layer::Conv(mut c) => {
+                    c.input = rename(&c.input);
+                    c.output = rename(&c.output);
+                    Layer::Conv(c)
+                }
+                Layer::Add { a, b, output } => Layer::Add {
+                    a: rename(&a),
+                    b: rename(&b),
+                    output: rename(&output),
+                },
+                other => other,
+            })
+            .collect()
+    }))
+}
+
+/// The stem and the first `blocks` blocks.
+fn trunk(spec: &ArchSpec, w: &NamedWeights, blocks: usize) -> Result<Vec<Layer>, WeightsError> {
     let eps = spec.bn_eps as f32;
     let mut out = Vec::new();
     let conv = |input: &str,
@@ -106,7 +179,7 @@ pub fn layers(spec: &ArchSpec, w: &NamedWeights) -> Result<Vec<Layer>, WeightsEr
         true,
     )?));
     let mut x = "stem".to_string();
-    for b in spec.blocks() {
+    for b in spec.blocks().into_iter().take(blocks) {
         let p = b.prefix();
         let name = format!("blocks.{}", b.index);
         let block_in = x.clone();
@@ -159,28 +232,6 @@ pub fn layers(spec: &ArchSpec, w: &NamedWeights) -> Result<Vec<Layer>, WeightsEr
             x = o;
         }
     }
-    out.push(Layer::Conv(conv(
-        &x,
-        FEATURES.into(),
-        "_conv_head.weight",
-        "_bn1",
-        [spec.head_channels, spec.last_block_channels(), 1, 1],
-        1,
-        1,
-        true,
-    )?));
-    out.push(Layer::Pool {
-        input: FEATURES.into(),
-        output: POOLED.into(),
-    });
-    out.push(Layer::Dense {
-        input: POOLED.into(),
-        output: LOGITS.into(),
-        weight: w
-            .get_shaped("_fc.weight", &[spec.num_classes, spec.head_channels])?
-            .clone(),
-        bias: w.get_shaped("_fc.bias", &[spec.num_classes])?.data.clone(),
-    });
     Ok(out)
 }
 

@@ -73,7 +73,7 @@ pub fn dermo() -> Command {
 }
 
 /// Runs `cmd` and fails the test with its output unless it succeeds.
-pub fn run(cmd: &mut Command) {
+pub fn run(cmd: &mut Command) -> std::process::Output {
     let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
@@ -81,6 +81,7 @@ pub fn run(cmd: &mut Command) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    out
 }
 
 /// Trains a 64 px linear probe on CPU into `run_dir` (image caches in `cache`), with no warm-up
