@@ -3,7 +3,7 @@
 //! Decision support — not a diagnosis.
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use dermo_device::app::{find_model, App, RunError, RunSettings, Screens};
 use dermo_device::classifier::{trust_policy, Classifier};
 use dermo_device::config::Config;
@@ -37,8 +37,9 @@ struct Cli {
     /// Accept a model file without a signature (development only).
     #[arg(long, global = true)]
     allow_unsigned: bool,
-    /// Classify one image file, print its result as JSON and exit (nothing is journaled).
-    #[arg(long, value_name = "IMAGE", conflicts_with = "command")]
+    /// Classify one image file, print its result as JSON and exit (nothing is journaled). Not
+    /// with a command.
+    #[arg(long, value_name = "IMAGE")]
     once: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
@@ -145,6 +146,15 @@ fn parse_size(s: &str) -> Result<Size, String> {
 
 fn main() {
     let cli = Cli::parse();
+    // (`conflicts_with` cannot name the subcommand: clap's debug build refuses the whole CLI.)
+    if cli.once.is_some() && cli.command.is_some() {
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--once IMAGE cannot be used with a command",
+            )
+            .exit();
+    }
     let code = match dispatch(cli) {
         Ok(()) => 0,
         Err(e) => {
@@ -408,7 +418,6 @@ fn journal_check(cfg: &Config, data_dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn cli_is_well_formed() {
@@ -416,5 +425,6 @@ mod tests {
         assert_eq!(parse_size("800x480").unwrap(), Size::new(800, 480));
         assert!(parse_size("800").is_err());
         assert!(parse_size("0x10").is_err());
+        assert!(Cli::try_parse_from(["dermo-scope", "--once", "a.jpg"]).is_ok());
     }
 }
