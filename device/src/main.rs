@@ -9,9 +9,10 @@ use dermo_device::classifier::{trust_policy, Classifier};
 use dermo_device::config::Config;
 use dermo_device::controls::{self, Continuous, Trigger};
 use dermo_device::display::{self, DisplaySpec};
+use dermo_device::frame::read_image_file;
 use dermo_device::journal::{read_index, read_record, Journal};
 use dermo_device::modelstore::{ModelStore, StoreError};
-use dermo_device::source::{self, CameraSettings, SourceSpec};
+use dermo_device::source::{self, SourceSettings, SourceSpec};
 use dermo_device::{bench, export, CaptureResult};
 use embedded_graphics::prelude::Size;
 use std::path::{Path, PathBuf};
@@ -52,10 +53,10 @@ enum Command {
     /// Bundle the journal's captures for the host (`dermo data import scope-bundle`).
     Export {
         /// New, empty directory to write the bundle into (images/ and captures.csv).
-        #[arg(long, value_name = "DIR")]
+        #[arg(long, value_name = "DIR", value_parser = non_empty_path)]
         out: PathBuf,
         /// Journal directory. Default: [journal] data_dir in the config.
-        #[arg(long, value_name = "DIR")]
+        #[arg(long, value_name = "DIR", value_parser = non_empty_path)]
         data_dir: Option<PathBuf>,
     },
     /// Manage the installed models (current.onnx and previous.onnx in the model store).
@@ -66,7 +67,7 @@ enum Command {
     /// Check the journal: repair what a crash left, then verify every record against its hashes.
     Journal {
         /// Journal directory. Default: [journal] data_dir in the config.
-        #[arg(long, value_name = "DIR")]
+        #[arg(long, value_name = "DIR", value_parser = non_empty_path)]
         data_dir: Option<PathBuf>,
     },
     /// Time the pipeline per frame: capture+decode, quality gate, preprocess, inference, draw
@@ -115,7 +116,7 @@ struct RunArgs {
     #[arg(long)]
     trigger: Option<String>,
     /// Journal directory. Default: [journal] data_dir in the config.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = non_empty_path)]
     data_dir: Option<PathBuf>,
     /// Stop capturing before less than this many MiB remain free.
     #[arg(long, value_name = "MIB")]
@@ -129,6 +130,14 @@ struct RunArgs {
     /// Continuous mode: least milliseconds between captures.
     #[arg(long, value_name = "MS")]
     interval_ms: Option<u64>,
+}
+
+/// A path argument that is not empty (an empty one would mean the working directory).
+fn non_empty_path(s: &str) -> Result<PathBuf, String> {
+    if s.is_empty() {
+        return Err("the path is empty".into());
+    }
+    Ok(PathBuf::from(s))
 }
 
 fn parse_size(s: &str) -> Result<Size, String> {
@@ -214,7 +223,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             size,
         }) => {
             let classifier = load_classifier(&cli, &cfg)?;
-            let mut src = source::open(source, &camera_settings(&cfg))
+            let mut src = source::open(source, &source_settings(&cfg))
                 .with_context(|| format!("opening {source:?}"))?;
             let t = bench::run(src.as_mut(), &classifier, size, warmup, frames)?;
             // One `name=value` line (medians, ms): easy to read and to parse in scripts/bench.
@@ -246,10 +255,11 @@ fn dispatch(cli: Cli) -> Result<()> {
     }
 }
 
-fn camera_settings(cfg: &Config) -> CameraSettings {
-    CameraSettings {
+fn source_settings(cfg: &Config) -> SourceSettings {
+    SourceSettings {
         width: cfg.source.width,
         height: cfg.source.height,
+        max_input: cfg.source.max_input_bytes(),
     }
 }
 
@@ -273,10 +283,12 @@ fn load_classifier(cli: &Cli, cfg: &Config) -> Result<Classifier> {
     Classifier::load(&path, &trust(cli, cfg)?).map_err(|e| RunError::ModelInvalid(e).into())
 }
 
-/// `--once IMAGE`: the scriptable path.
+/// `--once IMAGE`: the scriptable path. The image is read (under `[source] max_input_mb`)
+/// before the model is loaded.
 fn once(cli: &Cli, cfg: &Config, image: &Path) -> Result<()> {
+    let bytes = read_image_file(image, cfg.source.max_input_bytes())?;
+    let img = dermo_model::preprocess::decode_bytes(&bytes, &image.display().to_string())?;
     let classifier = load_classifier(cli, cfg)?;
-    let img = dermo_model::preprocess::decode_file(image)?;
     let quality = cfg.quality.check(&img);
     let decision = if quality.passed() {
         Some(classifier.classify(&img)?)
@@ -368,7 +380,7 @@ fn run(cli: &Cli, cfg: &Config, args: &RunArgs) -> Result<()> {
         reconnect_timeout: (reconnect_s > 0).then(|| Duration::from_secs(reconnect_s)),
         result_hold: Duration::from_millis(cfg.controls.result_hold_ms),
     };
-    let source = source::open(&source_spec, &camera_settings(cfg))
+    let source = source::open(&source_spec, &source_settings(cfg))
         .with_context(|| format!("opening the frame source {source_spec:?}"))?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
