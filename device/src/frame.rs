@@ -21,7 +21,7 @@ pub struct Frame {
     pub captured_at: DateTime<Utc>,
 }
 
-/// A frame whose bytes do not decode to an image.
+/// A frame whose bytes do not decode to an image; `reason` does not repeat the origin.
 #[derive(Debug, thiserror::Error)]
 #[error("frame {origin}: {reason}")]
 pub struct DecodeError {
@@ -109,9 +109,17 @@ impl Frame {
         match &self.data {
             FrameData::Rgb(img) => Ok(img.clone()),
             FrameData::Encoded(bytes) => dermo_model::preprocess::decode_bytes(bytes, &self.origin)
-                .map_err(|e| DecodeError {
-                    origin: self.origin.clone(),
-                    reason: e.to_string(),
+                .map_err(|e| {
+                    // The shared decoder's messages start with the origin; it is named once.
+                    let message = e.to_string();
+                    let reason = message
+                        .strip_prefix(&format!("{}: ", self.origin))
+                        .unwrap_or(&message)
+                        .to_string();
+                    DecodeError {
+                        origin: self.origin.clone(),
+                        reason,
+                    }
                 }),
         }
     }

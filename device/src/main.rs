@@ -186,7 +186,8 @@ fn exit_code(e: &anyhow::Error) -> i32 {
 }
 
 fn dispatch(cli: Cli) -> Result<()> {
-    let cfg = Config::load(cli.config.as_deref()).context("loading the config")?;
+    // Every config error names the file already.
+    let cfg = Config::load(cli.config.as_deref())?;
     if let Some(image) = &cli.once {
         return once(&cli, &cfg, image);
     }
