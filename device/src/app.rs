@@ -114,7 +114,9 @@ pub struct App<'a> {
 }
 
 impl App<'_> {
-    /// Runs until the source ends, the user quits, or a failure stops capturing.
+    /// Runs until the source ends, the user quits, or a failure stops capturing. The last event
+    /// is `finished` (with how it `stopped`) after the source ends, a quit, a storage-full stop
+    /// and a source that stays lost, as long as stdout can still be written.
     pub fn run(mut self) -> Result<RunSummary, RunError> {
         let classifier = match Classifier::load(&self.settings.model, &self.settings.trust) {
             Ok(c) => c,
@@ -144,6 +146,38 @@ impl App<'_> {
             }),
         )?;
         let mut summary = RunSummary::default();
+        let stop = self.capture(&classifier, &mut journal, &mut summary);
+        let stopped = match &stop {
+            Ok(how) => *how,
+            // Orderly stops: the storage floor, or a source that stayed away.
+            Err(RunError::StorageFull(_)) => "storage_full",
+            Err(RunError::SourceLost(_)) => "source_lost",
+            Err(_) => return stop.map(|_| summary),
+        };
+        let finished = emit(
+            self.out,
+            json!({
+                "event": "finished",
+                "stopped": stopped,
+                "captures": summary.captures,
+                "bad_frames": summary.bad_frames,
+                "reconnects": summary.reconnects,
+            }),
+        );
+        match stop {
+            Ok(_) => finished.map(|()| summary),
+            // The stop's own error wins over failing to report it (a full disk may hold stdout).
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The capture loop; returns how it ended normally (`source_ended` or `quit`).
+    fn capture(
+        &mut self,
+        classifier: &Classifier,
+        journal: &mut Journal,
+        summary: &mut RunSummary,
+    ) -> Result<&'static str, RunError> {
         loop {
             // Stop before the card fills, not when a write fails.
             journal
@@ -151,11 +185,11 @@ impl App<'_> {
                 .map_err(|e| self.storage_failure(e))?;
             let event = self.trigger.poll();
             if event == Some(TriggerEvent::Quit) {
-                break;
+                return Ok("quit");
             }
             let frame = match self.source.next_frame() {
                 Ok(Some(f)) => f,
-                Ok(None) => break,
+                Ok(None) => return Ok("source_ended"),
                 Err(SourceError::BadFrame { origin, reason }) => {
                     summary.bad_frames += 1;
                     self.bad_frame(&origin, &reason)?;
@@ -235,16 +269,6 @@ impl App<'_> {
                 self.hold_result();
             }
         }
-        emit(
-            self.out,
-            json!({
-                "event": "finished",
-                "captures": summary.captures,
-                "bad_frames": summary.bad_frames,
-                "reconnects": summary.reconnects,
-            }),
-        )?;
-        Ok(summary)
     }
 
     fn bad_frame(&mut self, origin: &str, reason: &str) -> Result<(), RunError> {

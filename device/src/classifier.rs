@@ -3,21 +3,33 @@
 
 use dermo_model::decision::{decide, Decision};
 use dermo_model::preprocess::{prepare, to_tensor, PreprocessConfig, Tensor};
-use dermo_model::signature::read_verifying_key;
+use dermo_model::signature::{read_verifying_key, SignatureError};
 use dermo_model::{ModelFile, ModelFileError, Runtime, RuntimeError, TrustPolicy};
 use image::RgbImage;
 use std::path::{Path, PathBuf};
 
+/// Why the model cannot be used; each message names the file once.
 #[derive(Debug, thiserror::Error)]
 pub enum ClassifierError {
     #[error("{0}")]
     Model(ModelFileError),
-    #[error("model file {path} cannot run: {cause}")]
+    #[error("{}", runtime_message(path, cause))]
     Runtime { path: PathBuf, cause: RuntimeError },
     #[error("trusted key {path}: {reason}")]
     Key { path: PathBuf, reason: String },
+    /// A trusted-key file that cannot be read or parsed (the error names it).
+    #[error("trusted key unusable: {0}")]
+    KeyFile(SignatureError),
     #[error("{0}")]
     Inference(RuntimeError),
+}
+
+/// A runtime error that names the model already is shown as it is.
+fn runtime_message(path: &Path, cause: &RuntimeError) -> String {
+    match cause {
+        RuntimeError::Load { .. } | RuntimeError::MissingOodOutput { .. } => cause.to_string(),
+        _ => format!("model file {} cannot run: {cause}", path.display()),
+    }
 }
 
 /// Builds the trust policy from public-key files, or directories of `*.pub` files.
@@ -45,7 +57,7 @@ pub fn trust_policy(
     }
     let trusted_keys = files
         .iter()
-        .map(|p| read_verifying_key(p).map_err(|e| key_err(p, e.to_string())))
+        .map(|p| read_verifying_key(p).map_err(ClassifierError::KeyFile))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(TrustPolicy {
         trusted_keys,

@@ -1,5 +1,7 @@
 //! `dermo-scope.toml`: every setting has a default that works, so the file only lists what a
-//! device changes. Relative paths are relative to the config file's directory.
+//! device changes. Relative paths are relative to the config file's directory. A path key set to
+//! `""` and a zero `max_input_mb` are refused at load, naming the key and the file (an empty
+//! `data_dir` would otherwise journal into the config's folder).
 
 use crate::display::SpiConfig;
 use crate::journal::StoragePolicy;
@@ -57,6 +59,9 @@ pub struct SourceConfig {
     pub height: u32,
     /// Give up after the source has been gone this long; 0 waits forever (a device).
     pub reconnect_timeout_s: u64,
+    /// Largest image file (`--once`, a replayed file) read, in MiB; a larger one is refused
+    /// before it is read. At least 1.
+    pub max_input_mb: u64,
 }
 
 impl Default for SourceConfig {
@@ -66,6 +71,7 @@ impl Default for SourceConfig {
             width: 640,
             height: 480,
             reconnect_timeout_s: 0,
+            max_input_mb: 32,
         }
     }
 }
@@ -79,6 +85,13 @@ pub struct DisplayConfig {
     pub width: u32,
     pub height: u32,
     pub spi: SpiConfig,
+}
+
+impl SourceConfig {
+    /// `max_input_mb` in bytes.
+    pub fn max_input_bytes(&self) -> u64 {
+        self.max_input_mb.saturating_mul(1024 * 1024)
+    }
 }
 
 impl Default for DisplayConfig {
@@ -162,6 +175,12 @@ pub enum ConfigError {
         path: PathBuf,
         cause: Box<toml::de::Error>,
     },
+    #[error("config {path}: {key} {problem}")]
+    Invalid {
+        path: PathBuf,
+        key: &'static str,
+        problem: &'static str,
+    },
 }
 
 impl Config {
@@ -184,9 +203,36 @@ impl Config {
             path: path.to_path_buf(),
             cause: Box::new(e),
         })?;
+        cfg.check().map_err(|(key, problem)| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            problem,
+        })?;
         let base = path.parent().unwrap_or(Path::new("."));
         cfg.resolve_paths(base);
         Ok(cfg)
+    }
+
+    /// Values no device can use, as (key, problem); checked before relative paths are resolved.
+    fn check(&self) -> Result<(), (&'static str, &'static str)> {
+        const EMPTY: &str = "is empty; remove the key for the default, or give a path";
+        let empty = |p: &Path| p.as_os_str().is_empty();
+        if self.journal.data_dir.as_deref().is_some_and(empty) {
+            return Err(("[journal] data_dir", EMPTY));
+        }
+        if self.model.path.as_deref().is_some_and(empty) {
+            return Err(("[model] path", EMPTY));
+        }
+        if empty(&self.model.store) {
+            return Err(("[model] store", EMPTY));
+        }
+        if self.model.trusted_keys.iter().any(|k| empty(k)) {
+            return Err(("[model] trusted_keys", "lists an empty path"));
+        }
+        if self.source.max_input_mb == 0 {
+            return Err(("[source] max_input_mb", "is 0; it must be at least 1"));
+        }
+        Ok(())
     }
 
     fn resolve_paths(&mut self, base: &Path) {
@@ -210,7 +256,7 @@ impl Config {
         if let Some(d) = &self.journal.data_dir {
             return d.clone();
         }
-        match std::env::var_os("HOME") {
+        match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
             Some(home) => PathBuf::from(home).join(".local/share/dermo-scope"),
             None => PathBuf::from("/var/lib/dermo"),
         }
@@ -294,5 +340,28 @@ mod tests {
         assert!(e.contains("flavour") && e.contains("c.toml"), "{e}");
         std::fs::write(&p, "[journal]\nmin_free_mb = 5\n").unwrap();
         assert_eq!(Config::from_file(&p).unwrap().journal.min_free_mb, 5);
+    }
+
+    #[test]
+    fn empty_paths_and_a_zero_input_cap_are_refused_naming_key_and_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        for (text, key) in [
+            ("[journal]\ndata_dir = \"\"\n", "[journal] data_dir"),
+            ("[model]\nstore = \"\"\n", "[model] store"),
+            ("[model]\npath = \"\"\n", "[model] path"),
+            (
+                "[model]\ntrusted_keys = [\"k.pub\", \"\"]\n",
+                "[model] trusted_keys",
+            ),
+            ("[source]\nmax_input_mb = 0\n", "[source] max_input_mb"),
+        ] {
+            std::fs::write(&p, text).unwrap();
+            let e = Config::from_file(&p).unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains("c.toml"), "{text:?}: {e}");
+        }
+        std::fs::write(&p, "[source]\nmax_input_mb = 2\n").unwrap();
+        let cfg = Config::from_file(&p).unwrap();
+        assert_eq!(cfg.source.max_input_bytes(), 2 * 1024 * 1024);
     }
 }

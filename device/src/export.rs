@@ -5,12 +5,20 @@
 //! BUNDLE/images/<id>.jpg     the frames, byte for byte as journaled
 //! BUNDLE/captures.csv        one row per capture (format in README.md, "The device")
 //! ```
+//!
+//! The bundle is built in a temporary folder beside `BUNDLE` (`.tmp-export-<pid>-<name>`) and
+//! renamed into place at the end: a failed export leaves no bundle and no temporary folder
+//! (only a killed one leaves the temporary folder, which may be deleted). An existing `BUNDLE`
+//! must be an empty directory. Every index line is checked as [`crate::journal::verify`] does
+//! (ids and paths inside the journal, hashes); a record that fails is skipped and reported in
+//! [`ExportSummary::skipped`], or, with `strict`, fails the export.
 
-use crate::atomic::{create_dir_all_durable, sync_dir, write_atomic};
+use crate::atomic::{create_dir_all_durable, sync_dir, write_atomic, TEMP_PREFIX};
 use crate::capture::OutcomeKind;
-use crate::journal::{read_index, read_record, JournalError};
+use crate::journal::{read_index_lines, BadEntry, JournalError, Verifier};
 use dermo_model::CLASSES;
 use indicatif::{ProgressBar, ProgressStyle};
+use std::fs;
 use std::path::{Path, PathBuf};
 
 pub const CSV_FILE: &str = "captures.csv";
@@ -29,14 +37,26 @@ pub enum ExportError {
     },
     #[error("cannot write {path}: {cause}")]
     Csv { path: PathBuf, cause: csv::Error },
+    #[error("journal {root} has {} damaged record(s); with --strict nothing is exported", bad.len())]
+    Damaged { root: PathBuf, bad: Vec<BadEntry> },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportSummary {
     pub captures: usize,
     pub predictions: usize,
     pub abstained: usize,
     pub retakes: usize,
+    /// Index lines whose record failed its checks, not exported.
+    pub skipped: Vec<BadEntry>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExportOptions {
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+    /// Fail (exporting nothing) when any record fails its checks, instead of skipping it.
+    pub strict: bool,
 }
 
 /// The CSV header: fixed columns, then one probability column per class in logit order.
@@ -64,27 +84,46 @@ pub fn csv_header() -> Vec<String> {
     h
 }
 
-/// Copies every indexed capture of the journal at `data_dir` into a new bundle at `out`.
+/// Copies every intact indexed capture of the journal at `data_dir` into a new bundle at `out`
+/// (see the module docs).
 pub fn export_bundle(
     data_dir: &Path,
     out: &Path,
-    progress: bool,
+    options: ExportOptions,
 ) -> Result<ExportSummary, ExportError> {
     if out.exists()
-        && std::fs::read_dir(out)
+        && fs::read_dir(out)
             .map(|mut d| d.next().is_some())
             .unwrap_or(true)
     {
         return Err(ExportError::NotEmpty(out.to_path_buf()));
     }
+    let staging = Staging::create(out)?;
+    let summary = write_bundle(data_dir, &staging.dir, options)?;
+    if options.strict && !summary.skipped.is_empty() {
+        return Err(ExportError::Damaged {
+            root: data_dir.to_path_buf(),
+            bad: summary.skipped,
+        });
+    }
+    staging.finish(out)?;
+    Ok(summary)
+}
+
+/// Writes the bundle into `out`, an empty directory.
+fn write_bundle(
+    data_dir: &Path,
+    out: &Path,
+    options: ExportOptions,
+) -> Result<ExportSummary, ExportError> {
     let images = out.join(IMAGES_DIR);
     create_dir_all_durable(&images).map_err(|cause| ExportError::Write {
         path: images.clone(),
         cause,
     })?;
-    let entries = read_index(data_dir)?;
-    let bar = if progress {
-        ProgressBar::new(entries.len() as u64).with_style(
+    let lines = read_index_lines(data_dir)?;
+    let bar = if options.progress {
+        ProgressBar::new(lines.len() as u64).with_style(
             ProgressStyle::with_template("exporting {bar:40} {pos}/{len} captures")
                 .expect("static template"),
         )
@@ -103,21 +142,25 @@ pub fn export_bundle(
         predictions: 0,
         abstained: 0,
         retakes: 0,
+        skipped: Vec::new(),
     };
-    for entry in &entries {
-        let record = read_record(data_dir, entry)?;
+    let mut verifier = Verifier::new(data_dir);
+    for line in &lines {
+        bar.inc(1);
+        // The id is a plain file name once the verifier accepts the line.
+        let (_, record, frame) = match verifier.check(line) {
+            Ok(capture) => capture,
+            Err(bad) => {
+                summary.skipped.push(bad);
+                continue;
+            }
+        };
         let file = format!("{IMAGES_DIR}/{}.jpg", record.id);
-        let src = data_dir.join(&entry.frame);
         let dst = out.join(&file);
-        let write_err = |cause| ExportError::Write {
+        write_atomic(&dst, &frame).map_err(|cause| ExportError::Write {
             path: dst.clone(),
             cause,
-        };
-        let bytes = std::fs::read(&src).map_err(|cause| ExportError::Write {
-            path: src.clone(),
-            cause,
         })?;
-        write_atomic(&dst, &bytes).map_err(write_err)?;
         let r = &record.result;
         let opt = |v: Option<String>| v.unwrap_or_default();
         let mut row = vec![
@@ -152,7 +195,6 @@ pub fn export_bundle(
             OutcomeKind::Abstain => summary.abstained += 1,
             OutcomeKind::Retake => summary.retakes += 1,
         }
-        bar.inc(1);
     }
     bar.finish_and_clear();
     let bytes = csv
@@ -167,4 +209,76 @@ pub fn export_bundle(
         cause,
     })?;
     Ok(summary)
+}
+
+/// The temporary folder a bundle is built in. Dropped before [`Staging::finish`], it removes
+/// itself and the parent folders it created.
+struct Staging {
+    dir: PathBuf,
+    /// Folders created for it, deepest first.
+    created: Vec<PathBuf>,
+    done: bool,
+}
+
+impl Staging {
+    fn create(out: &Path) -> Result<Staging, ExportError> {
+        let parent = match out.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = out
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "bundle".into());
+        let dir = parent.join(format!("{TEMP_PREFIX}export-{}-{name}", std::process::id()));
+        let created: Vec<PathBuf> = parent
+            .ancestors()
+            .take_while(|a| !a.as_os_str().is_empty() && !a.exists())
+            .map(Path::to_path_buf)
+            .collect();
+        let mut staging = Staging {
+            dir: dir.clone(),
+            created,
+            done: false,
+        };
+        let write_err = |cause| ExportError::Write {
+            path: dir.clone(),
+            cause,
+        };
+        create_dir_all_durable(&parent).map_err(write_err)?;
+        if dir.exists() {
+            // Left by an earlier export that had this process id and was killed.
+            fs::remove_dir_all(&dir).map_err(write_err)?;
+        }
+        fs::create_dir(&dir).map_err(write_err)?;
+        staging.created.insert(0, dir.clone());
+        Ok(staging)
+    }
+
+    /// Renames the finished bundle to `out` (replacing an empty directory) and makes it durable.
+    fn finish(mut self, out: &Path) -> Result<(), ExportError> {
+        let write_err = |cause| ExportError::Write {
+            path: out.to_path_buf(),
+            cause,
+        };
+        fs::rename(&self.dir, out).map_err(write_err)?;
+        self.done = true;
+        let parent = self.dir.parent().unwrap_or(Path::new("."));
+        sync_dir(parent).map_err(write_err)
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+        // Only folders that are empty again: never anything someone else put there meanwhile.
+        for d in self.created.iter().skip(1) {
+            if fs::remove_dir(d).is_err() {
+                break;
+            }
+        }
+    }
 }

@@ -12,19 +12,38 @@
 //! [`Journal::open`] removes temporary files, cuts a torn last index line, indexes complete
 //! records whose index line was lost, and deletes incomplete ones — so no half record survives
 //! and no acknowledged one is lost.
+//!
+//! Reading trusts nothing in the index: an id must be a plain file name and the frame and record
+//! paths must be `captures/<day>/<id>.jpg` and `.json`, resolving to files inside the journal
+//! (no `..`, no absolute path, no symbolic link out). [`verify`] reports every line that fails this
+//! or its hashes as a [`BadEntry`] and goes on with the rest. [`Journal::quarantine`] moves the
+//! files of such records aside, never deleting them:
+//!
+//! ```text
+//! DATA_DIR/quarantine/<YYYYMMDDTHHMMSSZ>/quarantined.jsonl     one QuarantinedRecord per line,
+//!                                                               with its index line verbatim
+//! DATA_DIR/quarantine/<YYYYMMDDTHHMMSSZ>/captures/<day>/...    the record's files, as they were
+//! ```
+//!
+//! The report is written first, then the files are moved, then the index is replaced atomically
+//! without the bad lines: a crash in between leaves the bad lines indexed (and still failing), so
+//! running it again finishes the job, and no file is ever lost.
 
 use crate::atomic::{create_dir_all_durable, sync_dir, write_atomic, TEMP_PREFIX};
 use crate::capture::{CaptureResult, OutcomeKind};
 use dermo_model::Class;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 pub const INDEX_FILE: &str = "index.jsonl";
 pub const CAPTURES_DIR: &str = "captures";
+pub const QUARANTINE_DIR: &str = "quarantine";
+/// The report in each quarantine folder.
+pub const QUARANTINE_REPORT: &str = "quarantined.jsonl";
 
 /// One line of the index.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,6 +97,10 @@ pub enum JournalError {
     Io { path: PathBuf, cause: io::Error },
     #[error("journal record {path} is unreadable: {reason}")]
     BadRecord { path: PathBuf, reason: String },
+    /// An index line that does not parse, repeats an id, or names an id or path that is not a
+    /// plain name inside the journal.
+    #[error("journal index {path}: {reason}")]
+    BadIndex { path: PathBuf, reason: String },
 }
 
 /// What [`Journal::open`] repaired.
@@ -98,6 +121,62 @@ impl Recovery {
     pub fn is_clean(&self) -> bool {
         *self == Recovery::default()
     }
+}
+
+/// An index line that does not lead to an intact record: a line that does not parse, an id or
+/// path that is not a plain name inside the journal, a duplicate id, a missing file, a hash that
+/// does not match.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BadEntry {
+    /// 1-based line of the index.
+    pub line: usize,
+    /// The capture id as the line spells it (not safe to use as a path); `None` when the line
+    /// does not parse.
+    pub id: Option<String>,
+    /// What is wrong, naming the file.
+    pub reason: String,
+}
+
+/// One line of the index as read by [`read_index_lines`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexLine {
+    /// 1-based line number.
+    pub number: usize,
+    /// The line's text, without its newline.
+    pub text: String,
+    /// What it parses to, or why it does not.
+    pub entry: Result<IndexEntry, String>,
+}
+
+/// What [`verify`] found.
+#[derive(Debug, Default, Clone, PartialEq, Serialize)]
+pub struct Verification {
+    /// Entries whose record and frame read back intact.
+    pub good: Vec<IndexEntry>,
+    pub bad: Vec<BadEntry>,
+}
+
+/// One record taken out of the index by [`Journal::quarantine`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QuarantinedRecord {
+    #[serde(flatten)]
+    pub bad: BadEntry,
+    /// The index line as it was, to put the record back by hand.
+    pub index_line: String,
+    /// Its files that were moved, relative to the data directory before and to the quarantine
+    /// folder after. A path outside `captures/`, a file already gone, or a file that an intact
+    /// record also names stays where it is.
+    pub moved: Vec<String>,
+}
+
+/// What [`Journal::quarantine`] did.
+#[derive(Debug, Default, Clone, PartialEq, Serialize)]
+pub struct Quarantine {
+    /// `DATA_DIR/quarantine/<stamp>`; `None` when every record verified.
+    pub folder: Option<PathBuf>,
+    pub records: Vec<QuarantinedRecord>,
+    /// Records that verified and stay indexed.
+    pub kept: usize,
 }
 
 pub struct Journal {
@@ -139,6 +218,9 @@ impl Journal {
         sync_dir(root).map_err(io_err(root))?;
 
         let known: HashSet<String> = entries.iter().map(|e| e.id.clone()).collect();
+        // A record file an index line names is indexed even when its name is not its line's id
+        // (a damaged or forged line): `journal --repair` quarantines it, open never deletes it.
+        let named: HashSet<String> = entries.iter().map(|e| e.record.clone()).collect();
         let mut used_bytes = fs::metadata(&index_path).map(|m| m.len()).unwrap_or(0);
         for day in read_dir_sorted(&root.join(CAPTURES_DIR))? {
             if !day.is_dir() {
@@ -154,7 +236,7 @@ impl Journal {
                 let Some(id) = name.strip_suffix(".json") else {
                     continue;
                 };
-                if known.contains(id) {
+                if known.contains(id) || named.contains(&relative(root, &file)) {
                     continue;
                 }
                 // A complete record whose index line was lost is indexed now; one that cannot be
@@ -299,6 +381,93 @@ impl Journal {
         self.used_bytes += (jpeg.len() + json.len() + line_len) as u64;
         Ok(entry)
     }
+
+    /// Verifies every record; moves the files of those that fail into a new folder
+    /// `quarantine/<stamp>/` and rewrites the index without their lines (order and crash
+    /// guarantees in the module docs). Nothing is deleted. Not safe while another process
+    /// appends to the same journal: stop `dermo-scope run` first.
+    pub fn quarantine(&mut self) -> Result<Quarantine, JournalError> {
+        let lines = read_index_lines(&self.root)?;
+        let mut verifier = Verifier::new(&self.root);
+        let mut kept_text = String::new();
+        let mut kept_paths = HashSet::new();
+        let mut failed = Vec::new();
+        for line in &lines {
+            match verifier.check(line) {
+                Ok((entry, _, _)) => {
+                    kept_text.push_str(&line.text);
+                    kept_text.push('\n');
+                    kept_paths.insert(entry.record);
+                    kept_paths.insert(entry.frame);
+                }
+                Err(bad) => failed.push((bad, line)),
+            }
+        }
+        let kept = lines.len() - failed.len();
+        if failed.is_empty() {
+            return Ok(Quarantine {
+                folder: None,
+                records: Vec::new(),
+                kept,
+            });
+        }
+        let folder = new_quarantine_folder(&self.root)?;
+        let mut planned = HashSet::new();
+        let records: Vec<QuarantinedRecord> = failed
+            .into_iter()
+            .map(|(bad, line)| {
+                let moved = match &line.entry {
+                    Ok(e) => [&e.record, &e.frame]
+                        .into_iter()
+                        .filter(|rel| {
+                            !kept_paths.contains(*rel)
+                                && movable(&self.root, rel)
+                                && planned.insert((*rel).clone())
+                        })
+                        .cloned()
+                        .collect(),
+                    Err(_) => Vec::new(),
+                };
+                QuarantinedRecord {
+                    bad,
+                    index_line: line.text.clone(),
+                    moved,
+                }
+            })
+            .collect();
+
+        // 1. The report, so a crash below still leaves the reasons and the index lines.
+        let report_path = folder.join(QUARANTINE_REPORT);
+        let mut report = Vec::new();
+        for r in &records {
+            serde_json::to_writer(&mut report, r).map_err(|e| JournalError::BadRecord {
+                path: report_path.clone(),
+                reason: e.to_string(),
+            })?;
+            report.push(b'\n');
+        }
+        write_atomic(&report_path, &report).map_err(io_err(&report_path))?;
+        // 2. The files.
+        for rel in records.iter().flat_map(|r| &r.moved) {
+            let (from, to) = (self.root.join(rel), folder.join(rel));
+            let to_dir = to.parent().unwrap_or(&folder);
+            create_dir_all_durable(to_dir).map_err(io_err(to_dir))?;
+            fs::rename(&from, &to).map_err(io_err(&from))?;
+            sync_dir(to_dir).map_err(io_err(to_dir))?;
+            let from_dir = from.parent().unwrap_or(&self.root);
+            sync_dir(from_dir).map_err(io_err(from_dir))?;
+        }
+        // 3. The index, in one atomic step.
+        let index_path = self.root.join(INDEX_FILE);
+        write_atomic(&index_path, kept_text.as_bytes()).map_err(io_err(&index_path))?;
+        let (reopened, _) = Journal::open(&self.root, self.policy)?;
+        *self = reopened;
+        Ok(Quarantine {
+            folder: Some(folder),
+            records,
+            kept,
+        })
+    }
 }
 
 /// Reads the index of the journal at `root` (no repair; see [`Journal::open`]).
@@ -320,9 +489,109 @@ pub fn read_index(root: &Path) -> Result<Vec<IndexEntry>, JournalError> {
         .collect()
 }
 
+/// Reads the index of the journal at `root` line by line, keeping lines that do not parse (no
+/// repair; see [`Journal::open`]).
+pub fn read_index_lines(root: &Path) -> Result<Vec<IndexLine>, JournalError> {
+    let path = root.join(INDEX_FILE);
+    let bytes = match fs::read(&path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        r => r.map_err(io_err(&path))?,
+    };
+    Ok(String::from_utf8_lossy(&bytes)
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| IndexLine {
+            number: i + 1,
+            text: l.to_string(),
+            entry: serde_json::from_str(l).map_err(|e| e.to_string()),
+        })
+        .collect())
+}
+
+/// Checks index lines in order: each must parse, name a capture id not seen on an earlier line,
+/// and lead to an intact record ([`read_capture`]).
+pub struct Verifier<'a> {
+    root: &'a Path,
+    seen: HashMap<String, usize>,
+}
+
+impl<'a> Verifier<'a> {
+    pub fn new(root: &'a Path) -> Self {
+        Verifier {
+            root,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// The line's entry, its record and its frame's bytes (those that were hashed), or why not.
+    pub fn check(
+        &mut self,
+        line: &IndexLine,
+    ) -> Result<(IndexEntry, JournalRecord, Vec<u8>), BadEntry> {
+        let index = self.root.join(INDEX_FILE);
+        let bad = |id: Option<&str>, reason: String| BadEntry {
+            line: line.number,
+            id: id.map(str::to_string),
+            reason,
+        };
+        let entry = match &line.entry {
+            Ok(e) => e,
+            Err(e) => {
+                let err = JournalError::BadIndex {
+                    path: index,
+                    reason: format!("line {} does not parse: {e}", line.number),
+                };
+                return Err(bad(None, err.to_string()));
+            }
+        };
+        if let Some(first) = self.seen.get(&entry.id) {
+            let err = JournalError::BadIndex {
+                path: index,
+                reason: format!(
+                    "line {}: capture id {:?} is also on line {first}",
+                    line.number, entry.id
+                ),
+            };
+            return Err(bad(Some(&entry.id), err.to_string()));
+        }
+        self.seen.insert(entry.id.clone(), line.number);
+        let (record, frame) =
+            read_capture(self.root, entry).map_err(|e| bad(Some(&entry.id), e.to_string()))?;
+        Ok((entry.clone(), record, frame))
+    }
+}
+
+/// Checks every line of the index at `root`; one bad record does not stop the others.
+pub fn verify(root: &Path) -> Result<Verification, JournalError> {
+    let mut verifier = Verifier::new(root);
+    let mut v = Verification::default();
+    for line in read_index_lines(root)? {
+        match verifier.check(&line) {
+            Ok((entry, _, _)) => v.good.push(entry),
+            Err(bad) => v.bad.push(bad),
+        }
+    }
+    Ok(v)
+}
+
 /// Reads and checks one indexed record: its JSON hash and its frame's hash.
 pub fn read_record(root: &Path, entry: &IndexEntry) -> Result<JournalRecord, JournalError> {
-    let path = root.join(&entry.record);
+    read_capture(root, entry).map(|(record, _)| record)
+}
+
+/// Reads and checks one indexed record and returns it with its frame's bytes. The entry's id
+/// must be a plain file name and its paths `captures/<day>/<id>.json` and `.jpg`, regular files
+/// inside `root`; the record must name the same id and frame, and both hashes must match.
+pub fn read_capture(
+    root: &Path,
+    entry: &IndexEntry,
+) -> Result<(JournalRecord, Vec<u8>), JournalError> {
+    check_entry(entry).map_err(|reason| JournalError::BadIndex {
+        path: root.join(INDEX_FILE),
+        reason,
+    })?;
+    let path = inside(root, &entry.record)?;
     let bytes = fs::read(&path).map_err(io_err(&path))?;
     let bad = |reason: String| JournalError::BadRecord {
         path: path.clone(),
@@ -332,7 +601,14 @@ pub fn read_record(root: &Path, entry: &IndexEntry) -> Result<JournalRecord, Jou
         return Err(bad("its hash does not match the index".into()));
     }
     let record: JournalRecord = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
-    let frame_path = root.join(&entry.frame);
+    let frame_name = format!("{}.jpg", entry.id);
+    if record.id != entry.id || record.frame != frame_name {
+        return Err(bad(format!(
+            "it names capture {:?} and frame {:?}; the index says {:?} and {frame_name:?}",
+            record.id, record.frame, entry.id
+        )));
+    }
+    let frame_path = inside(root, &entry.frame)?;
     let frame = fs::read(&frame_path).map_err(io_err(&frame_path))?;
     if hex::encode(Sha256::digest(&frame)) != record.frame_sha256 {
         return Err(bad(format!(
@@ -340,7 +616,99 @@ pub fn read_record(root: &Path, entry: &IndexEntry) -> Result<JournalRecord, Jou
             entry.frame
         )));
     }
-    Ok(record)
+    Ok((record, frame))
+}
+
+/// A capture id or a file name the journal may use as a path component: not empty, not `.` or
+/// `..`, no `/`, `\` or NUL.
+pub fn is_plain_name(s: &str) -> bool {
+    !s.is_empty() && s != "." && s != ".." && !s.contains(['/', '\\', '\0'])
+}
+
+/// Checks an entry's id and paths by their text alone (no file system access).
+fn check_entry(entry: &IndexEntry) -> Result<(), String> {
+    if !is_plain_name(&entry.id) {
+        return Err(format!(
+            "capture id {:?} is not a plain file name",
+            entry.id
+        ));
+    }
+    for (what, rel, ext) in [
+        ("record", &entry.record, "json"),
+        ("frame", &entry.frame, "jpg"),
+    ] {
+        let ok = match rel.split('/').collect::<Vec<_>>()[..] {
+            [CAPTURES_DIR, day, file] => {
+                is_plain_name(day) && file == format!("{}.{ext}", entry.id)
+            }
+            _ => false,
+        };
+        if !ok {
+            return Err(format!(
+                "capture {:?}: {what} path {rel:?} is not {CAPTURES_DIR}/<day>/{}.{ext}",
+                entry.id, entry.id
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `root/rel` when it is a regular file whose real path (symbolic links resolved) is inside
+/// `root`. `rel` has passed [`check_entry`].
+fn inside(root: &Path, rel: &str) -> Result<PathBuf, JournalError> {
+    let path = root.join(rel);
+    let real = fs::canonicalize(&path).map_err(io_err(&path))?;
+    let real_root = fs::canonicalize(root).map_err(io_err(root))?;
+    let bad = |reason: String| JournalError::BadRecord {
+        path: path.clone(),
+        reason,
+    };
+    if !real.starts_with(&real_root) {
+        return Err(bad(format!(
+            "it resolves to {}, outside the journal",
+            real.display()
+        )));
+    }
+    if !fs::metadata(&real).map_err(io_err(&path))?.is_file() {
+        return Err(bad("it is not a regular file".into()));
+    }
+    Ok(path)
+}
+
+/// Whether [`Journal::quarantine`] may move `root/rel`: a plain `captures/<day>/<file>` path to
+/// something that exists, in a folder whose real path is inside `root`. A symbolic link is
+/// moved as the link; what it points to is never touched.
+fn movable(root: &Path, rel: &str) -> bool {
+    let plain = match rel.split('/').collect::<Vec<_>>()[..] {
+        [CAPTURES_DIR, day, file] => is_plain_name(day) && is_plain_name(file),
+        _ => false,
+    };
+    let path = root.join(rel);
+    let dir_inside = || {
+        let dir = fs::canonicalize(path.parent()?).ok()?;
+        Some(dir.starts_with(fs::canonicalize(root).ok()?))
+    };
+    plain && fs::symlink_metadata(&path).is_ok() && dir_inside() == Some(true)
+}
+
+/// Creates `root/quarantine/<UTC stamp>` (with `-2`, `-3`, … when taken) durably.
+fn new_quarantine_folder(root: &Path) -> Result<PathBuf, JournalError> {
+    let parent = root.join(QUARANTINE_DIR);
+    create_dir_all_durable(&parent).map_err(io_err(&parent))?;
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+    for n in 1.. {
+        let folder = match n {
+            1 => parent.join(&stamp),
+            n => parent.join(format!("{stamp}-{n}")),
+        };
+        match fs::create_dir(&folder) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            r => r.map_err(io_err(&folder))?,
+        }
+        sync_dir(&parent).map_err(io_err(&parent))?;
+        return Ok(folder);
+    }
+    unreachable!("an unbounded range ends only by returning")
 }
 
 /// Cuts a torn last line and returns the entries that parse.
@@ -383,6 +751,13 @@ fn truncate_torn_line(path: &Path) -> io::Result<()> {
 fn complete_record(root: &Path, record_path: &Path) -> Result<IndexEntry, String> {
     let bytes = fs::read(record_path).map_err(|e| e.to_string())?;
     let record: JournalRecord = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+    // Its own name, and the frame beside it: nothing it says may lead elsewhere.
+    if record_path.file_name() != Some(format!("{}.json", record.id).as_ref())
+        || record.frame != format!("{}.jpg", record.id)
+        || !is_plain_name(&record.id)
+    {
+        return Err("its id or frame name does not match its file name".into());
+    }
     let frame_path = record_path.with_file_name(&record.frame);
     let frame = fs::read(&frame_path).map_err(|e| e.to_string())?;
     if hex::encode(Sha256::digest(&frame)) != record.frame_sha256 {

@@ -3,28 +3,31 @@
 //! Decision support — not a diagnosis.
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use dermo_device::app::{find_model, App, RunError, RunSettings, Screens};
 use dermo_device::classifier::{trust_policy, Classifier};
 use dermo_device::config::Config;
 use dermo_device::controls::{self, Continuous, Trigger};
 use dermo_device::display::{self, DisplaySpec};
-use dermo_device::journal::{read_index, read_record, Journal};
+use dermo_device::export::{ExportError, ExportOptions};
+use dermo_device::frame::read_image_file;
+use dermo_device::journal::{self, BadEntry, Journal};
 use dermo_device::modelstore::{ModelStore, StoreError};
-use dermo_device::source::{self, CameraSettings, SourceSpec};
+use dermo_device::source::{self, SourceSettings, SourceSpec};
 use dermo_device::{bench, export, CaptureResult};
 use embedded_graphics::prelude::Size;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Exit status: 0 ok, 1 other failure, 2 bad usage, 3 model invalid, 4 storage full,
-/// 5 frame source lost.
+/// 5 frame source lost, 6 damaged journal records (`journal` without `--repair`,
+/// `export --strict`).
 #[derive(Parser)]
 #[command(
     name = "dermo-scope",
     version,
     about = "dermo-scope: capture, check and classify skin lesions on the dermatoscope. Decision support - not a diagnosis.",
-    after_help = "Exit status: 0 ok, 1 failure, 2 bad usage, 3 model invalid, 4 storage full, 5 frame source lost.\nWith no command, `run` with the config's settings."
+    after_help = "Exit status: 0 ok, 1 failure, 2 bad usage, 3 model invalid, 4 storage full, 5 frame source lost, 6 damaged journal records (journal without --repair, export --strict).\nWith no command, `run` with the config's settings."
 )]
 struct Cli {
     /// Config file (TOML). Default: /etc/dermo/dermo-scope.toml when it exists, else built-in defaults.
@@ -37,8 +40,9 @@ struct Cli {
     /// Accept a model file without a signature (development only).
     #[arg(long, global = true)]
     allow_unsigned: bool,
-    /// Classify one image file, print its result as JSON and exit (nothing is journaled).
-    #[arg(long, value_name = "IMAGE", conflicts_with = "command")]
+    /// Classify one image file, print its result as JSON and exit (nothing is journaled). Not
+    /// with a command.
+    #[arg(long, value_name = "IMAGE")]
     once: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
@@ -49,24 +53,34 @@ enum Command {
     /// Capture, classify, show and journal frames until the source ends or you quit.
     Run(RunArgs),
     /// Bundle the journal's captures for the host (`dermo data import scope-bundle`).
+    /// Records that fail their checks are skipped and listed on stderr.
     Export {
-        /// New, empty directory to write the bundle into (images/ and captures.csv).
-        #[arg(long, value_name = "DIR")]
+        /// New, empty directory to write the bundle into (images/ and captures.csv). It is
+        /// built beside it and renamed into place, so a failed export leaves nothing.
+        #[arg(long, value_name = "DIR", value_parser = non_empty_path)]
         out: PathBuf,
         /// Journal directory. Default: [journal] data_dir in the config.
-        #[arg(long, value_name = "DIR")]
+        #[arg(long, value_name = "DIR", value_parser = non_empty_path)]
         data_dir: Option<PathBuf>,
+        /// Export nothing, and exit 6, when any record fails its checks.
+        #[arg(long)]
+        strict: bool,
     },
     /// Manage the installed models (current.onnx and previous.onnx in the model store).
     Model {
         #[command(subcommand)]
         action: ModelAction,
     },
-    /// Check the journal: repair what a crash left, then verify every record against its hashes.
+    /// Check the journal: repair what a crash left, then verify every record against its hashes
+    /// (exit 6 when any fails).
     Journal {
         /// Journal directory. Default: [journal] data_dir in the config.
-        #[arg(long, value_name = "DIR")]
+        #[arg(long, value_name = "DIR", value_parser = non_empty_path)]
         data_dir: Option<PathBuf>,
+        /// Move records that fail into DATA_DIR/quarantine/<time>/ and take them out of the
+        /// index (nothing is deleted). Stop `dermo-scope run` first.
+        #[arg(long)]
+        repair: bool,
     },
     /// Time the pipeline per frame: capture+decode, quality gate, preprocess, inference, draw
     /// (median milliseconds, printed as one name=value line).
@@ -114,7 +128,7 @@ struct RunArgs {
     #[arg(long)]
     trigger: Option<String>,
     /// Journal directory. Default: [journal] data_dir in the config.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = non_empty_path)]
     data_dir: Option<PathBuf>,
     /// Stop capturing before less than this many MiB remain free.
     #[arg(long, value_name = "MIB")]
@@ -128,6 +142,14 @@ struct RunArgs {
     /// Continuous mode: least milliseconds between captures.
     #[arg(long, value_name = "MS")]
     interval_ms: Option<u64>,
+}
+
+/// A path argument that is not empty (an empty one would mean the working directory).
+fn non_empty_path(s: &str) -> Result<PathBuf, String> {
+    if s.is_empty() {
+        return Err("the path is empty".into());
+    }
+    Ok(PathBuf::from(s))
 }
 
 fn parse_size(s: &str) -> Result<Size, String> {
@@ -145,6 +167,15 @@ fn parse_size(s: &str) -> Result<Size, String> {
 
 fn main() {
     let cli = Cli::parse();
+    // (`conflicts_with` cannot name the subcommand: clap's debug build refuses the whole CLI.)
+    if cli.once.is_some() && cli.command.is_some() {
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--once IMAGE cannot be used with a command",
+            )
+            .exit();
+    }
     let code = match dispatch(cli) {
         Ok(()) => 0,
         Err(e) => {
@@ -161,13 +192,40 @@ fn exit_code(e: &anyhow::Error) -> i32 {
         e.exit_code()
     } else if let Some(e) = e.downcast_ref::<StoreError>() {
         e.exit_code()
+    } else if matches!(
+        e.downcast_ref::<ExportError>(),
+        Some(ExportError::Damaged { .. })
+    ) || e.is::<DamagedJournal>()
+    {
+        6
     } else {
         1
     }
 }
 
+/// `dermo-scope journal` found records that fail verification (exit 6).
+#[derive(Debug, thiserror::Error)]
+#[error("{bad} of {records} records of journal {root} fail verification (listed above); `dermo-scope journal --repair` moves them to quarantine")]
+struct DamagedJournal {
+    root: PathBuf,
+    bad: usize,
+    records: usize,
+}
+
+/// One line on stderr per record that failed its checks.
+fn report_bad(bad: &[BadEntry]) {
+    for b in bad {
+        let id = b.id.as_deref().map_or("?".into(), |id| format!("{id:?}"));
+        eprintln!(
+            "dermo-scope: bad record {id} (index line {}): {}",
+            b.line, b.reason
+        );
+    }
+}
+
 fn dispatch(cli: Cli) -> Result<()> {
-    let cfg = Config::load(cli.config.as_deref()).context("loading the config")?;
+    // Every config error names the file already.
+    let cfg = Config::load(cli.config.as_deref())?;
     if let Some(image) = &cli.once {
         return once(&cli, &cfg, image);
     }
@@ -177,13 +235,38 @@ fn dispatch(cli: Cli) -> Result<()> {
         Some(Command::Export {
             ref out,
             ref data_dir,
+            strict,
         }) => {
             let data_dir = data_dir.clone().unwrap_or_else(|| cfg.data_dir());
-            let s = export::export_bundle(&data_dir, out, true).with_context(|| {
-                format!("exporting {} to {}", data_dir.display(), out.display())
-            })?;
+            let options = ExportOptions {
+                progress: true,
+                strict,
+            };
+            let s = match export::export_bundle(&data_dir, out, options) {
+                Ok(s) => s,
+                Err(e) => {
+                    if let ExportError::Damaged { bad, .. } = &e {
+                        report_bad(bad);
+                    }
+                    return Err(e).with_context(|| {
+                        format!("exporting {} to {}", data_dir.display(), out.display())
+                    });
+                }
+            };
+            report_bad(&s.skipped);
+            let skipped = match s.skipped.len() {
+                0 => String::new(),
+                n => {
+                    let ids: Vec<String> = s
+                        .skipped
+                        .iter()
+                        .map(|b| b.id.as_deref().map_or("?".into(), |id| format!("{id:?}")))
+                        .collect();
+                    format!("; skipped {n} bad record(s): {}", ids.join(", "))
+                }
+            };
             println!(
-                "exported {} captures ({} predictions, {} abstained, {} retakes) to {}",
+                "exported {} captures ({} predictions, {} abstained, {} retakes) to {}{skipped}",
                 s.captures,
                 s.predictions,
                 s.abstained,
@@ -193,9 +276,12 @@ fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Some(Command::Model { ref action }) => model_command(&cli, &cfg, action),
-        Some(Command::Journal { ref data_dir }) => {
+        Some(Command::Journal {
+            ref data_dir,
+            repair,
+        }) => {
             let data_dir = data_dir.clone().unwrap_or_else(|| cfg.data_dir());
-            journal_check(&cfg, &data_dir)
+            journal_check(&cfg, &data_dir, repair)
         }
         Some(Command::Bench {
             ref source,
@@ -204,7 +290,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             size,
         }) => {
             let classifier = load_classifier(&cli, &cfg)?;
-            let mut src = source::open(source, &camera_settings(&cfg))
+            let mut src = source::open(source, &source_settings(&cfg))
                 .with_context(|| format!("opening {source:?}"))?;
             let t = bench::run(src.as_mut(), &classifier, size, warmup, frames)?;
             // One `name=value` line (medians, ms): easy to read and to parse in scripts/bench.
@@ -236,10 +322,11 @@ fn dispatch(cli: Cli) -> Result<()> {
     }
 }
 
-fn camera_settings(cfg: &Config) -> CameraSettings {
-    CameraSettings {
+fn source_settings(cfg: &Config) -> SourceSettings {
+    SourceSettings {
         width: cfg.source.width,
         height: cfg.source.height,
+        max_input: cfg.source.max_input_bytes(),
     }
 }
 
@@ -263,10 +350,12 @@ fn load_classifier(cli: &Cli, cfg: &Config) -> Result<Classifier> {
     Classifier::load(&path, &trust(cli, cfg)?).map_err(|e| RunError::ModelInvalid(e).into())
 }
 
-/// `--once IMAGE`: the scriptable path.
+/// `--once IMAGE`: the scriptable path. The image is read (under `[source] max_input_mb`)
+/// before the model is loaded.
 fn once(cli: &Cli, cfg: &Config, image: &Path) -> Result<()> {
+    let bytes = read_image_file(image, cfg.source.max_input_bytes())?;
+    let img = dermo_model::preprocess::decode_bytes(&bytes, &image.display().to_string())?;
     let classifier = load_classifier(cli, cfg)?;
-    let img = dermo_model::preprocess::decode_file(image)?;
     let quality = cfg.quality.check(&img);
     let decision = if quality.passed() {
         Some(classifier.classify(&img)?)
@@ -358,7 +447,7 @@ fn run(cli: &Cli, cfg: &Config, args: &RunArgs) -> Result<()> {
         reconnect_timeout: (reconnect_s > 0).then(|| Duration::from_secs(reconnect_s)),
         result_hold: Duration::from_millis(cfg.controls.result_hold_ms),
     };
-    let source = source::open(&source_spec, &camera_settings(cfg))
+    let source = source::open(&source_spec, &source_settings(cfg))
         .with_context(|| format!("opening the frame source {source_spec:?}"))?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -392,23 +481,42 @@ fn model_command(cli: &Cli, cfg: &Config, action: &ModelAction) -> Result<()> {
     Ok(())
 }
 
-fn journal_check(cfg: &Config, data_dir: &Path) -> Result<()> {
-    let (journal, recovery) = Journal::open(data_dir, cfg.journal.storage())?;
-    let entries = read_index(journal.root())?;
-    for e in &entries {
-        read_record(journal.root(), e)?;
+/// `dermo-scope journal [--repair]`: crash repair, then every record verified; prints one JSON
+/// object. Without `--repair`, records that fail are listed and the exit status is 6; with it,
+/// they are quarantined and listed.
+fn journal_check(cfg: &Config, data_dir: &Path, repair: bool) -> Result<()> {
+    let (mut opened, recovery) = Journal::open(data_dir, cfg.journal.storage())?;
+    let found = journal::verify(opened.root())?;
+    let records = found.good.len() + found.bad.len();
+    let mut report = serde_json::json!({
+        "journal": data_dir,
+        "records": records,
+        "verified": found.good.len(),
+        "bad": found.bad,
+        "recovery": recovery,
+    });
+    if repair && !found.bad.is_empty() {
+        let quarantine = opened.quarantine()?;
+        report["quarantine"] = serde_json::to_value(&quarantine)?;
+        println!("{report}");
+        return Ok(());
     }
-    println!(
-        "{}",
-        serde_json::json!({"journal": data_dir, "records": entries.len(), "verified": entries.len(), "recovery": recovery})
-    );
-    Ok(())
+    println!("{report}");
+    if found.bad.is_empty() {
+        return Ok(());
+    }
+    report_bad(&found.bad);
+    Err(DamagedJournal {
+        root: data_dir.to_path_buf(),
+        bad: found.bad.len(),
+        records,
+    }
+    .into())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn cli_is_well_formed() {
@@ -416,5 +524,6 @@ mod tests {
         assert_eq!(parse_size("800x480").unwrap(), Size::new(800, 480));
         assert!(parse_size("800").is_err());
         assert!(parse_size("0x10").is_err());
+        assert!(Cli::try_parse_from(["dermo-scope", "--once", "a.jpg"]).is_ok());
     }
 }

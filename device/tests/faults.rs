@@ -1,7 +1,8 @@
 //! Fault tests of the real binary: the replay source disappears mid-run, the model file is
 //! swapped for garbage or carries metadata it cannot run with, the disk fills, and the process is
 //! killed with SIGKILL while it writes its journal. In each case nothing that was acknowledged is
-//! lost and no half record remains.
+//! lost and no half record remains; a storage-full or source-lost stop still ends its output
+//! with the `finished` event.
 
 mod common;
 
@@ -94,6 +95,14 @@ fn wait_for(rx: &Receiver<Value>, kind: &str, seen: &mut Vec<Value>) -> Value {
     }
 }
 
+/// The last event is `finished`, saying how the run stopped and counting its captures.
+fn assert_finished(events: &[Value], stopped: &str, captures: usize) {
+    let last = events.last().expect("no events");
+    assert_eq!(last["event"], "finished", "{events:#?}");
+    assert_eq!(last["stopped"], stopped, "{last}");
+    assert_eq!(last["captures"], captures, "{last}");
+}
+
 fn acked_ids(events: &[Value]) -> Vec<String> {
     events
         .iter()
@@ -118,7 +127,7 @@ fn check_journal(data: &Path) -> Vec<String> {
     for e in &entries {
         dermo_device::journal::read_record(data, e).unwrap();
     }
-    let debris = walk(data)
+    let debris = common::walk(data)
         .into_iter()
         .filter(|p| {
             p.file_name()
@@ -129,19 +138,6 @@ fn check_journal(data: &Path) -> Vec<String> {
         .collect::<Vec<_>>();
     assert!(debris.is_empty(), "temporary files left: {debris:?}");
     entries.into_iter().map(|e| e.id).collect()
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[test]
@@ -195,8 +191,12 @@ fn replay_source_that_stays_away_ends_the_run_with_nothing_lost() {
     wait_for(&rx, "source_lost", &mut seen);
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(5), "exit status for a lost source");
-    seen.extend(rx.try_iter());
+    // The reader thread may still be handing over the last lines.
+    while let Ok(v) = rx.recv_timeout(Duration::from_secs(5)) {
+        seen.push(v);
+    }
     let acked = acked_ids(&seen);
+    assert_finished(&seen, "source_lost", acked.len());
     let indexed = check_journal(&data);
     assert!(
         acked.iter().all(|id| indexed.contains(id)),
@@ -341,14 +341,16 @@ fn journal_size_cap_stops_capture_with_the_storage_full_screen() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(common::files_containing(&screens, "storage-full").len(), 1);
-    let acked = acked_ids(&common::events(&out));
+    let events = common::events(&out);
+    let acked = acked_ids(&events);
     assert!(
         acked.len() > 10 && acked.len() < 100,
         "{} captures",
         acked.len()
     );
+    assert_finished(&events, "storage_full", acked.len());
     assert_eq!(check_journal(&data), acked);
-    let size: u64 = walk(&data)
+    let size: u64 = common::walk(&data)
         .iter()
         .map(|p| p.metadata().unwrap().len())
         .sum();
@@ -366,6 +368,7 @@ fn free_space_floor_refuses_to_start_capturing() {
         .unwrap();
     assert_eq!(out.status.code(), Some(4));
     assert_eq!(common::files_containing(&screens, "storage-full").len(), 1);
+    assert_finished(&common::events(&out), "storage_full", 0);
     assert!(check_journal(&data).is_empty());
 }
 
@@ -408,8 +411,11 @@ fn small_tmpfs_fills_without_half_records() {
             "{name}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let acked = acked_ids(&common::events(&out));
+        let events = common::events(&out);
+        let acked = acked_ids(&events);
         assert!(!acked.is_empty(), "{name}: nothing captured");
+        // On the full tmpfs stdout is a pipe, so there is room for the last event.
+        assert_finished(&events, "storage_full", acked.len());
         assert_eq!(check_journal(&data), acked, "{name}");
         if floor == "1" {
             let free = dermo_device::journal::free_bytes(&data).unwrap();

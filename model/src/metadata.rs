@@ -173,36 +173,75 @@ pub struct Provenance {
 }
 
 /// A missing or malformed `dermo.*` value.
-#[derive(Debug, thiserror::Error)]
+///
+/// Each message names the key and its cause once. A cause kept in a field is part of the message
+/// and is not also returned by `source()`, so an error chain printed with `{:#}` (anyhow) does not
+/// repeat it.
+#[derive(Debug)]
 pub enum MetadataError {
-    #[error("metadata key {0:?} is missing (not a dermo model file?)")]
     Missing(&'static str),
-    #[error("metadata key {key:?} is not valid JSON for its type: {source}")]
     Json {
         key: &'static str,
         source: serde_json::Error,
     },
-    #[error("metadata format {found} is not supported (this build reads format {FORMAT_VERSION})")]
-    Version { found: u32 },
-    #[error("metadata lists {found} classes, this build knows {expected}: {codes}")]
+    Version {
+        found: u32,
+    },
     Classes {
         found: usize,
         expected: usize,
         codes: String,
     },
-    #[error(
-        "metadata key {KEY_INPUT:?}: size {found} is outside {lo}..={hi}",
-        lo = INPUT_SIZE_RANGE.start(),
-        hi = INPUT_SIZE_RANGE.end()
-    )]
-    InputSize { found: u32 },
-    #[error("metadata key {KEY_CALIBRATION:?}: {field} is {value}, expected {expected}")]
+    InputSize {
+        found: u32,
+    },
     Calibration {
         field: &'static str,
         value: f32,
         expected: &'static str,
     },
 }
+
+impl std::fmt::Display for MetadataError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use MetadataError::*;
+        match self {
+            Missing(key) => write!(f, "metadata key {key:?} is missing (not a dermo model file?)"),
+            Json { key, source } => write!(
+                f,
+                "metadata key {key:?} is not valid JSON for its type: {source}"
+            ),
+            Version { found } => write!(
+                f,
+                "metadata format {found} is not supported (this build reads format {FORMAT_VERSION})"
+            ),
+            Classes {
+                found,
+                expected,
+                codes,
+            } => write!(
+                f,
+                "metadata lists {found} classes, this build knows {expected}: {codes}"
+            ),
+            InputSize { found } => write!(
+                f,
+                "metadata key {KEY_INPUT:?}: size {found} is outside {}..={}",
+                INPUT_SIZE_RANGE.start(),
+                INPUT_SIZE_RANGE.end()
+            ),
+            Calibration {
+                field,
+                value,
+                expected,
+            } => write!(
+                f,
+                "metadata key {KEY_CALIBRATION:?}: {field} is {value}, expected {expected}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for MetadataError {}
 
 impl Metadata {
     /// Metadata for the seven-class taxonomy with default input and calibration.

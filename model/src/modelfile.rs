@@ -48,41 +48,44 @@ pub struct ModelFile {
     pub sha256: String,
 }
 
-#[derive(Debug, thiserror::Error)]
+/// Why a model file was not opened.
+///
+/// Each message names the file and its cause once. A cause kept in a field is part of the
+/// message and is not also returned by `source()`, so an error chain printed with `{:#}` (anyhow)
+/// does not repeat it.
+#[derive(Debug)]
 pub enum ModelFileError {
-    #[error("cannot read model file {path}: {source}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path} is not an ONNX model file: {source}")]
     NotOnnx {
         path: PathBuf,
         source: prost::DecodeError,
     },
-    #[error("{path} is not an ONNX model file: it has no graph")]
-    NoGraph { path: PathBuf },
-    #[error("model file {path} refused: {source}")]
+    NoGraph {
+        path: PathBuf,
+    },
     Signature {
         path: PathBuf,
         source: SignatureError,
     },
-    #[error("model file {path} refused: it is not signed ({sig} is missing) and unsigned models are not allowed")]
-    Unsigned { path: PathBuf, sig: PathBuf },
-    #[error("model file {path} refused: no trusted keys are configured to verify its signature")]
-    NoTrustedKeys { path: PathBuf },
-    #[error("model file {path} has no usable dermo metadata: {source}")]
+    Unsigned {
+        path: PathBuf,
+        sig: PathBuf,
+    },
+    NoTrustedKeys {
+        path: PathBuf,
+    },
     Metadata {
         path: PathBuf,
         source: MetadataError,
     },
-    #[error("model file {path} refused: its graph has no {name:?} {what}")]
     GraphMissing {
         path: PathBuf,
         what: &'static str,
         name: String,
     },
-    #[error("model file {path} refused: metadata key {key:?} says {field} {meta}, but the graph's {tensor:?} has {graph}")]
     GraphMismatch {
         path: PathBuf,
         key: &'static str,
@@ -92,6 +95,63 @@ pub enum ModelFileError {
         graph: usize,
     },
 }
+
+impl std::fmt::Display for ModelFileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use ModelFileError::*;
+        match self {
+            Read { path, source } => {
+                write!(f, "cannot read model file {}: {source}", path.display())
+            }
+            NotOnnx { path, source } => {
+                write!(f, "{} is not an ONNX model file: {source}", path.display())
+            }
+            NoGraph { path } => write!(
+                f,
+                "{} is not an ONNX model file: it has no graph",
+                path.display()
+            ),
+            Signature { path, source } => {
+                write!(f, "model file {} refused: {source}", path.display())
+            }
+            Unsigned { path, sig } => write!(
+                f,
+                "model file {} refused: it is not signed ({} is missing) and unsigned models are not allowed",
+                path.display(),
+                sig.display()
+            ),
+            NoTrustedKeys { path } => write!(
+                f,
+                "model file {} refused: no trusted keys are configured to verify its signature",
+                path.display()
+            ),
+            Metadata { path, source } => write!(
+                f,
+                "model file {} has no usable dermo metadata: {source}",
+                path.display()
+            ),
+            GraphMissing { path, what, name } => write!(
+                f,
+                "model file {} refused: its graph has no {name:?} {what}",
+                path.display()
+            ),
+            GraphMismatch {
+                path,
+                key,
+                field,
+                meta,
+                tensor,
+                graph,
+            } => write!(
+                f,
+                "model file {} refused: metadata key {key:?} says {field} {meta}, but the graph's {tensor:?} has {graph}",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ModelFileError {}
 
 impl ModelFile {
     /// Reads `path`, checks its signature against `trust`, and reads its metadata.

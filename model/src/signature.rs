@@ -15,29 +15,73 @@ pub const SIGNING_KEY_FILE: &str = "dermo-signing.key";
 /// File name of the public key written by `keygen`.
 pub const PUBLIC_KEY_FILE: &str = "dermo-signing.pub";
 
-#[derive(Debug, thiserror::Error)]
+/// A key or signature file that cannot be used, or a signature that does not verify.
+///
+/// Each message names the file and its cause once. A cause kept in a field is part of the
+/// message and is not also returned by `source()`, so an error chain printed with `{:#}` (anyhow)
+/// does not repeat it.
+#[derive(Debug)]
 pub enum SignatureError {
-    #[error("cannot read {path}: {source}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path} is not a key file: expected {expected} hex characters")]
-    KeyFormat { path: PathBuf, expected: usize },
-    #[error("{path} holds an invalid ed25519 public key")]
-    BadPublicKey { path: PathBuf },
-    #[error("signature file {path} is missing")]
-    MissingSignature { path: PathBuf },
-    #[error("signature file {path} must be exactly {SIGNATURE_LENGTH} bytes, found {len}")]
-    SignatureFormat { path: PathBuf, len: usize },
-    #[error("signature of {model} does not verify against any of the {keys} trusted key(s): the file was modified or signed by another key")]
-    Untrusted { model: PathBuf, keys: usize },
+    KeyFormat {
+        path: PathBuf,
+        expected: usize,
+    },
+    BadPublicKey {
+        path: PathBuf,
+    },
+    MissingSignature {
+        path: PathBuf,
+    },
+    SignatureFormat {
+        path: PathBuf,
+        len: usize,
+    },
+    Untrusted {
+        model: PathBuf,
+        keys: usize,
+    },
 }
+
+impl std::fmt::Display for SignatureError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use SignatureError::*;
+        match self {
+            Read { path, source } => write!(f, "cannot read {}: {source}", path.display()),
+            Write { path, source } => write!(f, "cannot write {}: {source}", path.display()),
+            KeyFormat { path, expected } => write!(
+                f,
+                "{} is not a key file: expected {expected} hex characters",
+                path.display()
+            ),
+            BadPublicKey { path } => {
+                write!(f, "{} holds an invalid ed25519 public key", path.display())
+            }
+            MissingSignature { path } => {
+                write!(f, "signature file {} is missing", path.display())
+            }
+            SignatureFormat { path, len } => write!(
+                f,
+                "signature file {} must be exactly {SIGNATURE_LENGTH} bytes, found {len}",
+                path.display()
+            ),
+            Untrusted { model, keys } => write!(
+                f,
+                "signature of {} does not verify against any of the {keys} trusted key(s): the file was modified or signed by another key",
+                model.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SignatureError {}
 
 /// The path of the detached signature of `model`: `<model>.sig`.
 pub fn signature_path(model: &Path) -> PathBuf {

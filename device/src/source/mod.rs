@@ -70,30 +70,36 @@ impl std::str::FromStr for SourceSpec {
     }
 }
 
-/// Camera settings from the config file.
+/// Source settings from the config file.
 #[derive(Debug, Clone)]
-pub struct CameraSettings {
+pub struct SourceSettings {
+    /// Camera (and synthetic) frame size.
     pub width: u32,
     pub height: u32,
+    /// Largest replayed file read, in bytes.
+    pub max_input: u64,
 }
 
 /// Opens the source a spec names.
 pub fn open(
     spec: &SourceSpec,
-    camera: &CameraSettings,
+    settings: &SourceSettings,
 ) -> Result<Box<dyn FrameSource>, SourceError> {
     match spec {
-        SourceSpec::Replay { path } => Ok(Box::new(replay::ReplaySource::open(path)?)),
+        SourceSpec::Replay { path } => Ok(Box::new(replay::ReplaySource::open(
+            path,
+            settings.max_input,
+        )?)),
         SourceSpec::Synthetic { count } => Ok(Box::new(synthetic::SyntheticSource::new(
-            camera.width,
-            camera.height,
+            settings.width,
+            settings.height,
             *count,
         ))),
         #[cfg(all(target_os = "linux", feature = "camera"))]
         SourceSpec::Camera { device } => Ok(Box::new(camera::CameraSource::open(
             device,
-            camera.width,
-            camera.height,
+            settings.width,
+            settings.height,
         )?)),
         #[cfg(not(all(target_os = "linux", feature = "camera")))]
         SourceSpec::Camera { device } => Err(SourceError::Open {

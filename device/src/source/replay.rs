@@ -1,7 +1,8 @@
-//! Replays image files: one file, or every image of a directory in name order.
+//! Replays image files: one file, or every image of a directory in name order. A file larger
+//! than the input cap is a bad frame, refused before it is read.
 
 use super::{FrameSource, SourceError};
-use crate::frame::{Frame, FrameData};
+use crate::frame::{read_image_file, Frame, FrameData, InputError};
 use std::path::{Path, PathBuf};
 
 const IMAGE_EXTENSIONS: [&str; 8] = ["jpg", "jpeg", "png", "bmp", "tif", "tiff", "webp", "gif"];
@@ -10,10 +11,12 @@ pub struct ReplaySource {
     root: PathBuf,
     files: Vec<PathBuf>,
     next: usize,
+    max_input: u64,
 }
 
 impl ReplaySource {
-    pub fn open(path: &Path) -> Result<Self, SourceError> {
+    /// Replays `path`; files over `max_input` bytes are bad frames.
+    pub fn open(path: &Path, max_input: u64) -> Result<Self, SourceError> {
         let files = list_images(path).map_err(|reason| SourceError::Open {
             source_name: path.display().to_string(),
             reason,
@@ -22,6 +25,7 @@ impl ReplaySource {
             root: path.to_path_buf(),
             files,
             next: 0,
+            max_input,
         })
     }
 
@@ -54,7 +58,7 @@ impl FrameSource for ReplaySource {
         let Some(file) = self.files.get(self.next).cloned() else {
             return Ok(None);
         };
-        match std::fs::read(&file) {
+        match read_image_file(&file, self.max_input) {
             Ok(bytes) => {
                 self.next += 1;
                 Ok(Some(Frame::new(
@@ -64,15 +68,17 @@ impl FrameSource for ReplaySource {
             }
             // The whole replay root vanished (card pulled, share unmounted): like a camera
             // dropping out. Keep our place so a reconnect resumes with the same file.
-            Err(e) if !self.root.exists() => Err(SourceError::Disconnected {
-                source_name: self.name(),
-                reason: e.to_string(),
-            }),
+            Err(InputError::Read { cause, .. }) if !self.root.exists() => {
+                Err(SourceError::Disconnected {
+                    source_name: self.name(),
+                    reason: cause.to_string(),
+                })
+            }
             Err(e) => {
                 self.next += 1;
                 Err(SourceError::BadFrame {
                     origin: file.display().to_string(),
-                    reason: e.to_string(),
+                    reason: e.problem(),
                 })
             }
         }
@@ -108,12 +114,31 @@ mod tests {
         for name in ["b.jpg", "a.PNG", "notes.txt"] {
             std::fs::write(dir.path().join(name), name).unwrap();
         }
-        let mut src = ReplaySource::open(dir.path()).unwrap();
+        let mut src = ReplaySource::open(dir.path(), 1 << 20).unwrap();
         let a = src.next_frame().unwrap().unwrap();
         assert!(a.origin.ends_with("a.PNG"));
         let b = src.next_frame().unwrap().unwrap();
         assert!(b.origin.ends_with("b.jpg"));
         assert!(src.next_frame().unwrap().is_none());
+    }
+
+    #[test]
+    fn a_file_over_the_input_cap_is_a_bad_frame_and_the_replay_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.jpg"), vec![0u8; 2048]).unwrap();
+        std::fs::write(dir.path().join("b.jpg"), b"small").unwrap();
+        let mut src = ReplaySource::open(dir.path(), 1024).unwrap();
+        match src.next_frame() {
+            Err(SourceError::BadFrame { origin, reason }) => {
+                assert!(origin.ends_with("a.jpg"), "{origin}");
+                assert!(
+                    reason.contains("input cap") && !reason.contains("a.jpg"),
+                    "{reason}"
+                );
+            }
+            other => panic!("{:?}", other.map(|f| f.map(|f| f.origin))),
+        }
+        assert!(src.next_frame().unwrap().unwrap().origin.ends_with("b.jpg"));
     }
 
     #[test]
@@ -124,7 +149,7 @@ mod tests {
         for name in ["1.jpg", "2.jpg", "3.jpg"] {
             std::fs::write(root.join(name), name).unwrap();
         }
-        let mut src = ReplaySource::open(&root).unwrap();
+        let mut src = ReplaySource::open(&root, 1 << 20).unwrap();
         assert!(src.next_frame().unwrap().is_some());
         let moved = dir.path().join("away");
         std::fs::rename(&root, &moved).unwrap();

@@ -84,3 +84,60 @@ pub fn files_containing(dir: &Path, part: &str) -> Vec<PathBuf> {
     v.sort();
     v
 }
+
+/// A journal at `dir` holding `n` captures of shared images (results without a model: quality
+/// only), written through the journal itself; returns their index entries.
+pub fn journal_of_shared_images(dir: &Path, n: usize) -> Vec<dermo_device::journal::IndexEntry> {
+    use dermo_device::journal::{Journal, StoragePolicy};
+    let policy = StoragePolicy {
+        min_free_mb: 0,
+        max_journal_mb: 0.0,
+    };
+    let (mut journal, _) = Journal::open(dir, policy).unwrap();
+    shared_images(n, 10015 / n.max(1))
+        .iter()
+        .map(|f| {
+            let jpeg = std::fs::read(f).unwrap();
+            let img = dermo_model::preprocess::decode_bytes(&jpeg, "t").unwrap();
+            let result = dermo_device::CaptureResult::new(
+                &f.display().to_string(),
+                chrono::Utc::now(),
+                dermo_device::QualityGate::default().check(&img),
+                &"ab".repeat(32),
+                "model test",
+                None,
+            );
+            journal.record(&jpeg, &result).unwrap()
+        })
+        .collect()
+}
+
+/// Every file under `dir`, recursively, sorted.
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() && !p.is_symlink() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Asserts that no line of an error message repeats a part (split at ": "), as in "X: X" or
+/// "cannot read f: No such file: No such file".
+pub fn assert_no_repeated_cause(message: &str) {
+    for line in message.lines() {
+        let parts: Vec<&str> = line
+            .split(": ")
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .collect();
+        for (i, p) in parts.iter().enumerate() {
+            assert!(!parts[i + 1..].contains(p), "{p:?} is repeated in {line:?}");
+        }
+    }
+}
