@@ -141,6 +141,12 @@ fn check_journal(data: &Path) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(
+    target_arch = "aarch64",
+    ignore = "journal, storage and source handling are the same code on every target, and each run \
+              takes minutes under qemu (the model runs emulated); x86-64 runs these, and end_to_end \
+              runs the aarch64 binary"
+)]
 fn replay_source_disappears_mid_run_and_comes_back() {
     let s = setup(24);
     let (data, screens) = (s.root.join("data"), s.root.join("screens"));
@@ -176,6 +182,12 @@ fn replay_source_disappears_mid_run_and_comes_back() {
 }
 
 #[test]
+#[cfg_attr(
+    target_arch = "aarch64",
+    ignore = "journal, storage and source handling are the same code on every target, and each run \
+              takes minutes under qemu (the model runs emulated); x86-64 runs these, and end_to_end \
+              runs the aarch64 binary"
+)]
 fn replay_source_that_stays_away_ends_the_run_with_nothing_lost() {
     let s = setup(16);
     let (data, screens) = (s.root.join("data"), s.root.join("screens"));
@@ -205,6 +217,12 @@ fn replay_source_that_stays_away_ends_the_run_with_nothing_lost() {
 }
 
 #[test]
+#[cfg_attr(
+    target_arch = "aarch64",
+    ignore = "journal, storage and source handling are the same code on every target, and each run \
+              takes minutes under qemu (the model runs emulated); x86-64 runs these, and end_to_end \
+              runs the aarch64 binary"
+)]
 fn model_swapped_for_garbage_is_refused_and_the_journal_kept() {
     let s = setup(3);
     let (data, screens) = (s.root.join("data"), s.root.join("screens"));
@@ -259,6 +277,12 @@ fn model_swapped_for_garbage_is_refused_and_the_journal_kept() {
 }
 
 #[test]
+#[cfg_attr(
+    target_arch = "aarch64",
+    ignore = "journal, storage and source handling are the same code on every target, and each run \
+              takes minutes under qemu (the model runs emulated); x86-64 runs these, and end_to_end \
+              runs the aarch64 binary"
+)]
 fn unusable_metadata_or_a_missing_key_is_refused_with_status_3() {
     let s = setup(1);
     let image = common::files_containing(&s.root.join("replay"), ".jpg").remove(0);
@@ -327,6 +351,12 @@ fn unusable_metadata_or_a_missing_key_is_refused_with_status_3() {
 }
 
 #[test]
+#[cfg_attr(
+    target_arch = "aarch64",
+    ignore = "journal, storage and source handling are the same code on every target, and each run \
+              takes minutes under qemu (the model runs emulated); x86-64 runs these, and end_to_end \
+              runs the aarch64 binary"
+)]
 fn journal_size_cap_stops_capture_with_the_storage_full_screen() {
     let s = setup(100);
     let (data, screens) = (s.root.join("data"), s.root.join("screens"));
@@ -358,6 +388,12 @@ fn journal_size_cap_stops_capture_with_the_storage_full_screen() {
 }
 
 #[test]
+#[cfg_attr(
+    target_arch = "aarch64",
+    ignore = "journal, storage and source handling are the same code on every target, and each run \
+              takes minutes under qemu (the model runs emulated); x86-64 runs these, and end_to_end \
+              runs the aarch64 binary"
+)]
 fn free_space_floor_refuses_to_start_capturing() {
     let s = setup(2);
     let (data, screens) = (s.root.join("data"), s.root.join("screens"));
@@ -376,6 +412,12 @@ fn free_space_floor_refuses_to_start_capturing() {
 /// stops capture before the disk is full, and with no floor a full disk (ENOSPC) stops it
 /// cleanly.
 #[test]
+#[cfg_attr(
+    target_arch = "aarch64",
+    ignore = "journal, storage and source handling are the same code on every target, and each run \
+              takes minutes under qemu (the model runs emulated); x86-64 runs these, and end_to_end \
+              runs the aarch64 binary"
+)]
 fn small_tmpfs_fills_without_half_records() {
     let s = setup(100);
     let screens = s.root.join("screens");
@@ -425,6 +467,12 @@ fn small_tmpfs_fills_without_half_records() {
 }
 
 #[test]
+#[cfg_attr(
+    target_arch = "aarch64",
+    ignore = "journal, storage and source handling are the same code on every target, and each run \
+              takes minutes under qemu (the model runs emulated); x86-64 runs these, and end_to_end \
+              runs the aarch64 binary"
+)]
 fn kill_9_during_journal_writes_loses_nothing_acknowledged() {
     let s = setup(40);
     let (data, screens) = (s.root.join("data"), s.root.join("screens"));
