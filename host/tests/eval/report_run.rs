@@ -36,22 +36,18 @@ fn train_calibrate_eval_baseline_and_report() {
 
     // A probe's blocks are ImageNet's: the frozen ImageNet copy the default rule reads gives the
     // statistics that the classifier's own block 10 gives.
-    run(dermo()
-        .args(["calibrate", "--device", "cpu", "--ood-weights", "model"])
-        .arg(&run_dir)
-        .arg("--data")
-        .arg(&val));
-    let own: CalibrationSpec =
+    let calibrate = |extra: &[&str]| -> CalibrationSpec {
+        run(dermo()
+            .args(["calibrate", "--device", "cpu"])
+            .args(extra)
+            .arg(&run_dir)
+            .arg("--data")
+            .arg(&val));
         serde_json::from_str(&std::fs::read_to_string(run_dir.join(CALIBRATION_JSON)).unwrap())
-            .unwrap();
-    run(dermo()
-        .args(["calibrate", "--device", "cpu"])
-        .arg(&run_dir)
-        .arg("--data")
-        .arg(&val));
-    let spec: CalibrationSpec =
-        serde_json::from_str(&std::fs::read_to_string(run_dir.join(CALIBRATION_JSON)).unwrap())
-            .unwrap();
+            .unwrap()
+    };
+    let own = calibrate(&["--ood-weights", "model"]);
+    let spec = calibrate(&[]);
     let fit: CalibrationFit =
         serde_json::from_str(&std::fs::read_to_string(run_dir.join(CALIBRATION_FIT_JSON)).unwrap())
             .unwrap();
