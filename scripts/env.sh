@@ -8,3 +8,12 @@ fi
 . "$DERMO_ROOT/.dermo-env"
 export DERMO_SHARED="${DERMO_SHARED:-$DERMO_ROOT/../shared}"
 export DERMO_HAM10000="${DERMO_HAM10000:-$DERMO_SHARED/data/ham10000}"
+
+# The two builds every script shares. They are exactly the commands `scripts/test` tests with, so after the suite has
+# run they build nothing: a narrower `cargo build -p dermo-device` would unify features differently (no dev-
+# dependencies, no dermo-host) and compile tract and its dependencies a second time. Both leave the binaries and the
+# examples where `cargo build` would (target/[TRIPLE/]release/{dermo-scope,examples/}).
+dermo_build_x86() { cargo test --workspace --release --no-run "$@"; }
+dermo_build_aarch64() {
+  cargo test --release --target aarch64-unknown-linux-gnu -p dermo-model -p dermo-device --no-run "$@"
+}

@@ -1,8 +1,8 @@
 //! Writes signed fp32 and int8 test models (ImageNet backbone, 7-way head) for benchmarks and
-//! manual runs when no trained model exists: `cargo run --release -p dermo-device --example
+//! manual runs when no trained model exists: `cargo run --release --example
 //! test_model -- OUT_DIR`.
 
-#[path = "../tests/common/model.rs"]
+#[path = "../tests/device/common/model.rs"]
 #[allow(dead_code)]
 mod model;
 

@@ -9,9 +9,9 @@
 //! model file. The test split is `$DERMO_TEST_SPLIT` (a manifest CSV with a `path` column, e.g.
 //! from `dermo data split`), else a lesion-grouped hash split of the HAM10000 metadata.
 
-mod common;
+use crate::common;
 
-use common::model::{build, seven_class_weights};
+use crate::common::model::{build, seven_class_weights};
 use dermo_device::{Classifier, QualityGate};
 use dermo_model::metadata::{CalibrationSpec, OodSpec};
 use dermo_model::onnx::Precision;
@@ -201,7 +201,7 @@ fn ood_frames() -> Vec<(String, RgbImage)> {
 
 /// Whether the device declines to answer: the gate refuses or the decision abstains.
 fn abstains(classifier: &Classifier, gate: &QualityGate, img: &RgbImage) -> bool {
-    !gate.check(img).passed() || classifier.classify(img).unwrap().abstain.is_some()
+    !gate.check(img).passed() || classifier.classify(img).unwrap().decision.abstain.is_some()
 }
 
 /// Measures what the device does with `model` and asserts it declines at least `min_ood_rate` of

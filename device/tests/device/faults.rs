@@ -4,9 +4,9 @@
 //! lost and no half record remains; a storage-full or source-lost stop still ends its output
 //! with the `finished` event.
 
-mod common;
+use crate::common;
 
-use common::model::{build, seven_class_weights, TestModel};
+use crate::common::model::{build, seven_class_weights, TestModel};
 use dermo_model::metadata::CalibrationSpec;
 use dermo_model::onnx::Precision;
 use dermo_model::signature::{sign_file, signing_key_from_seed};

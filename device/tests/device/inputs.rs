@@ -2,7 +2,7 @@
 //! image over `[source] max_input_mb` (a regular file, and `/dev/zero`, which has no length), and
 //! error messages that name their cause once.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;

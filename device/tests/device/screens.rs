@@ -2,7 +2,7 @@
 //! off screen, every text inside the screen and apart from the others, the banner in its colour —
 //! and the same pixels through the framebuffer target at 16 and 32 bpp.
 
-mod common;
+use crate::common;
 
 use dermo_device::display::fb_target::{FbTarget, PixelLayout};
 use dermo_device::display::png::encode_png;

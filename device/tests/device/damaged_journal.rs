@@ -3,7 +3,7 @@
 //! never lead outside the journal or the bundle, and `journal --repair` moves failing records
 //! into quarantine without deleting anything.
 
-mod common;
+use crate::common;
 
 use dermo_device::journal::{read_index, IndexEntry, INDEX_FILE, QUARANTINE_DIR};
 use serde_json::Value;

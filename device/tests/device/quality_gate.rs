@@ -1,6 +1,6 @@
 //! The quality gate on real HAM10000 frames and on degraded copies of them.
 
-mod common;
+use crate::common;
 
 use dermo_device::{QualityGate, QualityIssue};
 use image::{imageops, Rgb, RgbImage};

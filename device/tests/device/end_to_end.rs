@@ -2,9 +2,9 @@
 //! PNG, results as JSON, a journal that verifies, `--once` agreeing with `run`, the shared
 //! preprocessing + tract runtime giving the same predictions, and an export bundle.
 
-mod common;
+use crate::common;
 
-use common::model::{build, seven_class_weights};
+use crate::common::model::{build, seven_class_weights};
 use dermo_model::metadata::CalibrationSpec;
 use dermo_model::onnx::Precision;
 use std::path::Path;
@@ -72,6 +72,7 @@ fn run_on_shared_images_writes_screens_results_journal_and_bundle() {
         assert_eq!(cap["journal_id"], e.id.as_str());
         let rec = dermo_device::journal::read_record(&data, e).unwrap();
         assert_eq!(rec.result.model_sha256.len(), 64);
+        assert!(rec.result.maps.is_some(), "the journal keeps the maps");
         // The journaled frame is the replayed file, byte for byte.
         let origin = Path::new(&rec.result.origin);
         assert_eq!(
@@ -103,6 +104,27 @@ fn run_on_shared_images_writes_screens_results_journal_and_bundle() {
         for (a, b) in dev.probs.iter().zip(&d.probs) {
             assert!((a - b).abs() < 1e-5, "{}: {a} vs {b}", r.origin);
         }
+        // Where it looked: the capture carries the top class's and the malignant group's maps,
+        // the same as the runtime's class maps for that image.
+        let maps = r.maps.expect("the test model has class maps");
+        let host = dermo_model::AttentionMaps::of(&o, 0).unwrap();
+        assert_eq!((maps.side, maps.top_class), (host.side, host.top_class));
+        assert_eq!(maps.side, 8, "256 px input: an 8×8 grid");
+        assert_eq!(maps.top_class, dev.top3[0].0);
+        for (a, b) in maps
+            .top
+            .iter()
+            .zip(&host.top)
+            .chain(maps.malignant.iter().zip(&host.malignant))
+        {
+            assert!((a - b).abs() < 1e-5, "{}: map {a} vs {b}", r.origin);
+        }
+        let mean = maps.top.iter().sum::<f32>() / maps.top.len() as f32;
+        let logit = o.logits_of(0)[maps.top_class.index()];
+        assert!(
+            (mean - logit).abs() < 1e-3,
+            "map mean {mean} vs logit {logit}"
+        );
     }
 
     // --once prints the same result for the same file.
@@ -127,6 +149,8 @@ fn run_on_shared_images_writes_screens_results_journal_and_bundle() {
         single.decision.unwrap().probs,
         first.decision.unwrap().probs
     );
+    assert_eq!(single.maps, first.maps);
+    assert!(String::from_utf8_lossy(&once.stdout).contains("\"malignant\""));
     assert_eq!(single.model_sha256, first.model_sha256);
 
     // Export for the host.

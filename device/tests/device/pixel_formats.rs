@@ -1,6 +1,6 @@
 //! Camera pixel-format conversion on real images (no camera needed).
 
-mod common;
+use crate::common;
 
 use dermo_device::source::pixfmt::{mjpeg_with_huffman_tables, yuyv_to_rgb};
 use image::RgbImage;

@@ -1,9 +1,9 @@
 //! Installing and rolling back models: the store swaps current and previous (with their
 //! signatures) in one step, and refuses files that fail the trust policy.
 
-mod common;
+use crate::common;
 
-use common::model::{build, seven_class_weights};
+use crate::common::model::{build, seven_class_weights};
 use dermo_device::modelstore::ModelStore;
 use dermo_model::metadata::CalibrationSpec;
 use dermo_model::onnx::Precision;

@@ -1,7 +1,7 @@
 //! The journal after the states a crash can leave: each is repaired on open so that every
 //! acknowledged record survives and no half record remains.
 
-mod common;
+use crate::common;
 
 use dermo_device::journal::{read_index, read_record, Journal, StoragePolicy, INDEX_FILE};
 use dermo_device::{CaptureResult, QualityGate};
