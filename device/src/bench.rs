@@ -80,7 +80,7 @@ pub fn run(
         let input = classifier.preprocess(&img);
         let preprocess = ms(t1);
         let t2 = Instant::now();
-        let decision = classifier.decide(&classifier.infer(&input)?);
+        let classified = classifier.conclude(&classifier.infer(&input)?);
         let inference = ms(t2);
         let t3 = Instant::now();
         let result = CaptureResult::new(
@@ -89,7 +89,7 @@ pub fn run(
             quality,
             classifier.sha256(),
             classifier.version(),
-            Some(decision),
+            Some(classified),
         );
         let Ok(_) = ui::render(
             &Screen::Result(ResultView {

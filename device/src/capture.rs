@@ -3,7 +3,7 @@
 use crate::quality::QualityReport;
 use crate::ui::{Outcome, DISCLAIMER};
 use dermo_model::decision::{AbstainReason, Decision};
-use dermo_model::Class;
+use dermo_model::{AttentionMaps, Class};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,14 +36,19 @@ pub struct CaptureResult {
     pub quality: QualityReport,
     /// The full decision (calibrated probabilities, top 3, OOD score); `None` on retake.
     pub decision: Option<Decision>,
+    /// Where the model looked: the top class's and the malignant group's class-activation maps
+    /// (`dermo_model::maps`). `None` on retake, and for model files without class maps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maps: Option<AttentionMaps>,
     pub disclaimer: String,
 }
 
-/// What the model said about a frame that passed the gate, with its identity.
-pub struct ModelVerdict<'a> {
+/// What the model said about a frame that passed the gate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Classified {
     pub decision: Decision,
-    pub model_sha256: &'a str,
-    pub model_version: &'a str,
+    /// Where it looked, when the model file has class maps.
+    pub maps: Option<AttentionMaps>,
 }
 
 impl CaptureResult {
@@ -54,8 +59,12 @@ impl CaptureResult {
         quality: QualityReport,
         model_sha256: &str,
         model_version: &str,
-        decision: Option<Decision>,
+        classified: Option<Classified>,
     ) -> CaptureResult {
+        let (decision, maps) = match classified {
+            Some(c) => (Some(c.decision), c.maps),
+            None => (None, None),
+        };
         let (outcome, top_class, refer, hint) = match &decision {
             None => (
                 OutcomeKind::Retake,
@@ -82,6 +91,7 @@ impl CaptureResult {
             hint,
             quality,
             decision,
+            maps,
             disclaimer: DISCLAIMER.to_string(),
         }
     }

@@ -1,10 +1,11 @@
 //! The model on the device: a signed model file opened under the trust policy, run with tract
 //! through `dermo_model`'s runtime, its logits turned into a decision by the shared rule.
 
+use crate::capture::Classified;
 use dermo_model::decision::{decide, Decision};
 use dermo_model::preprocess::{prepare, to_tensor, PreprocessConfig, Tensor};
 use dermo_model::signature::{read_verifying_key, SignatureError};
-use dermo_model::{ModelFile, ModelFileError, Runtime, RuntimeError, TrustPolicy};
+use dermo_model::{AttentionMaps, ModelFile, ModelFileError, Runtime, RuntimeError, TrustPolicy};
 use image::RgbImage;
 use std::path::{Path, PathBuf};
 
@@ -135,9 +136,17 @@ impl Classifier {
         decide(out.logits_of(0), out.ood_features_of(0), &self.calibration)
     }
 
+    /// Step 3 and where the model looked.
+    pub fn conclude(&self, out: &dermo_model::Output) -> Classified {
+        Classified {
+            decision: self.decide(out),
+            maps: AttentionMaps::of(out, 0),
+        }
+    }
+
     /// All three steps.
-    pub fn classify(&self, img: &RgbImage) -> Result<Decision, ClassifierError> {
+    pub fn classify(&self, img: &RgbImage) -> Result<Classified, ClassifierError> {
         let out = self.infer(&self.preprocess(img))?;
-        Ok(self.decide(&out))
+        Ok(self.conclude(&out))
     }
 }

@@ -1,10 +1,12 @@
 //! dermo-model: the contract shared by the host workbench and the device.
 //!
 //! One code path on both halves: file or frame → [`preprocess`] → tensor `[1,3,S,S]` →
-//! network (built from [`arch`]) → logits → [`decision`] → display / journal / report.
+//! network (built from [`arch`]) → logits → [`decision`] → display / journal / report; the
+//! network's class-activation maps say where it looked ([`maps`]).
 
 pub mod arch;
 pub mod decision;
+pub mod maps;
 pub mod metadata;
 pub mod modelfile;
 pub mod onnx;
@@ -15,12 +17,13 @@ pub mod taxonomy;
 pub mod weights;
 
 pub use decision::{decide, AbstainReason, Decision};
+pub use maps::AttentionMaps;
 pub use metadata::{CalibrationSpec, ClassInfo, InputSpec, Metadata, OodSpec, Provenance};
 pub use modelfile::{GraphInfo, ModelFile, ModelFileError, TrustPolicy};
 pub use onnx::{write_onnx, ExportOptions, Precision};
 pub use preprocess::{
     decode_file, preprocess_file, preprocess_image, PreprocessConfig, PreprocessError, Tensor,
 };
-pub use runtime::{ActivationProbe, ActivationStats, Output, Runtime, RuntimeError};
+pub use runtime::{ActivationProbe, ActivationStats, ClassMaps, Output, Runtime, RuntimeError};
 pub use taxonomy::{Class, CLASSES, NUM_CLASSES};
 pub use weights::{NamedWeights, WeightTensor, WeightsError};

@@ -15,6 +15,10 @@ pub const KEY_INPUT: &str = "dermo.input";
 pub const KEY_CALIBRATION: &str = "dermo.calibration";
 pub const KEY_PROVENANCE: &str = "dermo.provenance";
 pub const KEY_METRICS: &str = "dermo.metrics";
+/// What each graph output holds, in words (`{name: description}`). Written by the ONNX writer for
+/// people and tools; the runtime finds the optional outputs by name, so files without this key
+/// (or without an output) still load.
+pub const KEY_OUTPUTS: &str = "dermo.outputs";
 
 /// The input sizes a model file may declare: smaller cannot hold a lesion's detail, larger would
 /// not fit a device's memory.

@@ -13,6 +13,8 @@ pub const INPUT_NAME: &str = crate::onnx::INPUT;
 pub const LOGITS_NAME: &str = crate::onnx::LOGITS;
 /// Name of the optional last-feature-map output (`[N, C, h, w]`).
 pub const FEATURES_NAME: &str = crate::onnx::FEATURES;
+/// Name of the optional class-activation maps output (`[N, classes, h, w]`).
+pub const CLASS_MAPS_NAME: &str = crate::onnx::CLASS_MAPS;
 /// Name of the optional pooled block output the OOD rule reads (`[N, C]`).
 pub const OOD_FEATURES_NAME: &str = crate::onnx::OOD_FEATURES;
 
@@ -49,6 +51,27 @@ pub struct Output {
     pub features: Option<Vec<f32>>,
     /// `N × C'` pooled block output, when the file has an `ood_features` output.
     pub ood_features: Option<Vec<f32>>,
+    /// The class-activation maps, when the file has a `class_maps` output.
+    pub class_maps: Option<ClassMaps>,
+}
+
+/// Class-activation maps of a batch: for image `i` and class `k`, the classifier's logit at each
+/// cell of the last feature map (`side × side`, row-major, top row first); the map's mean is the
+/// logit. What they mean and how to read them: [`crate::maps`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassMaps {
+    pub side: usize,
+    /// `N × NUM_CLASSES × side × side`.
+    pub values: Vec<f32>,
+}
+
+impl ClassMaps {
+    /// Class `k`'s map for image `i`.
+    pub fn of(&self, i: usize, k: usize) -> Option<&[f32]> {
+        let cells = self.side * self.side;
+        let start = (i * NUM_CLASSES + k) * cells;
+        self.values.get(start..start + cells)
+    }
 }
 
 impl Output {
@@ -84,6 +107,7 @@ pub struct Runtime {
     plan: TypedRunnableModel,
     size: usize,
     has_features: bool,
+    has_class_maps: bool,
     has_ood_features: bool,
 }
 
@@ -108,6 +132,7 @@ impl Runtime {
                 .is_some_and(|g| g.output.iter().any(|o| o.name == name))
         };
         let has_features = has_output(FEATURES_NAME);
+        let has_class_maps = has_output(CLASS_MAPS_NAME);
         let has_ood_features = has_output(OOD_FEATURES_NAME);
         let ood_block = model
             .metadata
@@ -123,6 +148,7 @@ impl Runtime {
         }
         let mut outputs = vec![LOGITS_NAME];
         outputs.extend(has_features.then_some(FEATURES_NAME));
+        outputs.extend(has_class_maps.then_some(CLASS_MAPS_NAME));
         outputs.extend(has_ood_features.then_some(OOD_FEATURES_NAME));
         let plan = onnx
             .model_for_proto_model(&proto)
@@ -135,6 +161,7 @@ impl Runtime {
             plan,
             size,
             has_features,
+            has_class_maps,
             has_ood_features,
         })
     }
@@ -164,6 +191,10 @@ impl Runtime {
         let mut logits = Vec::with_capacity(n * NUM_CLASSES);
         let mut features = self.has_features.then(Vec::new);
         let mut ood_features = self.has_ood_features.then(Vec::new);
+        let mut class_maps = self.has_class_maps.then(|| ClassMaps {
+            side: 0,
+            values: Vec::new(),
+        });
         for image in input.data.chunks_exact(per_image) {
             let x = tract_ndarray::Array4::from_shape_vec((1, c, h, w), image.to_vec())
                 .expect("length checked above");
@@ -180,17 +211,35 @@ impl Runtime {
                 });
             }
             logits.extend_from_slice(l);
+            let mut next = out[1..].iter();
             if let Some(f) = features.as_mut() {
-                f.extend(global_average_pool(&out[1])?);
+                f.extend(global_average_pool(
+                    next.next().expect("one output per name"),
+                )?);
+            }
+            if let Some(m) = class_maps.as_mut() {
+                let t = next.next().expect("one output per name");
+                m.side = *t.shape().last().unwrap_or(&0);
+                let v = f32_slice(t)?;
+                let expected = NUM_CLASSES * m.side * m.side;
+                if t.shape() != [1, NUM_CLASSES, m.side, m.side] {
+                    return Err(RuntimeError::OutputShape {
+                        name: CLASS_MAPS_NAME,
+                        found: v.len(),
+                        expected,
+                    });
+                }
+                m.values.extend_from_slice(v);
             }
             if let Some(f) = ood_features.as_mut() {
-                f.extend_from_slice(f32_slice(&out[out.len() - 1])?);
+                f.extend_from_slice(f32_slice(next.next().expect("one output per name"))?);
             }
         }
         Ok(Output {
             logits,
             features,
             ood_features,
+            class_maps,
         })
     }
 }

@@ -1,7 +1,8 @@
 """Independent reader for dermo model files: onnx.checker, then ONNX Runtime on a raw f32 input.
 
 usage: onnx_check.py MODEL.onnx INPUT.f32 N C H W
-Prints JSON: {"logits": [...], "pooled": [...] | null, "opset": 13, "ir_version": 8}.
+Prints JSON: {"logits": [...], "pooled": [...] | null, "class_maps": [...] | null, "opset": 13,
+"ir_version": 8}.
 """
 import json
 import sys
@@ -28,6 +29,7 @@ def main():
     print(json.dumps({
         "logits": outs["logits"].reshape(-1).tolist(),
         "pooled": pooled,
+        "class_maps": outs["class_maps"].reshape(-1).tolist() if "class_maps" in outs else None,
         "opset": model.opset_import[0].version,
         "ir_version": model.ir_version,
     }))

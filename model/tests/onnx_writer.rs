@@ -188,7 +188,7 @@ fn graph_is_opset13_ir8_with_folded_batchnorm_and_symbolic_batch() {
             precision == Precision::Int8
         );
         let outputs: Vec<&str> = g.output.iter().map(|o| o.name.as_str()).collect();
-        assert_eq!(outputs, ["logits", "features"]);
+        assert_eq!(outputs, ["logits", "features", "class_maps"]);
         let Some(type_proto::Value::TensorType(t)) =
             g.input[0].r#type.as_ref().unwrap().value.as_ref()
         else {
@@ -461,4 +461,70 @@ fn a_frozen_ood_branch_reads_its_own_weights_and_leaves_the_logits_alone() {
             "{precision:?}: the logits moved by {logit_gap}"
         );
     }
+}
+
+#[test]
+fn class_maps_are_the_classifier_at_every_cell_and_average_to_the_logits() {
+    let spec = small_spec();
+    let w = random_weights(&spec, 5);
+    let dir = tempfile::tempdir().unwrap();
+    let images = real_images(2, S);
+    let mut reference = Vec::new();
+    let mut side = 0;
+    for im in &images {
+        let (m, s) = reference_class_maps(&spec, &w, im);
+        reference.extend(m);
+        side = s;
+    }
+    for precision in [Precision::Fp32, Precision::Int8] {
+        let name = format!("{}.onnx", precision.as_str());
+        let (path, file) = write(dir.path(), &name, &spec, &w, &opts(precision));
+        let out = Runtime::new(&file).unwrap().run(&batch(&images)).unwrap();
+        let maps = out.class_maps.as_ref().expect("the file has class maps");
+        assert_eq!(maps.side, side);
+        assert_eq!(
+            maps.values.len(),
+            images.len() * spec.num_classes * side * side
+        );
+        let limit = match precision {
+            Precision::Fp32 => 1e-4,
+            _ => 0.05 * reference.iter().map(|v| v.abs()).fold(0.0, f32::max),
+        };
+        let d = max_abs_diff(&maps.values, &reference);
+        assert!(
+            d <= limit,
+            "{precision}: tract class maps differ from the reference by {d}"
+        );
+        // The mean of each map is the logit tract computed.
+        for i in 0..images.len() {
+            for k in 0..spec.num_classes {
+                let m = maps.of(i, k).unwrap();
+                let mean = m.iter().sum::<f32>() / m.len() as f32;
+                let logit = out.logits_of(i)[k];
+                assert!(
+                    (mean - logit).abs() <= 1e-3,
+                    "{precision}: image {i} class {k}: mean {mean} vs logit {logit}"
+                );
+            }
+        }
+        let ort = onnxruntime(&path, &batch(&images));
+        let d = max_abs_diff(ort.class_maps.as_ref().unwrap(), &maps.values);
+        assert!(
+            d <= 1e-4,
+            "{precision}: ONNX Runtime's class maps differ from tract's by {d}"
+        );
+    }
+    // A file written without features has neither output, and still runs.
+    let (_, file) = write(
+        dir.path(),
+        "plain.onnx",
+        &spec,
+        &w,
+        &ExportOptions {
+            with_features: false,
+            ..opts(Precision::Fp32)
+        },
+    );
+    let out = Runtime::new(&file).unwrap().run(&batch(&images)).unwrap();
+    assert!(out.class_maps.is_none() && out.features.is_none());
 }

@@ -1,7 +1,11 @@
 //! `dermo eval`: a run's checkpoint or a model file on a split → `eval.json` + predictions.
 
 use super::calibrate::CALIBRATION_JSON;
-use super::network::{score_manifest, Checkpoint, ModelFileNetwork, Network, OodFeatures, Scored};
+use super::maps::{map_manifest, pointing_game, write_page};
+use super::network::{
+    cached_image, open_cache, score_manifest, Checkpoint, ModelFileNetwork, Network, OodFeatures,
+    Scored,
+};
 use super::record::{
     class_codes, measure, now, predictions_path, probabilities, write_predictions, write_record,
     EvalRecord, Operating,
@@ -56,6 +60,14 @@ pub struct EvalArgs {
     /// signature fails, is still evaluated, with a warning that the report repeats.
     #[arg(long = "key", value_name = "PUB")]
     pub keys: Vec<PathBuf>,
+    /// Also say where the model looked: class-activation maps of every image, the pointing game
+    /// against the lesion masks (when the manifest has them) in DIR/pointing.json, and
+    /// DIR/index.html with overlays of the most confident errors and of each class.
+    #[arg(long, value_name = "DIR")]
+    pub maps: Option<PathBuf>,
+    /// Images per group on the --maps page.
+    #[arg(long, default_value_t = 12)]
+    pub maps_per_group: usize,
 }
 
 pub fn run_eval(a: EvalArgs) -> anyhow::Result<()> {
@@ -128,6 +140,60 @@ pub fn run_eval(a: EvalArgs) -> anyhow::Result<()> {
         &out,
     )?;
     print_summary(&record, &out);
+    if let Some(dir) = &a.maps {
+        write_maps(network.as_mut(), &a, &cache_root, bootstrap, dir)?;
+    }
+    Ok(())
+}
+
+/// `--maps DIR`: the pointing game and the overlay page (see [`super::maps`]).
+fn write_maps(
+    network: &mut dyn Network,
+    a: &EvalArgs,
+    cache_root: &Path,
+    bootstrap: BootstrapConfig,
+    dir: &Path,
+) -> anyhow::Result<()> {
+    let (maps, side) = map_manifest(network, &a.data, cache_root)?;
+    let game = pointing_game(&maps, side, bootstrap)?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let json = dir.join("pointing.json");
+    let doc = serde_json::json!({
+        "model": network.describe(),
+        "data": a.data,
+        "pointing_game": game,
+        "created": now(),
+    });
+    crate::data::manifest::write_atomic(&json, serde_json::to_string_pretty(&doc)?.as_bytes())
+        .with_context(|| format!("cannot write {}", json.display()))?;
+    let (cache, _) = open_cache(&a.data, &network.preprocess(), cache_root)?;
+    let title = format!("Where the model looked: {}", a.data.display());
+    write_page(dir, &maps, side, a.maps_per_group, &title, &|i| {
+        cached_image(&cache, i)
+    })?;
+    let pct = |i: &Option<dermo_calibration::Interval>| match i {
+        Some(i) => format!(
+            "{:.1}% [{:.1}, {:.1}]",
+            i.estimate * 100.0,
+            i.low * 100.0,
+            i.high * 100.0
+        ),
+        None => "n/a".into(),
+    };
+    println!(
+        "pointing game on {} masked images ({}×{} maps): peak on the lesion {}; chance (mean lesion area) {}; centre-only {}",
+        game.images,
+        side,
+        side,
+        pct(&game.hit_rate),
+        pct(&game.chance),
+        pct(&game.centre)
+    );
+    println!(
+        "wrote {} and {}",
+        json.display(),
+        dir.join("index.html").display()
+    );
     Ok(())
 }
 

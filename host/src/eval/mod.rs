@@ -2,7 +2,7 @@
 //! trained models into numbers with intervals.
 //!
 //! Layers: [`tta`] (views of an image) and [`network`] (a checkpoint or a model file behind one
-//! trait, scoring a manifest); [`record`] (eval.json and the predictions table); the commands
+//! trait, scoring a manifest); [`maps`] (where the model looked); [`record`] (eval.json and the predictions table); the commands
 //! [`evaluation`], [`calibrate`], [`report`] (with [`plots`]), [`sweep`] and [`baseline`] (on the
 //! hand-crafted features of [`abcd`]).
 
@@ -12,6 +12,7 @@ pub mod calibrate;
 mod document;
 pub mod evaluation;
 pub mod external;
+pub mod maps;
 pub mod network;
 pub mod plots;
 pub mod record;

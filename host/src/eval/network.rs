@@ -12,7 +12,9 @@ use crate::train::pretrained;
 use anyhow::Context;
 use dermo_model::arch::ArchSpec;
 use dermo_model::preprocess::normalize_into;
-use dermo_model::{ModelFile, OodSpec, PreprocessConfig, Runtime, TrustPolicy, NUM_CLASSES};
+use dermo_model::{
+    ClassMaps, ModelFile, OodSpec, PreprocessConfig, Runtime, TrustPolicy, NUM_CLASSES,
+};
 use image::RgbImage;
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::Array2;
@@ -29,6 +31,9 @@ pub trait Network {
     fn run(&mut self, data: &[f32], batch: usize) -> anyhow::Result<Batch>;
     /// What [`Batch::ood`] is.
     fn ood_features(&self) -> OodFeatures;
+    /// The class-activation maps of a batch (`dermo_model::maps`); `None` for a model file
+    /// exported without them.
+    fn class_maps(&mut self, data: &[f32], batch: usize) -> anyhow::Result<Option<ClassMaps>>;
 }
 
 /// What the OOD rule reads: the pooled output of `block` (`None`: the last feature map),
@@ -172,6 +177,26 @@ impl Network for Checkpoint {
     fn ood_features(&self) -> OodFeatures {
         self.ood
     }
+
+    fn class_maps(&mut self, data: &[f32], batch: usize) -> anyhow::Result<Option<ClassMaps>> {
+        let s = self.model.recipe.size as i64;
+        let device = self.model.vs.device();
+        let net = &self.model.net;
+        let maps = tch::no_grad(|| {
+            let x = tch::Tensor::from_slice(data)
+                .reshape([batch as i64, 3, s, s])
+                .to_device(device);
+            net.class_maps_t(&net.features_t(&x, false))
+                .to_kind(tch::Kind::Float)
+                .to_device(tch::Device::Cpu)
+                .contiguous()
+        });
+        let side = *maps.size().last().unwrap_or(&0) as usize;
+        Ok(Some(ClassMaps {
+            side,
+            values: Vec::<f32>::try_from(maps.flatten(0, -1))?,
+        }))
+    }
 }
 
 fn to_rows(t: &tch::Tensor) -> Vec<Vec<f32>> {
@@ -258,6 +283,15 @@ impl Network for ModelFileNetwork {
     fn ood_features(&self) -> OodFeatures {
         OodFeatures::of(self.file.metadata.calibration.ood.as_ref())
     }
+
+    fn class_maps(&mut self, data: &[f32], batch: usize) -> anyhow::Result<Option<ClassMaps>> {
+        let s = self.runtime.input_size();
+        let input = dermo_model::Tensor {
+            shape: [batch, 3, s, s],
+            data: data.to_vec(),
+        };
+        Ok(self.runtime.run(&input)?.class_maps)
+    }
 }
 
 /// Everything a network said about one manifest, in manifest order.
@@ -282,8 +316,28 @@ pub fn score_manifest(
     cache_root: &Path,
     progress: bool,
 ) -> anyhow::Result<Scored> {
-    let cfg = network.preprocess();
-    let dir = build_cache(manifest, &cfg, cache_root)
+    let (cache, manifest_hash) = open_cache(manifest, &network.preprocess(), cache_root)?;
+    let images = (0..cache.len()).map(|i| cached_image(&cache, i));
+    let (logits, ood) = score_images(network, images, cache.len(), tta, progress)?;
+    let n = cache.len();
+    Ok(Scored {
+        logits,
+        ood,
+        labels: (0..n).map(|i| cache.label(i)).collect(),
+        image_ids: cache.meta.image_ids.clone(),
+        lesion_ids: cache.meta.lesion_ids.clone(),
+        manifest_hash,
+    })
+}
+
+/// The image cache of `manifest` for the preprocessing `cfg` (built when missing) and the
+/// manifest's hash; an error when it is empty or belongs to another manifest.
+pub fn open_cache(
+    manifest: &Path,
+    cfg: &PreprocessConfig,
+    cache_root: &Path,
+) -> anyhow::Result<(Cache, String)> {
+    let dir = build_cache(manifest, cfg, cache_root)
         .with_context(|| format!("cannot cache manifest {}", manifest.display()))?;
     let cache = Cache::open(&dir)?;
     let manifest_hash = Manifest::load(manifest)?.hash();
@@ -298,21 +352,14 @@ pub fn score_manifest(
         "{}: the manifest has no images",
         manifest.display()
     );
+    Ok((cache, manifest_hash))
+}
+
+/// Image `i` of a cache, prepared (resized, colour-corrected) as the network reads it.
+pub fn cached_image(cache: &Cache, i: usize) -> anyhow::Result<RgbImage> {
     let side = cache.size();
-    let images = (0..cache.len()).map(|i| {
-        RgbImage::from_raw(side, side, cache.image(i).to_vec())
-            .with_context(|| format!("cache {}: image {i} has the wrong size", dir.display()))
-    });
-    let (logits, ood) = score_images(network, images, cache.len(), tta, progress)?;
-    let n = cache.len();
-    Ok(Scored {
-        logits,
-        ood,
-        labels: (0..n).map(|i| cache.label(i)).collect(),
-        image_ids: cache.meta.image_ids.clone(),
-        lesion_ids: cache.meta.lesion_ids.clone(),
-        manifest_hash,
-    })
+    RgbImage::from_raw(side, side, cache.image(i).to_vec())
+        .with_context(|| format!("image cache: image {i} has the wrong size"))
 }
 
 /// Runs `network` over `n` prepared images (already at the network's size), averaging logits

@@ -56,6 +56,11 @@ pub struct ExportReport {
     pub top1_agreement: f64,
     pub balanced_accuracy_fp32: f64,
     pub balanced_accuracy: f64,
+    /// Largest |Δ| of the class-activation maps against libtorch's on the first
+    /// `parity::MAP_IMAGES` validation images: the fp32 file, then the written file. `None`
+    /// without maps (`--no-features`).
+    pub class_maps_max_abs_delta_fp32: Option<f64>,
+    pub class_maps_max_abs_delta: Option<f64>,
     pub seconds: f64,
 }
 
@@ -112,7 +117,20 @@ pub fn export(run: &Path, plan: &ExportPlan) -> anyhow::Result<ExportReport> {
     let mut checkpoint = Checkpoint::load(run, plan.device)?;
     checkpoint.set_ood(ood)?;
     let reference = score_manifest(&mut checkpoint, &val, Tta::None, &cache_root, true)?;
+    let reference_maps = match plan.with_features {
+        true => parity::first_class_maps(&mut checkpoint, &val, &cache_root)?,
+        false => None,
+    };
     drop(checkpoint);
+    let maps_delta = |file: &ModelFile| -> anyhow::Result<Option<f64>> {
+        let Some(reference) = &reference_maps else {
+            return Ok(None);
+        };
+        let mut net = ModelFileNetwork::new("class maps".into(), file.clone())?;
+        let maps = parity::first_class_maps(&mut net, &val, &cache_root)?
+            .context("the written graph has no class_maps output")?;
+        Ok(Some(parity::max_abs_map_delta(reference, &maps)))
+    };
 
     let fp32 = build(Precision::Fp32, &source.weights, None)?;
     eprintln!("fp32 file on tract");
@@ -131,6 +149,14 @@ pub fn export(run: &Path, plan: &ExportPlan) -> anyhow::Result<ExportReport> {
             "parity failed: the fp32 file's ood_features differ from libtorch's ({}) by {delta:.2e} (limit {:.0e})",
             ood.describe(),
             parity::FP32_MAX_DELTA
+        );
+    }
+    let maps_delta_fp32 = maps_delta(&fp32)?;
+    if let Some(d) = maps_delta_fp32 {
+        anyhow::ensure!(
+            d <= parity::FP32_MAX_MAP_DELTA,
+            "parity failed: the fp32 file's class maps differ from libtorch's by {d:.2e} (limit {:.0e})",
+            parity::FP32_MAX_MAP_DELTA
         );
     }
     let bal_fp32 = parity::balanced_accuracy(&fp32_scores)?;
@@ -169,6 +195,10 @@ pub fn export(run: &Path, plan: &ExportPlan) -> anyhow::Result<ExportReport> {
         _ => {}
     }
 
+    let maps_delta_file = match plan.precision {
+        Precision::Fp32 => maps_delta_fp32,
+        _ => maps_delta(&file)?,
+    };
     write_atomic(&plan.out, &file.bytes)?;
     let sig_path = signature::signature_path(&plan.out);
     let signature = match &plan.sign {
@@ -202,6 +232,8 @@ pub fn export(run: &Path, plan: &ExportPlan) -> anyhow::Result<ExportReport> {
         top1_agreement: agreement,
         balanced_accuracy_fp32: bal_fp32,
         balanced_accuracy: bal,
+        class_maps_max_abs_delta_fp32: maps_delta_fp32,
+        class_maps_max_abs_delta: maps_delta_file,
         seconds: started.elapsed().as_secs_f64(),
     };
     let json = serde_json::to_string_pretty(&report)?;

@@ -180,6 +180,14 @@ pub fn run_export(a: ExportArgs) -> anyhow::Result<()> {
         100.0 * r.balanced_accuracy,
         100.0 * r.balanced_accuracy_fp32
     );
+    if let (Some(fp32), Some(file)) = (r.class_maps_max_abs_delta_fp32, r.class_maps_max_abs_delta)
+    {
+        println!(
+            "class maps vs libtorch on the first {} validation images: max |Δ| {fp32:.2e} fp32, {file:.2e} {}",
+            parity::MAP_IMAGES,
+            r.precision
+        );
+    }
     println!(
         "export took {:.0} s; figures in {}",
         r.seconds,

@@ -1,12 +1,20 @@
 //! Export checks its own output: the written file, run by tract, against the trainer's network
 //! (libtorch) and against the fp32 file, on every image of the validation split.
 
-use crate::eval::network::Scored;
+use crate::eval::network::{cached_image, open_cache, Network, Scored};
 use dermo_calibration::ConfusionMatrix;
-use dermo_model::NUM_CLASSES;
+use dermo_model::preprocess::normalize_into;
+use dermo_model::{ClassMaps, NUM_CLASSES};
+use std::path::Path;
 
 /// fp32 file on tract vs the libtorch network: largest allowed logit difference.
 pub const FP32_MAX_DELTA: f64 = 1e-3;
+/// fp32 file on tract vs libtorch: largest allowed class-map difference. A map cell is a logit
+/// computed from one feature vector instead of their mean, so it carries more rounding than the
+/// logit itself.
+pub const FP32_MAX_MAP_DELTA: f64 = 1e-2;
+/// How many validation images the class maps are compared on.
+pub const MAP_IMAGES: usize = 32;
 /// int8 file vs fp32 file: smallest allowed top-1 agreement (default of `--min-agreement`).
 pub const INT8_MIN_AGREEMENT: f64 = 0.99;
 
@@ -35,6 +43,35 @@ pub fn max_abs_ood_delta(a: &Scored, b: &Scored) -> f64 {
         }
     }
     worst
+}
+
+/// The class maps of the first [`MAP_IMAGES`] images of `manifest` (`None`: the network has none).
+pub fn first_class_maps(
+    network: &mut dyn Network,
+    manifest: &Path,
+    cache_root: &Path,
+) -> anyhow::Result<Option<ClassMaps>> {
+    let (cache, _) = open_cache(manifest, &network.preprocess(), cache_root)?;
+    let n = cache.len().min(MAP_IMAGES);
+    let side = cache.size() as usize;
+    let plane = 3 * side * side;
+    let mut data = vec![0f32; n * plane];
+    for (i, slot) in data.chunks_exact_mut(plane).enumerate() {
+        normalize_into(&cached_image(&cache, i)?, slot);
+    }
+    network.class_maps(&data, n)
+}
+
+/// Largest absolute difference between two sets of class maps (∞ when their shapes differ).
+pub fn max_abs_map_delta(a: &ClassMaps, b: &ClassMaps) -> f64 {
+    if a.side != b.side || a.values.len() != b.values.len() {
+        return f64::INFINITY;
+    }
+    a.values
+        .iter()
+        .zip(&b.values)
+        .map(|(x, y)| f64::from((x - y).abs()))
+        .fold(0.0, f64::max)
 }
 
 /// Fraction of images whose top-1 class is the same.

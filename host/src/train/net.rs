@@ -247,6 +247,18 @@ impl EfficientNetLite {
         pooled.dropout(self.dropout, train).apply(&self.fc)
     }
 
+    /// Class-activation maps `[N, num_classes, h, w]` of a last feature map: `_fc` applied at
+    /// every cell, so each map's mean is its logit (what the model file's `class_maps` output
+    /// computes; `dermo_model::maps`).
+    pub fn class_maps_t(&self, features: &Tensor) -> Tensor {
+        let bias = self.fc.bs.as_ref().map(|b| b.view([1, -1, 1, 1]));
+        let maps = Tensor::einsum("kc,nchw->nkhw", &[&self.fc.ws, features], None::<i64>);
+        match bias {
+            Some(b) => maps + b,
+            None => maps,
+        }
+    }
+
     /// Logits `[N, num_classes]` of a normalized `[N, 3, S, S]` batch.
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         self.classify_t(&Self::pooled(&self.features_t(xs, train)), train)

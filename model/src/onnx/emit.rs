@@ -1,7 +1,7 @@
 //! Writing the layer list as ONNX nodes: a float graph (fp32 weights, or int8 weights dequantized
 //! in the graph) and a fully quantized graph (QLinearConv / QLinearMatMul).
 
-use super::network::{ConvLayer, Layer, INPUT, OOD_FEATURES};
+use super::network::{ConvLayer, Layer, CLASS_MAPS, FEATURES, INPUT, OOD_FEATURES};
 use super::proto::{attr_int, attr_ints, GraphBuilder};
 use super::quant::{
     conv_coding, dense_coding, per_channel_int8, symmetric_int8, Affine, WeightCoding,
@@ -95,6 +95,52 @@ pub fn float_graph(
         pool(&mut g, input, OOD_FEATURES);
     }
     g
+}
+
+/// Adds the `class_maps` output: the dense layer's weights and bias as a 1×1 convolution over the
+/// float `features` map (both graphs have it). Average pooling and the dense layer commute, so the
+/// spatial mean of class `k`'s map is logit `k`: a class-activation map that needs no gradients.
+/// The float graphs reuse the dense layer's own (dequantized) weights, reshaped, so the mean is
+/// the logit exactly; the fully quantized graph gets float copies (7 × 1,280 values).
+pub fn class_maps(g: &mut GraphBuilder, layers: &[Layer], precision: Precision) {
+    let Some((output, weight, bias)) = layers.iter().find_map(|l| match l {
+        Layer::Dense {
+            output,
+            weight,
+            bias,
+            ..
+        } => Some((output, weight, bias)),
+        _ => None,
+    }) else {
+        return;
+    };
+    let [classes, c] = [weight.shape[0], weight.shape[1]];
+    let (w, b) = match precision {
+        Precision::Fp32 | Precision::Int8 => {
+            let shape = g.i64(
+                &format!("{CLASS_MAPS}.shape"),
+                &[4],
+                &[classes as i64, c as i64, 1, 1],
+            );
+            let w = format!("{CLASS_MAPS}.w");
+            g.node("Reshape", &[&format!("{output}.w"), &shape], &[&w], vec![]);
+            (w, format!("{output}.b"))
+        }
+        Precision::Int8Full => (
+            g.f32(
+                &format!("{CLASS_MAPS}.w"),
+                &[classes, c, 1, 1],
+                &weight.data,
+            ),
+            g.f32(&format!("{CLASS_MAPS}.b"), &[classes], bias),
+        ),
+    };
+    let attrs = vec![
+        attr_ints("kernel_shape", &[1, 1]),
+        attr_ints("strides", &[1, 1]),
+        attr_ints("pads", &[0; 4]),
+    ];
+    g.node("Conv", &[FEATURES, &w, &b], &[CLASS_MAPS], attrs);
 }
 
 fn pool(g: &mut GraphBuilder, input: &str, output: &str) {

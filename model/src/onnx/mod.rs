@@ -13,13 +13,13 @@ mod quant;
 
 pub use correction::bias_corrected;
 pub use network::{
-    block_output, feature_map_side, layers, ood_trunk, ConvLayer, Layer, FEATURES, INPUT, LOGITS,
-    OOD_FEATURES, OOD_PREFIX, POOLED,
+    block_output, feature_map_side, layers, ood_trunk, ConvLayer, Layer, CLASS_MAPS, FEATURES,
+    INPUT, LOGITS, OOD_FEATURES, OOD_PREFIX, POOLED,
 };
 pub use quant::{Affine, WeightCoding};
 
 use crate::arch::ArchSpec;
-use crate::metadata::Metadata;
+use crate::metadata::{Metadata, KEY_OUTPUTS};
 use crate::weights::{NamedWeights, WeightsError};
 use prost::Message;
 use proto::{float_value, Dim};
@@ -77,7 +77,8 @@ pub struct ExportOptions {
     pub precision: Precision,
     /// Side `S` of the square input.
     pub input_size: u32,
-    /// Also output the last feature map as `features`.
+    /// Also output the last feature map as `features` and the class-activation maps computed
+    /// from it as `class_maps` (see [`CLASS_MAPS`]).
     pub with_features: bool,
     /// `(min, max)` per tensor named by [`activation_range_names`]; required for `Int8Full`.
     pub activation_ranges: Option<BTreeMap<String, (f32, f32)>>,
@@ -173,6 +174,24 @@ pub fn ood_range_names(spec: &ArchSpec, block: usize) -> Vec<String> {
     names
 }
 
+/// The `dermo.outputs` metadata value: what each of the graph's outputs holds.
+fn describe_outputs(outputs: &[tract_onnx::pb::ValueInfoProto]) -> String {
+    let about = |name: &str| {
+        match name {
+        LOGITS => "class logits [N, classes], in the order of dermo.classes; divide by the calibration temperature before the softmax",
+        FEATURES => "last feature map [N, C, h, w] (after the head convolution and ReLU6)",
+        CLASS_MAPS => "class-activation maps [N, classes, h, w]: the classifier applied at each cell of `features`; the spatial mean of a class's map is its logit",
+        OOD_FEATURES => "pooled output [N, C] of the block the OOD rule reads (dermo.calibration.ood)",
+        _ => "",
+    }
+    };
+    let described: BTreeMap<&str, &str> = outputs
+        .iter()
+        .map(|o| (o.name.as_str(), about(&o.name)))
+        .collect();
+    serde_json::to_string(&described).expect("a map of strings always serializes")
+}
+
 /// Encodes the network and its metadata as an ONNX `ModelProto`.
 pub fn write_onnx(
     spec: &ArchSpec,
@@ -213,7 +232,7 @@ pub fn write_onnx(
             }
         }
     };
-    let graph = match opts.precision {
+    let mut graph = match opts.precision {
         Precision::Fp32 | Precision::Int8 => {
             emit::float_graph(&layers, opts.precision, ood_input.as_deref())
         }
@@ -222,6 +241,9 @@ pub fn write_onnx(
             emit::qlinear_graph(&layers, ranges, ood_input.as_deref())?
         }
     };
+    if opts.with_features {
+        emit::class_maps(&mut graph, &layers, opts.precision);
+    }
     let s = opts.input_size as usize;
     let batch = Dim::Symbol("N");
     let inputs = vec![float_value(
@@ -239,6 +261,15 @@ pub fn write_onnx(
             &[
                 Dim::Symbol("N"),
                 Dim::Fixed(spec.head_channels),
+                Dim::Fixed(h),
+                Dim::Fixed(h),
+            ],
+        ));
+        outputs.push(float_value(
+            CLASS_MAPS,
+            &[
+                Dim::Symbol("N"),
+                Dim::Fixed(spec.num_classes),
                 Dim::Fixed(h),
                 Dim::Fixed(h),
             ],
@@ -263,12 +294,13 @@ pub fn write_onnx(
         model_version: 1,
         doc_string: "dermo skin-lesion triage classifier: decision support, not a diagnosis."
             .into(),
-        graph: Some(graph.finish(&spec.name, inputs, outputs)),
         metadata_props: meta
             .to_props()
             .into_iter()
+            .chain([(KEY_OUTPUTS.to_string(), describe_outputs(&outputs))])
             .map(|(key, value)| StringStringEntryProto { key, value })
             .collect(),
+        graph: Some(graph.finish(&spec.name, inputs, outputs)),
         ..Default::default()
     };
     Ok(model.encode_to_vec())

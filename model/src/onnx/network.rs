@@ -15,6 +15,9 @@ pub const FEATURES: &str = "features";
 pub const POOLED: &str = "pooled";
 /// Name of the logits.
 pub const LOGITS: &str = "logits";
+/// Name of the class-activation maps `[N, classes, h, w]`: the classifier applied at every cell
+/// of the last feature map, so each map's spatial mean is that class's logit.
+pub const CLASS_MAPS: &str = "class_maps";
 /// Name of the global-average-pooled output of the block the OOD rule reads `[N, C]`.
 pub const OOD_FEATURES: &str = "ood_features";
 

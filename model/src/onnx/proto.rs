@@ -35,6 +35,11 @@ impl GraphBuilder {
         self.raw(name, dims, DataType::Uint8, data.to_vec())
     }
 
+    pub fn i64(&mut self, name: &str, dims: &[usize], data: &[i64]) -> String {
+        let raw = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.raw(name, dims, DataType::Int64, raw)
+    }
+
     pub fn i32(&mut self, name: &str, dims: &[usize], data: &[i32]) -> String {
         let raw = data.iter().flat_map(|v| v.to_le_bytes()).collect();
         self.raw(name, dims, DataType::Int32, raw)

@@ -195,6 +195,55 @@ pub fn reference_forward(
     w: &NamedWeights,
     image: &Tensor,
 ) -> (Vec<f32>, Vec<f32>) {
+    let x = reference_feature_map(spec, w, image);
+    let plane = x.h * x.w;
+    let pooled: Vec<f32> = x
+        .data
+        .chunks(plane)
+        .map(|p| p.iter().sum::<f32>() / plane as f32)
+        .collect();
+    let logits = dense(spec, w, &pooled);
+    (logits, pooled)
+}
+
+/// The classifier's dense layer on one feature vector.
+fn dense(spec: &ArchSpec, w: &NamedWeights, features: &[f32]) -> Vec<f32> {
+    let fc = w.get("_fc.weight").unwrap();
+    let fb = w.get("_fc.bias").unwrap();
+    let c = features.len();
+    (0..spec.num_classes)
+        .map(|k| {
+            fb.data[k]
+                + features
+                    .iter()
+                    .zip(&fc.data[k * c..(k + 1) * c])
+                    .map(|(a, b)| a * b)
+                    .sum::<f32>()
+        })
+        .collect()
+}
+
+/// The class-activation maps of one image, computed the textbook way: the dense layer applied to
+/// the feature vector of every cell. `[classes, h, w]` flattened, and the side `h`.
+pub fn reference_class_maps(
+    spec: &ArchSpec,
+    w: &NamedWeights,
+    image: &Tensor,
+) -> (Vec<f32>, usize) {
+    let x = reference_feature_map(spec, w, image);
+    let plane = x.h * x.w;
+    let mut maps = vec![0f32; spec.num_classes * plane];
+    for cell in 0..plane {
+        let f: Vec<f32> = (0..x.c).map(|ch| x.data[ch * plane + cell]).collect();
+        for (k, v) in dense(spec, w, &f).into_iter().enumerate() {
+            maps[k * plane + cell] = v;
+        }
+    }
+    (maps, x.h)
+}
+
+/// The last feature map of one `[1,3,S,S]` image (after the head conv, BatchNorm and ReLU6).
+fn reference_feature_map(spec: &ArchSpec, w: &NamedWeights, image: &Tensor) -> Fm {
     let eps = spec.bn_eps as f32;
     let [_, c, h, wd] = image.shape;
     let mut x = Fm {
@@ -248,26 +297,7 @@ pub fn reference_forward(
             }
         }
     }
-    x = cbr(&x, "_conv_head.weight", "_bn1", 1, 1, true);
-    let plane = x.h * x.w;
-    let pooled: Vec<f32> = x
-        .data
-        .chunks(plane)
-        .map(|p| p.iter().sum::<f32>() / plane as f32)
-        .collect();
-    let fc = w.get("_fc.weight").unwrap();
-    let fb = w.get("_fc.bias").unwrap();
-    let logits = (0..spec.num_classes)
-        .map(|k| {
-            fb.data[k]
-                + pooled
-                    .iter()
-                    .zip(&fc.data[k * x.c..(k + 1) * x.c])
-                    .map(|(a, b)| a * b)
-                    .sum::<f32>()
-        })
-        .collect();
-    (logits, pooled)
+    cbr(&x, "_conv_head.weight", "_bn1", 1, 1, true)
 }
 
 pub fn metadata(size: u32, precision: &str) -> Metadata {
@@ -335,6 +365,7 @@ pub fn batch(images: &[Tensor]) -> Tensor {
 pub struct OrtResult {
     pub logits: Vec<f32>,
     pub pooled: Option<Vec<f32>>,
+    pub class_maps: Option<Vec<f32>>,
 }
 
 pub fn onnxruntime(model: &Path, input: &Tensor) -> OrtResult {
@@ -380,6 +411,7 @@ pub fn onnxruntime(model: &Path, input: &Tensor) -> OrtResult {
     OrtResult {
         logits: floats(&v["logits"]),
         pooled: v.get("pooled").filter(|p| !p.is_null()).map(floats),
+        class_maps: v.get("class_maps").filter(|p| !p.is_null()).map(floats),
     }
 }
 

@@ -1,0 +1,267 @@
+//! Where the model looked, on the host: class-activation maps for every image of a split
+//! (`dermo eval --maps DIR`), the pointing game against the lesion masks, and a page of overlays.
+//!
+//! The maps are `dermo_model::maps`' (one definition with the device). The pointing game counts
+//! an image as a hit when the peak cell of its predicted class's map lies on the lesion (the mask
+//! pixel at the cell's centre). Two baselines say what a hit rate means:
+//! - chance: a peak dropped at random lands on the lesion with probability = the mask's area
+//!   fraction, so the mean area fraction is the expected hit rate of a map that looks nowhere;
+//! - centre: a "map" whose peak is always the image centre. HAM10000 lesions are photographed
+//!   centred, so this is the bar a map must clear to show it finds the lesion rather than the
+//!   middle of the frame.
+//!
+//! Intervals resample lesions (every image of a lesion together), as every dermo interval does.
+
+use super::network::{cached_image, open_cache, Network};
+use crate::data::manifest::Manifest;
+use anyhow::Context;
+use dermo_calibration::{BootstrapConfig, GroupBootstrap, Interval};
+use dermo_model::maps::{overlay, peak_in_mask};
+use dermo_model::preprocess::normalize_into;
+use dermo_model::{Class, CLASSES, NUM_CLASSES};
+use serde::Serialize;
+use std::path::Path;
+
+/// The pointing game on one split.
+#[derive(Debug, Clone, Serialize)]
+pub struct PointingGame {
+    /// Images with a lesion mask (the others are skipped).
+    pub images: usize,
+    /// Fraction whose predicted class's map peaks on the lesion.
+    pub hit_rate: Option<Interval>,
+    /// Mean lesion area fraction: the hit rate of a randomly placed peak.
+    pub chance: Option<Interval>,
+    /// Fraction whose image centre lies on the lesion: the hit rate of a centre-only map.
+    pub centre: Option<Interval>,
+    /// Grid side of the maps.
+    pub side: usize,
+}
+
+/// What one image's map said.
+#[derive(Debug, Clone)]
+pub struct ImageMap {
+    pub image_id: String,
+    pub lesion_id: String,
+    pub label: Class,
+    pub predicted: Class,
+    /// Softmax probability (uncalibrated) of the predicted class.
+    pub confidence: f32,
+    /// The predicted class's map, `side²` logits.
+    pub map: Vec<f32>,
+    /// Pointing-game entries when the image has a mask: (hit, area fraction, centre on lesion).
+    pub pointing: Option<(bool, f64, bool)>,
+}
+
+/// Maps of every image of `manifest`, in manifest order, with the grid side.
+pub fn map_manifest(
+    network: &mut dyn Network,
+    manifest_path: &Path,
+    cache_root: &Path,
+) -> anyhow::Result<(Vec<ImageMap>, usize)> {
+    const BATCH: usize = 32;
+    let manifest = Manifest::load(manifest_path)?;
+    let (cache, _) = open_cache(manifest_path, &network.preprocess(), cache_root)?;
+    let bar = super::network::progress_bar(cache.len() as u64, true);
+    bar.set_message("maps");
+    let mut out = Vec::with_capacity(cache.len());
+    let mut side = 0;
+    let mut buffer = Vec::new();
+    for start in (0..cache.len()).step_by(BATCH) {
+        let end = (start + BATCH).min(cache.len());
+        let images: Vec<_> = (start..end)
+            .map(|i| cached_image(&cache, i))
+            .collect::<anyhow::Result<_>>()?;
+        let plane = 3 * (images[0].width() * images[0].height()) as usize;
+        buffer.resize(images.len() * plane, 0f32);
+        for (slot, img) in buffer.chunks_exact_mut(plane).zip(&images) {
+            normalize_into(img, slot);
+        }
+        let maps = network
+            .class_maps(&buffer, images.len())?
+            .with_context(|| {
+                format!(
+                    "{} has no class maps (re-export it with this version of dermo)",
+                    network.describe()
+                )
+            })?;
+        side = maps.side;
+        for (k, i) in (start..end).enumerate() {
+            let per_class: Vec<&[f32]> = (0..NUM_CLASSES)
+                .map(|c| maps.of(k, c).context("class maps shorter than the batch"))
+                .collect::<anyhow::Result<_>>()?;
+            // The map's mean is the logit.
+            let logits: Vec<f32> = per_class
+                .iter()
+                .map(|m| m.iter().sum::<f32>() / m.len() as f32)
+                .collect();
+            let top = (0..NUM_CLASSES)
+                .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
+                .unwrap_or(0);
+            let denom: f32 = logits.iter().map(|l| (l - logits[top]).exp()).sum();
+            let record = &manifest.records[i];
+            let pointing = match &record.mask_path {
+                None => None,
+                Some(p) => Some(pointing_entry(per_class[top], side, p)?),
+            };
+            out.push(ImageMap {
+                image_id: record.image_id.clone(),
+                lesion_id: record.lesion_id.clone(),
+                label: record.label,
+                predicted: CLASSES[top],
+                confidence: 1.0 / denom,
+                map: per_class[top].to_vec(),
+                pointing,
+            });
+        }
+        bar.inc((end - start) as u64);
+    }
+    bar.finish_and_clear();
+    Ok((out, side))
+}
+
+fn pointing_entry(map: &[f32], side: usize, mask: &Path) -> anyhow::Result<(bool, f64, bool)> {
+    let mask = image::open(mask)
+        .with_context(|| format!("cannot read lesion mask {}", mask.display()))?
+        .to_luma8();
+    let (w, h) = mask.dimensions();
+    anyhow::ensure!(w > 0 && h > 0, "lesion mask is empty");
+    let lesion = mask.pixels().filter(|p| p[0] > 0).count();
+    let area = lesion as f64 / (w as f64 * h as f64);
+    let centre = mask.get_pixel(w / 2, h / 2)[0] > 0;
+    Ok((peak_in_mask(map, side, &mask), area, centre))
+}
+
+/// The pointing game over the images that have masks, with lesion-bootstrap intervals.
+pub fn pointing_game(
+    maps: &[ImageMap],
+    side: usize,
+    config: BootstrapConfig,
+) -> anyhow::Result<PointingGame> {
+    let rows: Vec<(&str, (bool, f64, bool))> = maps
+        .iter()
+        .filter_map(|m| m.pointing.map(|p| (m.lesion_id.as_str(), p)))
+        .collect();
+    if rows.is_empty() {
+        return Ok(PointingGame {
+            images: 0,
+            hit_rate: None,
+            chance: None,
+            centre: None,
+            side,
+        });
+    }
+    let groups: Vec<&str> = rows.iter().map(|(g, _)| *g).collect();
+    let boot = GroupBootstrap::new(&groups, config)?;
+    let mean = |idx: &mut dyn Iterator<Item = usize>, f: &dyn Fn(usize) -> f64| {
+        let (mut sum, mut n) = (0.0, 0usize);
+        for i in idx {
+            sum += f(i);
+            n += 1;
+        }
+        sum / n.max(1) as f64
+    };
+    let stat = |k: usize| {
+        let rows = &rows;
+        move |i: usize| {
+            let (hit, area, centre) = rows[i].1;
+            match k {
+                0 => f64::from(u8::from(hit)),
+                1 => area,
+                _ => f64::from(u8::from(centre)),
+            }
+        }
+    };
+    let estimates: Vec<f64> = (0..3)
+        .map(|k| mean(&mut (0..rows.len()), &stat(k)))
+        .collect();
+    let mut intervals = boot.intervals(&estimates, |draw| {
+        (0..3)
+            .map(|k| mean(&mut draw.iter().copied(), &stat(k)))
+            .collect()
+    });
+    let centre = intervals.pop().flatten();
+    let chance = intervals.pop().flatten();
+    let hit_rate = intervals.pop().flatten();
+    Ok(PointingGame {
+        images: rows.len(),
+        hit_rate,
+        chance,
+        centre,
+        side,
+    })
+}
+
+/// Writes `DIR/index.html`: overlays of the worst errors (the most confident wrong answers) and of
+/// a sample of each true class, each captioned with the true and the predicted class, as a grid;
+/// the PNGs go in `DIR/images/`. `cache_images` gives image `i` as the network saw it.
+pub fn write_page(
+    dir: &Path,
+    maps: &[ImageMap],
+    side: usize,
+    per_group: usize,
+    title: &str,
+    image_of: &dyn Fn(usize) -> anyhow::Result<image::RgbImage>,
+) -> anyhow::Result<()> {
+    let images_dir = dir.join("images");
+    std::fs::create_dir_all(&images_dir)
+        .with_context(|| format!("cannot create {}", images_dir.display()))?;
+    let mut errors: Vec<usize> = (0..maps.len())
+        .filter(|&i| maps[i].label != maps[i].predicted)
+        .collect();
+    errors.sort_by(|&a, &b| maps[b].confidence.total_cmp(&maps[a].confidence));
+    errors.truncate(per_group);
+    let mut sections = vec![("The most confident errors".to_string(), errors)];
+    for class in CLASSES {
+        let of_class: Vec<usize> = (0..maps.len())
+            .filter(|&i| maps[i].label == class)
+            .take(per_group)
+            .collect();
+        sections.push((format!("{} ({})", class.name(), class.code()), of_class));
+    }
+    let mut html = format!(
+        "<!doctype html><meta charset=utf-8><title>{title}</title>\
+         <style>body{{font-family:sans-serif}} .grid{{display:flex;flex-wrap:wrap;gap:8px}} \
+         figure{{margin:0;width:200px;font-size:12px}} img{{width:200px}}</style>\
+         <h1>{title}</h1><p>Class-activation map of the predicted class over the image as the \
+         network saw it: blue low, red high. Decision support, not a diagnosis.</p>"
+    );
+    for (heading, rows) in sections {
+        html.push_str(&format!("<h2>{heading}</h2><div class=grid>"));
+        for i in rows {
+            let m = &maps[i];
+            let file = format!("{}.png", sanitize(&m.image_id));
+            overlay(&image_of(i)?, &m.map, side, 0.55)
+                .save(images_dir.join(&file))
+                .with_context(|| format!("cannot write {}", images_dir.join(&file).display()))?;
+            html.push_str(&format!(
+                "<figure><img src=\"images/{file}\" alt=\"{id}\"><figcaption>{id}<br>true {} · \
+                 predicted {} ({:.0}%)</figcaption></figure>",
+                m.label.code(),
+                m.predicted.code(),
+                m.confidence * 100.0,
+                id = html_escape(&m.image_id),
+            ));
+        }
+        html.push_str("</div>");
+    }
+    let page = dir.join("index.html");
+    std::fs::write(&page, html).with_context(|| format!("cannot write {}", page.display()))
+}
+
+fn sanitize(id: &str) -> String {
+    id.chars()
+        .map(
+            |c| match c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                true => c,
+                false => '_',
+            },
+        )
+        .collect()
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
