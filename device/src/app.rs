@@ -9,6 +9,7 @@ use crate::quality::QualityGate;
 use crate::source::{FrameSource, SourceError};
 use crate::ui::{self, Canvas, ErrorKind, ErrorView, PreviewView, ResultView, Screen};
 use dermo_model::TrustPolicy;
+use image::RgbImage;
 use serde_json::json;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -61,6 +62,8 @@ pub struct RunSettings {
     pub reconnect_timeout: Option<Duration>,
     /// How long a result stays on a live display.
     pub result_hold: Duration,
+    /// Blend the class-activation map over the capture on the result screen.
+    pub show_map: bool,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -242,19 +245,7 @@ impl App<'_> {
                 .record(&jpeg, &result)
                 .map_err(|e| self.storage_failure(e))?;
             summary.captures += 1;
-            let screen_file = self.screens.show(&Screen::Result(ResultView {
-                frame: &img,
-                outcome: result.screen_outcome(),
-                // The first issue is the retake hint in the banner; the footer lists the rest.
-                warnings: result
-                    .quality
-                    .issues
-                    .iter()
-                    .skip(1)
-                    .map(|i| i.hint().to_string())
-                    .collect(),
-                model: classifier.version().to_string(),
-            }))?;
+            let screen_file = self.show_result(&img, &result, classifier.version())?;
             emit(
                 self.out,
                 json!({
@@ -265,10 +256,35 @@ impl App<'_> {
                     "result": result,
                 }),
             )?;
-            if self.screens.live() {
-                self.hold_result();
+            // A live result stays until its time is up or a press; `m` flips the map and
+            // redraws it.
+            while self.screens.live() && self.hold_result() == Some(TriggerEvent::ToggleMap) {
+                self.settings.show_map = !self.settings.show_map;
+                self.show_result(&img, &result, classifier.version())?;
             }
         }
+    }
+
+    fn show_result(
+        &mut self,
+        img: &RgbImage,
+        result: &CaptureResult,
+        model: &str,
+    ) -> Result<Option<PathBuf>, RunError> {
+        Ok(self.screens.show(&Screen::Result(ResultView {
+            frame: img,
+            outcome: result.screen_outcome(),
+            // The first issue is the retake hint in the banner; the footer lists the rest.
+            warnings: result
+                .quality
+                .issues
+                .iter()
+                .skip(1)
+                .map(|i| i.hint().to_string())
+                .collect(),
+            model: model.to_string(),
+            map: result.maps.as_ref().filter(|_| self.settings.show_map),
+        }))?)
     }
 
     fn bad_frame(&mut self, origin: &str, reason: &str) -> Result<(), RunError> {
@@ -326,14 +342,18 @@ impl App<'_> {
     }
 
     /// Keeps a result on a live display; a trigger press dismisses it early.
-    fn hold_result(&mut self) {
+    /// Waits while a result shows; returns the event that ended the wait (`None`: time is up).
+    fn hold_result(&mut self) -> Option<TriggerEvent> {
         let until = Instant::now() + self.settings.result_hold;
         while Instant::now() < until {
-            if !self.trigger.is_continuous() && self.trigger.poll().is_some() {
-                return;
+            if !self.trigger.is_continuous() {
+                if let Some(event) = self.trigger.poll() {
+                    return Some(event);
+                }
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        None
     }
 }
 

@@ -97,6 +97,7 @@ pub fn run(
                 outcome: result.screen_outcome(),
                 warnings: Vec::new(),
                 model: classifier.version().to_string(),
+                map: result.maps.as_ref(),
             }),
             &mut canvas,
         );

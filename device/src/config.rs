@@ -85,6 +85,9 @@ pub struct DisplayConfig {
     pub width: u32,
     pub height: u32,
     pub spi: SpiConfig,
+    /// Blend the top class's class-activation map over the capture on the result screen ("where
+    /// the model looked"). On the stdin trigger, `m` then Enter toggles it while a result shows.
+    pub show_map: bool,
 }
 
 impl SourceConfig {
@@ -101,6 +104,7 @@ impl Default for DisplayConfig {
             width: 320,
             height: 240,
             spi: SpiConfig::default(),
+            show_map: false,
         }
     }
 }

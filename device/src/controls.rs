@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 pub enum TriggerEvent {
     Capture,
     Quit,
+    /// Show or hide the class-activation map on the result screen.
+    ToggleMap,
 }
 
 pub trait Trigger {
@@ -76,16 +78,17 @@ impl Trigger for ChannelTrigger {
     }
 }
 
-/// Enter captures, `q` then Enter (or end of input) quits.
+/// Enter captures, `m` then Enter toggles the map on a result, `q` then Enter (or end of input)
+/// quits.
 pub fn stdin() -> ChannelTrigger {
     let (tx, rx) = channel();
     std::thread::spawn(move || {
         for line in std::io::stdin().lines() {
             let Ok(line) = line else { break };
-            let ev = if line.trim().eq_ignore_ascii_case("q") {
-                TriggerEvent::Quit
-            } else {
-                TriggerEvent::Capture
+            let ev = match line.trim().to_ascii_lowercase().as_str() {
+                "q" => TriggerEvent::Quit,
+                "m" => TriggerEvent::ToggleMap,
+                _ => TriggerEvent::Capture,
             };
             if tx.send(ev).is_err() || ev == TriggerEvent::Quit {
                 return;

@@ -446,6 +446,7 @@ fn run(cli: &Cli, cfg: &Config, args: &RunArgs) -> Result<()> {
         storage,
         reconnect_timeout: (reconnect_s > 0).then(|| Duration::from_secs(reconnect_s)),
         result_hold: Duration::from_millis(cfg.controls.result_hold_ms),
+        show_map: cfg.display.show_map,
     };
     let source = source::open(&source_spec, &source_settings(cfg))
         .with_context(|| format!("opening the frame source {source_spec:?}"))?;

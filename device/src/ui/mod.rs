@@ -10,7 +10,7 @@ pub use canvas::Canvas;
 pub use layout::Layout;
 pub use screens::{render, RenderReport};
 
-use dermo_model::Class;
+use dermo_model::{AttentionMaps, Class};
 use image::RgbImage;
 
 /// The line every result screen and report carries.
@@ -41,6 +41,9 @@ pub struct ResultView<'a> {
     pub warnings: Vec<String>,
     /// Model version line, e.g. `model 1a2b3c4d int8 2025-11-26`.
     pub model: String,
+    /// Where the model looked: when given, the top class's map is blended over the capture
+    /// (`dermo_model::maps::overlay`).
+    pub map: Option<&'a AttentionMaps>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

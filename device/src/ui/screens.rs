@@ -3,6 +3,7 @@
 use super::layout::Layout;
 use super::text::{chars_that_fit, fit, wrap};
 use super::{ErrorView, Outcome, PreviewView, ResultView, Screen, DISCLAIMER};
+use dermo_model::maps::overlay;
 use embedded_graphics::mono_font::{MonoFont, MonoTextStyle};
 use embedded_graphics::pixelcolor::{Rgb565, Rgb888};
 use embedded_graphics::prelude::*;
@@ -10,6 +11,9 @@ use embedded_graphics::primitives::{Circle, PrimitiveStyle, Rectangle};
 use embedded_graphics::text::{Baseline, Text};
 use image::imageops::{self, FilterType};
 use image::RgbImage;
+
+/// How strongly the map covers the capture at its peak; the skin stays visible below it.
+const MAP_OPACITY: f32 = 0.55;
 
 fn rgb(r: u8, g: u8, b: u8) -> Rgb565 {
     Rgb565::from(Rgb888::new(r, g, b))
@@ -208,7 +212,10 @@ fn result<D: DrawTarget<Color = Rgb565>>(
         ink,
         inner,
     )?;
-    p.image(v.frame, l.image)?;
+    match v.map {
+        Some(m) => p.image(&overlay(v.frame, &m.top, m.side, MAP_OPACITY), l.image)?,
+        None => p.image(v.frame, l.image)?,
+    }
 
     let body = l.fonts.body;
     let line = body.character_size.height as i32 + 3;

@@ -29,6 +29,7 @@ fn screens(img: &RgbImage) -> Vec<(&'static str, Screen<'_>)> {
             outcome,
             warnings,
             model: model.clone(),
+            map: None,
         })
     };
     vec![
@@ -203,6 +204,68 @@ fn framebuffer_target_shows_the_canvas_at_16_and_32_bpp() {
                 ((c.r() as u32) << 16) | ((c.g() as u32) << 8) | c.b() as u32
             };
             assert_eq!(word, expect, "{bpp} bytes/pixel at ({x},{y})");
+        }
+    }
+}
+
+#[test]
+fn the_result_screen_blends_the_default_models_map_over_the_capture_only() {
+    // The bundled model's own map of a real image, as the device computes it.
+    let img = frame();
+    let model =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/dermo-default.onnx");
+    let file = dermo_model::ModelFile::open(&model, &dermo_model::TrustPolicy::unsigned()).unwrap();
+    let cfg = dermo_model::PreprocessConfig {
+        size: file.metadata.input.size,
+        color_constancy: file.metadata.input.color_constancy,
+    };
+    let out = dermo_model::Runtime::new(&file)
+        .unwrap()
+        .run(&dermo_model::preprocess_image(img.clone(), &cfg))
+        .unwrap();
+    let maps = dermo_model::AttentionMaps::of(&out, 0).expect("the bundled model has class maps");
+    let keep = std::env::var_os("DERMO_SCREENS_OUT").map(std::path::PathBuf::from);
+    for (w, h) in SIZES {
+        let view = |map| {
+            Screen::Result(ResultView {
+                frame: &img,
+                outcome: Outcome::Prediction {
+                    top3: [(Class::Nv, 0.91), (Class::Bkl, 0.05), (Class::Mel, 0.02)],
+                    refer: false,
+                    malignant_prob: 0.03,
+                },
+                warnings: vec![],
+                model: "model 1a2b3c4d int8 2025-11-26".into(),
+                map,
+            })
+        };
+        let mut plain = Canvas::new(Size::new(w, h));
+        let Ok(_) = render(&view(None), &mut plain);
+        let mut mapped = Canvas::new(Size::new(w, h));
+        let Ok(report) = render(&view(Some(&maps)), &mut mapped);
+        assert_eq!(mapped.drawn_outside(), 0, "{w}x{h}");
+        let changed: Vec<usize> = (0..plain.pixels().len())
+            .filter(|&i| plain.pixels()[i] != mapped.pixels()[i])
+            .collect();
+        assert!(
+            changed.len() > (w * h / 20) as usize,
+            "{w}x{h}: the map changed only {} pixels",
+            changed.len()
+        );
+        // Only the capture changes: every text stays as it was.
+        for b in &report.text_boxes {
+            for i in &changed {
+                let p = Point::new((*i as u32 % w) as i32, (*i as u32 / w) as i32);
+                assert!(!b.contains(p), "{w}x{h}: the map drew over text at {p:?}");
+            }
+        }
+        if let Some(dir) = &keep {
+            std::fs::create_dir_all(dir).unwrap();
+            std::fs::write(
+                dir.join(format!("result-map-{w}x{h}.png")),
+                encode_png(&mapped).unwrap(),
+            )
+            .unwrap();
         }
     }
 }

@@ -37,6 +37,15 @@ fn tract_on_the_fp32_model_file_matches_the_checkpoint() {
         .arg(&model)
         .args(["--precision", "fp32"]));
 
+    // Export compared the file's class maps with libtorch's and reported the difference.
+    let export: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("model.onnx.export.json")).unwrap()).unwrap();
+    let maps_delta = export["class_maps_max_abs_delta_fp32"].as_f64().unwrap();
+    assert!(
+        maps_delta <= 1e-2,
+        "class maps differ from libtorch's by {maps_delta}"
+    );
+
     let by_torch = d.join("torch.json");
     let by_tract = d.join("tract.json");
     run(dermo()
@@ -52,7 +61,9 @@ fn tract_on_the_fp32_model_file_matches_the_checkpoint() {
         .arg("--data")
         .arg(&test)
         .arg("--out")
-        .arg(&by_torch));
+        .arg(&by_torch)
+        .arg("--maps")
+        .arg(d.join("maps-torch")));
     let out = run(dermo()
         .args([
             "eval",
@@ -66,7 +77,9 @@ fn tract_on_the_fp32_model_file_matches_the_checkpoint() {
         .arg("--data")
         .arg(&test)
         .arg("--out")
-        .arg(&by_tract));
+        .arg(&by_tract)
+        .arg("--maps")
+        .arg(d.join("maps-tract")));
     // The export was not signed: eval runs it but says so, on stderr and in the report.
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -96,6 +109,65 @@ fn tract_on_the_fp32_model_file_matches_the_checkpoint() {
         "tract and libtorch probabilities differ by {worst}"
     );
     assert_eq!(a.metrics.confusion, b.metrics.confusion);
+    // Where it looked: libtorch's maps and the file's peak on the same cells.
+    let game = |dir: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(d.join(dir).join("pointing.json")).unwrap()).unwrap()
+    };
+    let (gt, gf) = (game("maps-torch"), game("maps-tract"));
+    assert_eq!(gt["pointing_game"]["images"], gf["pointing_game"]["images"]);
+    assert_eq!(
+        gt["pointing_game"]["hit_rate"]["estimate"],
+        gf["pointing_game"]["hit_rate"]["estimate"]
+    );
+}
+
+/// The pointing game on real HAM10000 images with the bundled model: the peak of the predicted
+/// class's map lands on the lesion (its mask) clearly more often than a peak placed at random
+/// would (the mean lesion area). The page shows the overlays, captioned.
+#[test]
+fn the_bundled_models_maps_point_at_the_lesion_more_often_than_chance() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let subset = write_subset(&d.join("subset.csv"), 2, 3, 12);
+    let model =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/dermo-default.onnx");
+    let maps = d.join("maps");
+    let out = run(dermo()
+        .args([
+            "eval",
+            "--resamples",
+            "200",
+            "--maps-per-group",
+            "4",
+            "--cache-root",
+        ])
+        .arg(d.join("cache"))
+        .arg(&model)
+        .arg("--data")
+        .arg(&subset)
+        .arg("--out")
+        .arg(d.join("eval.json"))
+        .arg("--maps")
+        .arg(&maps));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("pointing game on"), "{stdout}");
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(maps.join("pointing.json")).unwrap()).unwrap();
+    let g = &doc["pointing_game"];
+    let images = g["images"].as_u64().unwrap();
+    assert!(images >= 60, "{g}");
+    let hit = &g["hit_rate"];
+    let chance = &g["chance"];
+    assert!(
+        hit["low"].as_f64().unwrap() > chance["high"].as_f64().unwrap(),
+        "the maps point at the lesion no more often than chance: {g}"
+    );
+    let page = std::fs::read_to_string(maps.join("index.html")).unwrap();
+    let figures = page.matches("<figure>").count();
+    assert!(figures >= 7 * 4, "{figures} overlays on the page");
+    assert!(page.contains("true ") && page.contains("predicted "));
+    let pngs = std::fs::read_dir(maps.join("images")).unwrap().count();
+    assert!(pngs >= 7 * 4, "{pngs} overlay images");
 }
 
 /// A signed export evaluates with its signature verified (key given or found beside it); against
