@@ -4,4 +4,5 @@ pub mod data;
 pub mod doctor;
 pub mod eval;
 pub mod export;
+pub mod files;
 pub mod train;

@@ -5,8 +5,9 @@
 //! preprocessing parameters; building an existing key does nothing. A build writes into a
 //! temporary folder and renames it into place, so a crash never leaves a half cache behind.
 
-use super::manifest::{write_atomic, Manifest, Record, Variant};
+use super::manifest::{Manifest, Record, Variant};
 use super::progress;
+use crate::files::write_atomic;
 use anyhow::Context;
 use dermo_model::preprocess::{apply_mask, decode_file, decode_mask_file, prepare};
 use dermo_model::PreprocessConfig;

@@ -534,7 +534,7 @@ impl CheckReport {
                 img.error.clone().unwrap_or_default(),
             ])?;
         }
-        super::manifest::write_atomic(path, &w.into_inner()?)?;
+        crate::files::write_atomic(path, &w.into_inner()?)?;
         Ok(())
     }
 
@@ -566,7 +566,7 @@ impl CheckReport {
                 b.lesion_id.clone(),
             ])?;
         }
-        super::manifest::write_atomic(path, &w.into_inner()?)?;
+        crate::files::write_atomic(path, &w.into_inner()?)?;
         Ok(())
     }
 

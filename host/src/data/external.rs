@@ -119,7 +119,7 @@ impl ExternalSet {
             })?;
         }
         let bytes = w.into_inner().context("cannot encode the external set")?;
-        crate::data::manifest::write_atomic(path, &bytes)
+        crate::files::write_atomic(path, &bytes)
             .with_context(|| format!("cannot write {}", path.display()))
     }
 

@@ -11,6 +11,7 @@
 use super::labels::{LabelTable, UnknownLabel};
 use super::manifest::{Manifest, Record, Variant};
 use super::progress;
+use crate::files::absolute;
 use image::{ImageDecoder, ImageReader};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
@@ -542,13 +543,6 @@ fn folder(what: &'static str, p: &Path) -> Result<PathBuf, ImportError> {
             path: p.to_owned(),
         })
     }
-}
-
-/// The canonical path when it exists (no `..` in stored paths), else the absolute one.
-pub(crate) fn absolute(p: &Path) -> PathBuf {
-    std::fs::canonicalize(p)
-        .or_else(|_| std::path::absolute(p))
-        .unwrap_or_else(|_| p.to_owned())
 }
 
 pub(crate) fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, ImportError> {

@@ -377,7 +377,7 @@ fn load_image(
             std::fs::read(image_path).map_err(|e| bad(format!("{}: {e}", image_path.display())))?;
         let (w, h) =
             dimensions(&bytes).map_err(|e| bad(format!("{}: {e}", image_path.display())))?;
-        return Ok((ImageSource::File(import::absolute(image_path)), w, h));
+        return Ok((ImageSource::File(crate::files::absolute(image_path)), w, h));
     }
     match file.image_data.as_deref().filter(|d| !d.trim().is_empty()) {
         Some(data) => {
@@ -415,8 +415,8 @@ pub fn import(
     labels: &LabelTable,
     opts: &LabelmeOptions,
 ) -> Result<Imported, LabelmeError> {
-    let dir = import::absolute(dir);
-    let out = import::absolute(out);
+    let dir = crate::files::absolute(dir);
+    let out = crate::files::absolute(out);
     let files = import::walk_files(&dir, &["json"])?;
     if files.is_empty() {
         return Err(ImportError::Empty { path: dir }.into());

@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -216,7 +215,7 @@ impl Manifest {
             path: path.to_owned(),
             source: e.into_error(),
         })?;
-        write_atomic(path, &bytes).map_err(|source| ManifestError::Write {
+        crate::files::write_atomic(path, &bytes).map_err(|source| ManifestError::Write {
             path: path.to_owned(),
             source,
         })
@@ -305,34 +304,6 @@ fn stored_path(base: &Path, path: &Path) -> String {
         Ok(rel) if !rel.as_os_str().is_empty() => rel.to_string_lossy().into_owned(),
         _ => abs.to_string_lossy().into_owned(),
     }
-}
-
-/// Writes `bytes` to `path` so that a reader sees either the old file or the whole new one.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
-    if let Some(dir) = dir {
-        fs::create_dir_all(dir)?;
-    }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        if let Some(dir) = dir {
-            // Make the rename itself durable; not every filesystem allows syncing a folder.
-            let _ = fs::File::open(dir).and_then(|d| d.sync_all());
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }
 
 #[cfg(test)]

@@ -343,7 +343,7 @@ fn run_check(a: CheckArgs) -> anyhow::Result<()> {
             m.len()
         );
     }
-    manifest::write_atomic(&a.out.join("summary.txt"), summary.as_bytes())
+    crate::files::write_atomic(&a.out.join("summary.txt"), summary.as_bytes())
         .with_context(|| format!("cannot write {}", a.out.join("summary.txt").display()))?;
     print!("{summary}");
     println!(
@@ -390,7 +390,7 @@ fn run_split(a: SplitArgs) -> anyhow::Result<()> {
             .collect(),
     };
     let json_path = a.out.join("split.json");
-    manifest::write_atomic(
+    crate::files::write_atomic(
         &json_path,
         serde_json::to_string_pretty(&record)?.as_bytes(),
     )

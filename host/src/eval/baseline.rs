@@ -5,10 +5,11 @@
 use super::abcd::{lesion_features, FEATURES, FEATURE_NAMES};
 use super::network::progress_bar;
 use super::record::{
-    class_codes, measure, now, predictions_path, write_predictions, write_record, EvalRecord,
+    class_codes, measure, predictions_path, write_predictions, write_record, EvalRecord,
 };
 use super::tta::Tta;
 use crate::data::manifest::Manifest;
+use crate::files::now;
 use anyhow::Context;
 use clap::Args;
 use dermo_calibration::BootstrapConfig;
@@ -194,7 +195,7 @@ pub fn run_baseline(a: BaselineArgs) -> anyhow::Result<()> {
         &a.out,
     )?;
     let model_path = a.out.with_extension("model.json");
-    crate::data::manifest::write_atomic(&model_path, &serde_json::to_vec_pretty(&model)?)
+    crate::files::write_atomic(&model_path, &serde_json::to_vec_pretty(&model)?)
         .with_context(|| format!("cannot write {}", model_path.display()))?;
     super::evaluation::print_summary(&record, &a.out);
     Ok(())

@@ -4,8 +4,9 @@
 //! (a serialized [`CalibrationSpec`] that `dermo export` puts into the model file).
 
 use super::network::{score_manifest, Checkpoint, Network, OodFeatures, Scored};
-use super::record::{malignant_group, now, probabilities, RELIABILITY_BINS};
+use super::record::{malignant_group, probabilities, RELIABILITY_BINS};
 use super::tta::Tta;
+use crate::files::now;
 use crate::train::DeviceChoice;
 use anyhow::Context;
 use clap::Args;
@@ -412,10 +413,10 @@ pub fn write_calibration(
     fit: &CalibrationFit,
 ) -> anyhow::Result<PathBuf> {
     let path = run.join(CALIBRATION_JSON);
-    crate::data::manifest::write_atomic(&path, &serde_json::to_vec_pretty(spec)?)
+    crate::files::write_atomic(&path, &serde_json::to_vec_pretty(spec)?)
         .with_context(|| format!("cannot write {}", path.display()))?;
     let fit_path = run.join(CALIBRATION_FIT_JSON);
-    crate::data::manifest::write_atomic(&fit_path, &serde_json::to_vec_pretty(fit)?)
+    crate::files::write_atomic(&fit_path, &serde_json::to_vec_pretty(fit)?)
         .with_context(|| format!("cannot write {}", fit_path.display()))?;
     Ok(path)
 }

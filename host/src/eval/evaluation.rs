@@ -7,10 +7,11 @@ use super::network::{
     Scored,
 };
 use super::record::{
-    class_codes, measure, now, predictions_path, probabilities, write_predictions, write_record,
+    class_codes, measure, predictions_path, probabilities, write_predictions, write_record,
     EvalRecord, Operating,
 };
 use super::tta::Tta;
+use crate::files::now;
 use crate::train::DeviceChoice;
 use anyhow::Context;
 use clap::Args;
@@ -164,7 +165,7 @@ fn write_maps(
         "pointing_game": game,
         "created": now(),
     });
-    crate::data::manifest::write_atomic(&json, serde_json::to_string_pretty(&doc)?.as_bytes())
+    crate::files::write_atomic(&json, serde_json::to_string_pretty(&doc)?.as_bytes())
         .with_context(|| format!("cannot write {}", json.display()))?;
     let (cache, _) = open_cache(&a.data, &network.preprocess(), cache_root)?;
     let title = format!("Where the model looked: {}", a.data.display());

@@ -3,9 +3,9 @@
 //! rule), scored by `dermo_calibration::evaluate_melanoma`.
 
 use super::network::{score_images, Network};
-use super::record::now;
 use super::tta::Tta;
 use crate::data::external::ExternalSet;
+use crate::files::now;
 use anyhow::Context;
 use dermo_calibration::{evaluate_melanoma, BootstrapConfig, MelanomaCase, MelanomaEvaluation};
 use dermo_model::{decide, CalibrationSpec, Class};
@@ -84,7 +84,7 @@ pub fn evaluate_external(
         created: now(),
     };
     let json = serde_json::to_vec_pretty(&record)?;
-    crate::data::manifest::write_atomic(out, &json)
+    crate::files::write_atomic(out, &json)
         .with_context(|| format!("cannot write {}", out.display()))?;
     write_cases(&super::record::predictions_path(out), &set, &cases)?;
     print_summary(&record, out);
@@ -104,7 +104,7 @@ fn write_cases(path: &Path, set: &ExternalSet, cases: &[MelanomaCase]) -> anyhow
         ])?;
     }
     let bytes = w.into_inner().context("cannot encode predictions")?;
-    crate::data::manifest::write_atomic(path, &bytes)
+    crate::files::write_atomic(path, &bytes)
         .with_context(|| format!("cannot write {}", path.display()))
 }
 

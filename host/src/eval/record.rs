@@ -114,7 +114,7 @@ pub fn write_record(path: &Path, record: &EvalRecord) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let json = serde_json::to_vec_pretty(record)?;
-    crate::data::manifest::write_atomic(path, &json)
+    crate::files::write_atomic(path, &json)
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
@@ -176,9 +176,4 @@ fn argmax(values: &[f64]) -> usize {
 /// Logits as probabilities at temperature `t`.
 pub fn probabilities(logits: ArrayView2<f64>, t: f64) -> Array2<f64> {
     dermo_calibration::softmax(logits, t)
-}
-
-/// The current time, RFC 3339, for records.
-pub fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }

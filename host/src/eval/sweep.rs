@@ -712,7 +712,7 @@ fn seed_mean_balanced_accuracy(
 fn write_results(dir: &Path, results: &SweepResults) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let json = dir.join(SWEEP_JSON);
-    crate::data::manifest::write_atomic(&json, &serde_json::to_vec_pretty(results)?)
+    crate::files::write_atomic(&json, &serde_json::to_vec_pretty(results)?)
         .with_context(|| format!("cannot write {}", json.display()))?;
     let csv_path = dir.join(RESULTS_CSV);
     let mut w = csv::Writer::from_path(&csv_path)

@@ -277,9 +277,6 @@ fn calibration_stats(
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    crate::data::manifest::write_atomic(path, bytes)
+    crate::files::write_atomic(path, bytes)
         .with_context(|| format!("cannot write {}", path.display()))
 }

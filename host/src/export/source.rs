@@ -2,6 +2,7 @@
 //! test metrics, gathered into the file's [`Metadata`].
 
 use crate::eval::calibrate::CALIBRATION_JSON;
+use crate::files::read_json;
 use crate::train::checkpoint::{self, RunFolder};
 use crate::train::recipe::Recipe;
 use crate::train::trainer::RunInfo;
@@ -40,10 +41,10 @@ impl RunSource {
             .with_context(|| format!("run folder {} has no best.safetensors", dir.display()))?;
         let weights = NamedWeights::load_safetensors(&weights_path)?;
         let recipe = Recipe::load(&folder.path(checkpoint::CONFIG))?;
-        let info: RunInfo = read_json_file(&folder.path(checkpoint::RUN))?;
+        let info: RunInfo = read_json(&folder.path(checkpoint::RUN))?;
         let cal_path = dir.join(CALIBRATION_JSON);
         let (calibration, calibration_file) = if cal_path.is_file() {
-            let spec = read_json_file::<CalibrationSpec>(&cal_path)?;
+            let spec = read_json::<CalibrationSpec>(&cal_path)?;
             (spec, Some(cal_path))
         } else {
             (CalibrationSpec::default(), None)
@@ -51,7 +52,7 @@ impl RunSource {
         let metrics_file = EVAL_FILES.iter().map(|f| dir.join(f)).find(|p| p.is_file());
         let metrics = match &metrics_file {
             Some(p) => {
-                let mut v: serde_json::Value = read_json_file(p)?;
+                let mut v: serde_json::Value = read_json(p)?;
                 if let Some(o) = v.as_object_mut() {
                     o.insert(
                         "file".into(),
@@ -112,10 +113,4 @@ impl RunSource {
         meta.metrics = self.metrics.clone();
         Ok(meta)
     }
-}
-
-fn read_json_file<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{} is not valid", path.display()))
 }

@@ -15,7 +15,7 @@
 //! copied from `ckpt/` and older `ckpt/` files removed. A `kill -9` anywhere loses at most the
 //! running epoch: resume reads `state.json`, redoes step (4) and drops metrics rows past it.
 
-use crate::data::manifest::write_atomic;
+use crate::files::write_atomic;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;

@@ -127,7 +127,7 @@ impl MetricsLog {
         }
         let mut text = lines.join("\n");
         text.push('\n');
-        crate::data::manifest::write_atomic(path, text.as_bytes())
+        crate::files::write_atomic(path, text.as_bytes())
             .with_context(|| format!("cannot write {}", path.display()))?;
         Ok(MetricsLog {
             path: path.to_owned(),

@@ -14,6 +14,7 @@ use super::pretrained::{self, Head};
 use super::recipe::{Imbalance, Mode, Recipe};
 use super::sampler::{class_log_priors, class_weights, epoch_order};
 use super::schedule::lr_at;
+use crate::files::{absolute, now, read_json};
 use anyhow::Context;
 use dermo_model::arch::ArchSpec;
 use dermo_model::NUM_CLASSES;
@@ -850,14 +851,6 @@ fn external_id(opts: &TrainOptions) -> Option<(PathBuf, String)> {
         .map(|e| (absolute(&e.path), e.hash.clone()))
 }
 
-fn absolute(p: &Path) -> PathBuf {
-    std::path::absolute(p).unwrap_or_else(|_| p.to_owned())
-}
-
-pub(crate) fn now() -> String {
-    chrono::Local::now().to_rfc3339()
-}
-
 /// `git rev-parse HEAD`, when the program runs inside a git checkout.
 pub(crate) fn source_commit() -> Option<String> {
     let out = std::process::Command::new("git")
@@ -874,12 +867,6 @@ fn split_seed(train_manifest: &Path) -> Option<u64> {
     let path = train_manifest.parent()?.join("split.json");
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
     v.get("seed")?.as_u64()
-}
-
-pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{} is malformed", path.display()))
 }
 
 #[cfg(test)]

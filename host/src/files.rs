@@ -1,0 +1,76 @@
+//! The workbench's own files: atomic writes, JSON documents, stored paths and timestamps. One
+//! definition each, used by every command.
+
+use anyhow::Context;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Writes `bytes` to `path` so that a reader sees either the old file or the whole new one:
+/// a temporary file beside it, fsync, rename, then fsync of the folder. Creates missing folders.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(dir) = dir {
+        fs::create_dir_all(dir)?;
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        if let Some(dir) = dir {
+            // Make the rename itself durable; not every filesystem allows syncing a folder.
+            let _ = fs::File::open(dir).and_then(|d| d.sync_all());
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Reads a JSON document; errors name the file.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
+    let text =
+        fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is malformed", path.display()))
+}
+
+/// The path as records store it: canonical when it exists (no `..`, no symbolic links), else
+/// absolute, else as given.
+pub fn absolute(p: &Path) -> PathBuf {
+    fs::canonicalize(p)
+        .or_else(|_| std::path::absolute(p))
+        .unwrap_or_else(|_| p.to_owned())
+}
+
+/// The current time for records: RFC 3339, UTC, whole seconds.
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_atomic_replaces_whole_files_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join("a.json");
+        write_atomic(&path, b"{\"x\": 1}").unwrap();
+        write_atomic(&path, b"{\"x\": 2}").unwrap();
+        let v: serde_json::Value = read_json(&path).unwrap();
+        assert_eq!(v["x"], 2);
+        assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
+        let err = read_json::<serde_json::Value>(&dir.path().join("none.json")).unwrap_err();
+        assert!(format!("{err:#}").contains("none.json"));
+        assert!(now().ends_with('Z'));
+        assert!(absolute(Path::new(".")).is_absolute());
+    }
+}
