@@ -128,7 +128,7 @@ fn tract_on_the_fp32_model_file_matches_the_checkpoint() {
 fn the_bundled_models_maps_point_at_the_lesion_more_often_than_chance() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let subset = write_subset(&d.join("subset.csv"), 2, 3, 12);
+    let subset = write_subset(&d.join("subset.csv"), 2, 3, 30);
     let model =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/dermo-default.onnx");
     let maps = d.join("maps");
@@ -155,11 +155,13 @@ fn the_bundled_models_maps_point_at_the_lesion_more_often_than_chance() {
         serde_json::from_slice(&std::fs::read(maps.join("pointing.json")).unwrap()).unwrap();
     let g = &doc["pointing_game"];
     let images = g["images"].as_u64().unwrap();
-    assert!(images >= 60, "{g}");
-    let hit = &g["hit_rate"];
-    let chance = &g["chance"];
+    assert!(images >= 200, "{g}");
+    let (hit, chance) = (&g["hit_rate"], &g["chance"]);
+    let at = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap();
+    // On the whole test split: 44% against 29% (docs/results.md). Here, a third of its size:
+    // the hit rate's interval lies above chance, by a margin.
     assert!(
-        hit["low"].as_f64().unwrap() > chance["high"].as_f64().unwrap(),
+        at(hit, "low") > at(chance, "high") && at(hit, "estimate") >= at(chance, "estimate") + 0.08,
         "the maps point at the lesion no more often than chance: {g}"
     );
     let page = std::fs::read_to_string(maps.join("index.html")).unwrap();
