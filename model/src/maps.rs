@@ -46,16 +46,6 @@ impl AttentionMaps {
             malignant: malignant_map(&per_class),
         })
     }
-
-    /// The top class's map scaled to `[0, 1]` (its minimum to 0, its maximum to 1), for display.
-    pub fn top_normalized(&self) -> Vec<f32> {
-        normalized(&self.top)
-    }
-
-    /// `(row, column)` of the top class's largest cell.
-    pub fn top_peak(&self) -> (usize, usize) {
-        peak(&self.top, self.side)
-    }
 }
 
 /// At each cell, the log-odds of the malignant classes against the rest: log-sum-exp of the

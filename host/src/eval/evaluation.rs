@@ -2,10 +2,7 @@
 
 use super::calibrate::CALIBRATION_JSON;
 use super::maps::{map_manifest, pointing_game, write_page};
-use super::network::{
-    cached_image, open_cache, score_manifest, Checkpoint, ModelFileNetwork, Network, OodFeatures,
-    Scored,
-};
+use super::network::{score_manifest, Checkpoint, ModelFileNetwork, Network, OodFeatures, Scored};
 use super::record::{
     class_codes, measure, predictions_path, probabilities, write_predictions, write_record,
     EvalRecord, Operating,
@@ -155,8 +152,8 @@ fn write_maps(
     bootstrap: BootstrapConfig,
     dir: &Path,
 ) -> anyhow::Result<()> {
-    let (maps, side) = map_manifest(network, &a.data, cache_root)?;
-    let game = pointing_game(&maps, side, bootstrap)?;
+    let split = map_manifest(network, &a.data, cache_root)?;
+    let game = pointing_game(&split, bootstrap)?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let json = dir.join("pointing.json");
     let doc = serde_json::json!({
@@ -167,11 +164,8 @@ fn write_maps(
     });
     crate::files::write_atomic(&json, serde_json::to_string_pretty(&doc)?.as_bytes())
         .with_context(|| format!("cannot write {}", json.display()))?;
-    let (cache, _) = open_cache(&a.data, &network.preprocess(), cache_root)?;
     let title = format!("Where the model looked: {}", a.data.display());
-    write_page(dir, &maps, side, a.maps_per_group, &title, &|i| {
-        cached_image(&cache, i)
-    })?;
+    write_page(dir, &split, a.maps_per_group, &title)?;
     let pct = |i: &Option<dermo_calibration::Interval>| match i {
         Some(i) => format!(
             "{:.1}% [{:.1}, {:.1}]",
@@ -184,8 +178,8 @@ fn write_maps(
     println!(
         "pointing game on {} masked images ({}×{} maps): peak on the lesion {}; chance (mean lesion area) {}; centre-only {}",
         game.images,
-        side,
-        side,
+        game.side,
+        game.side,
         pct(&game.hit_rate),
         pct(&game.chance),
         pct(&game.centre)

@@ -12,12 +12,12 @@
 //!
 //! Intervals resample lesions (every image of a lesion together), as every dermo interval does.
 
-use super::network::{cached_image, open_cache, Network};
+use super::network::{cached_image, normalized_batch, open_cache, Network};
 use crate::data::manifest::Manifest;
+use crate::data::Cache;
 use anyhow::Context;
 use dermo_calibration::{BootstrapConfig, GroupBootstrap, Interval};
 use dermo_model::maps::{overlay, peak_in_mask};
-use dermo_model::preprocess::normalize_into;
 use dermo_model::{Class, CLASSES, NUM_CLASSES};
 use serde::Serialize;
 use std::path::Path;
@@ -52,12 +52,21 @@ pub struct ImageMap {
     pub pointing: Option<(bool, f64, bool)>,
 }
 
-/// Maps of every image of `manifest`, in manifest order, with the grid side.
+/// The maps of every image of a split, in manifest order, with the image cache they were computed
+/// on (the pictures the overlay page draws over).
+pub struct SplitMaps {
+    pub maps: Vec<ImageMap>,
+    /// Cells per side of every map.
+    pub side: usize,
+    pub cache: Cache,
+}
+
+/// Runs `network` over every image of `manifest` (through its image cache) for its class maps.
 pub fn map_manifest(
     network: &mut dyn Network,
     manifest_path: &Path,
     cache_root: &Path,
-) -> anyhow::Result<(Vec<ImageMap>, usize)> {
+) -> anyhow::Result<SplitMaps> {
     const BATCH: usize = 32;
     let manifest = Manifest::load(manifest_path)?;
     let (cache, _) = open_cache(manifest_path, &network.preprocess(), cache_root)?;
@@ -68,22 +77,13 @@ pub fn map_manifest(
     let mut buffer = Vec::new();
     for start in (0..cache.len()).step_by(BATCH) {
         let end = (start + BATCH).min(cache.len());
-        let images: Vec<_> = (start..end)
-            .map(|i| cached_image(&cache, i))
-            .collect::<anyhow::Result<_>>()?;
-        let plane = 3 * (images[0].width() * images[0].height()) as usize;
-        buffer.resize(images.len() * plane, 0f32);
-        for (slot, img) in buffer.chunks_exact_mut(plane).zip(&images) {
-            normalize_into(img, slot);
-        }
-        let maps = network
-            .class_maps(&buffer, images.len())?
-            .with_context(|| {
-                format!(
-                    "{} has no class maps (re-export it with this version of dermo)",
-                    network.describe()
-                )
-            })?;
+        normalized_batch(&cache, start..end, &mut buffer)?;
+        let maps = network.class_maps(&buffer, end - start)?.with_context(|| {
+            format!(
+                "{} has no class maps (re-export it with this version of dermo)",
+                network.describe()
+            )
+        })?;
         side = maps.side;
         for (k, i) in (start..end).enumerate() {
             let per_class: Vec<&[f32]> = (0..NUM_CLASSES)
@@ -116,7 +116,11 @@ pub fn map_manifest(
         bar.inc((end - start) as u64);
     }
     bar.finish_and_clear();
-    Ok((out, side))
+    Ok(SplitMaps {
+        maps: out,
+        side,
+        cache,
+    })
 }
 
 fn pointing_entry(map: &[f32], side: usize, mask: &Path) -> anyhow::Result<(bool, f64, bool)> {
@@ -132,76 +136,52 @@ fn pointing_entry(map: &[f32], side: usize, mask: &Path) -> anyhow::Result<(bool
 }
 
 /// The pointing game over the images that have masks, with lesion-bootstrap intervals.
-pub fn pointing_game(
-    maps: &[ImageMap],
-    side: usize,
-    config: BootstrapConfig,
-) -> anyhow::Result<PointingGame> {
-    let rows: Vec<(&str, (bool, f64, bool))> = maps
+pub fn pointing_game(split: &SplitMaps, config: BootstrapConfig) -> anyhow::Result<PointingGame> {
+    // Per masked image: [hit, lesion area fraction, centre on the lesion], and its lesion.
+    let (groups, rows): (Vec<&str>, Vec<[f64; 3]>) = split
+        .maps
         .iter()
-        .filter_map(|m| m.pointing.map(|p| (m.lesion_id.as_str(), p)))
-        .collect();
-    if rows.is_empty() {
-        return Ok(PointingGame {
-            images: 0,
-            hit_rate: None,
-            chance: None,
-            centre: None,
-            side,
-        });
+        .filter_map(|m| {
+            let (hit, area, centre) = m.pointing?;
+            let flag = |b: bool| f64::from(u8::from(b));
+            Some((m.lesion_id.as_str(), [flag(hit), area, flag(centre)]))
+        })
+        .unzip();
+    let (mut hit_rate, mut chance, mut centre) = (None, None, None);
+    if !rows.is_empty() {
+        let means = |idx: &[usize]| -> Vec<f64> {
+            (0..3)
+                .map(|k| idx.iter().map(|&i| rows[i][k]).sum::<f64>() / idx.len().max(1) as f64)
+                .collect()
+        };
+        let all: Vec<usize> = (0..rows.len()).collect();
+        let boot = GroupBootstrap::new(&groups, config)?;
+        let mut intervals = boot.intervals(&means(&all), means).into_iter();
+        (hit_rate, chance, centre) = (
+            intervals.next().flatten(),
+            intervals.next().flatten(),
+            intervals.next().flatten(),
+        );
     }
-    let groups: Vec<&str> = rows.iter().map(|(g, _)| *g).collect();
-    let boot = GroupBootstrap::new(&groups, config)?;
-    let mean = |idx: &mut dyn Iterator<Item = usize>, f: &dyn Fn(usize) -> f64| {
-        let (mut sum, mut n) = (0.0, 0usize);
-        for i in idx {
-            sum += f(i);
-            n += 1;
-        }
-        sum / n.max(1) as f64
-    };
-    let stat = |k: usize| {
-        let rows = &rows;
-        move |i: usize| {
-            let (hit, area, centre) = rows[i].1;
-            match k {
-                0 => f64::from(u8::from(hit)),
-                1 => area,
-                _ => f64::from(u8::from(centre)),
-            }
-        }
-    };
-    let estimates: Vec<f64> = (0..3)
-        .map(|k| mean(&mut (0..rows.len()), &stat(k)))
-        .collect();
-    let mut intervals = boot.intervals(&estimates, |draw| {
-        (0..3)
-            .map(|k| mean(&mut draw.iter().copied(), &stat(k)))
-            .collect()
-    });
-    let centre = intervals.pop().flatten();
-    let chance = intervals.pop().flatten();
-    let hit_rate = intervals.pop().flatten();
     Ok(PointingGame {
         images: rows.len(),
         hit_rate,
         chance,
         centre,
-        side,
+        side: split.side,
     })
 }
 
 /// Writes `DIR/index.html`: overlays of the worst errors (the most confident wrong answers) and of
 /// a sample of each true class, each captioned with the true and the predicted class, as a grid;
-/// the PNGs go in `DIR/images/`. `cache_images` gives image `i` as the network saw it.
+/// the PNGs go in `DIR/images/`, drawn over each image as the network saw it.
 pub fn write_page(
     dir: &Path,
-    maps: &[ImageMap],
-    side: usize,
+    split: &SplitMaps,
     per_group: usize,
     title: &str,
-    image_of: &dyn Fn(usize) -> anyhow::Result<image::RgbImage>,
 ) -> anyhow::Result<()> {
+    let (maps, side) = (&split.maps, split.side);
     let images_dir = dir.join("images");
     std::fs::create_dir_all(&images_dir)
         .with_context(|| format!("cannot create {}", images_dir.display()))?;
@@ -230,7 +210,7 @@ pub fn write_page(
         for i in rows {
             let m = &maps[i];
             let file = format!("{}.png", sanitize(&m.image_id));
-            overlay(&image_of(i)?, &m.map, side, 0.55)
+            overlay(&cached_image(&split.cache, i)?, &m.map, side, 0.55)
                 .save(images_dir.join(&file))
                 .with_context(|| format!("cannot write {}", images_dir.join(&file).display()))?;
             html.push_str(&format!(

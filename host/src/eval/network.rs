@@ -362,6 +362,21 @@ pub fn cached_image(cache: &Cache, i: usize) -> anyhow::Result<RgbImage> {
         .with_context(|| format!("image cache: image {i} has the wrong size"))
 }
 
+/// Images `range` of a cache as one normalized `[n, 3, S, S]` batch, written into `batch`.
+pub fn normalized_batch(
+    cache: &Cache,
+    range: std::ops::Range<usize>,
+    batch: &mut Vec<f32>,
+) -> anyhow::Result<()> {
+    let side = cache.size() as usize;
+    let plane = 3 * side * side;
+    batch.resize(range.len() * plane, 0f32);
+    for (slot, i) in batch.chunks_exact_mut(plane).zip(range) {
+        normalize_into(&cached_image(cache, i)?, slot);
+    }
+    Ok(())
+}
+
 /// Runs `network` over `n` prepared images (already at the network's size), averaging logits
 /// and OOD features over the TTA views: `[n, classes]` logits and the OOD rows (empty when the
 /// network exposes none).

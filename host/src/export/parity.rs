@@ -1,9 +1,8 @@
 //! Export checks its own output: the written file, run by tract, against the trainer's network
 //! (libtorch) and against the fp32 file, on every image of the validation split.
 
-use crate::eval::network::{cached_image, open_cache, Network, Scored};
+use crate::eval::network::{normalized_batch, open_cache, Network, Scored};
 use dermo_calibration::ConfusionMatrix;
-use dermo_model::preprocess::normalize_into;
 use dermo_model::{ClassMaps, NUM_CLASSES};
 use std::path::Path;
 
@@ -53,13 +52,9 @@ pub fn first_class_maps(
 ) -> anyhow::Result<Option<ClassMaps>> {
     let (cache, _) = open_cache(manifest, &network.preprocess(), cache_root)?;
     let n = cache.len().min(MAP_IMAGES);
-    let side = cache.size() as usize;
-    let plane = 3 * side * side;
-    let mut data = vec![0f32; n * plane];
-    for (i, slot) in data.chunks_exact_mut(plane).enumerate() {
-        normalize_into(&cached_image(&cache, i)?, slot);
-    }
-    network.class_maps(&data, n)
+    let mut batch = Vec::new();
+    normalized_batch(&cache, 0..n, &mut batch)?;
+    network.class_maps(&batch, n)
 }
 
 /// Largest absolute difference between two sets of class maps (∞ when their shapes differ).

@@ -256,24 +256,17 @@ pub fn write_onnx(
     )];
     if opts.with_features {
         let h = feature_map_side(spec, s);
-        outputs.push(float_value(
-            FEATURES,
-            &[
+        let map = |name, channels| {
+            let dims = [
                 Dim::Symbol("N"),
-                Dim::Fixed(spec.head_channels),
+                Dim::Fixed(channels),
                 Dim::Fixed(h),
                 Dim::Fixed(h),
-            ],
-        ));
-        outputs.push(float_value(
-            CLASS_MAPS,
-            &[
-                Dim::Symbol("N"),
-                Dim::Fixed(spec.num_classes),
-                Dim::Fixed(h),
-                Dim::Fixed(h),
-            ],
-        ));
+            ];
+            float_value(name, &dims)
+        };
+        outputs.push(map(FEATURES, spec.head_channels));
+        outputs.push(map(CLASS_MAPS, spec.num_classes));
     }
     if let Some(index) = opts.ood_block {
         let channels = spec.blocks()[index].out_channels;
