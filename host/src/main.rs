@@ -32,7 +32,7 @@ enum Command {
     Calibrate(eval::CalibrateArgs),
     /// Write an HTML + Markdown report for a run or a sweep.
     Report(eval::ReportArgs),
-    /// Run a grid of recipes (resumable, several seeds per cell).
+    /// Run a grid of recipes (resumable, several seeds per cell), here or as a Slurm job array.
     Sweep(eval::SweepArgs),
     /// Classical ABCD-feature baseline (linfa).
     Baseline(eval::BaselineArgs),

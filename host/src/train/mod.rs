@@ -3,8 +3,9 @@
 //! Layers, bottom up: [`net`] (the network from the arch spec) and [`pretrained`] (ImageNet
 //! weights); [`recipe`] (what to train, as data); [`dataset`], [`features`], [`augment`],
 //! [`sampler`], [`schedule`], [`optim`], [`ema`] (the pieces of a step); [`checkpoint`] and [`metrics`]
-//! (the run folder); [`trainer`] (the loop); [`predict`] (inference for eval and export);
-//! [`soup`] (one model from the weight average of several runs).
+//! (the run folder); [`trainer`] (the loop) and [`interrupt`] (stopping it at a step boundary on
+//! a signal); [`predict`] (inference for eval and export); [`soup`] (one model from the weight
+//! average of several runs).
 
 pub mod augment;
 pub mod checkpoint;
@@ -12,6 +13,7 @@ pub mod dataset;
 pub mod device;
 pub mod ema;
 pub mod features;
+pub mod interrupt;
 pub mod metrics;
 pub mod net;
 pub mod optim;

@@ -6,6 +6,7 @@ use super::dataset::{normalize, standardize, Examples, ExternalExamples, TrainDa
 use super::device::device_name;
 use super::ema::Ema;
 use super::features::{file_id, frozen_features, Frozen, View};
+use super::interrupt::{self, Stop};
 use super::metrics::{EpochRow, MetricsLog, Scores};
 use super::net::{in_prefix, EfficientNetLite};
 use super::optim::Optimizer;
@@ -27,6 +28,10 @@ use tch::{Device, Kind, Reduction, Tensor};
 
 /// Set to N to make the process abort (like `kill -9`) after N optimizer steps: for resume tests.
 pub const ABORT_ENV: &str = "DERMO_TRAIN_ABORT_AFTER_STEPS";
+/// Set to N to make a training that has committed N epochs in this process take one more step
+/// and then wait there for a stop signal (see [`interrupt`]): a training caught mid-epoch, every
+/// time, for requeue tests.
+pub const HOLD_ENV: &str = "DERMO_TRAIN_HOLD_AFTER_EPOCHS";
 
 /// Errors a user can act on.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +54,13 @@ pub enum TrainError {
         "--resume: the recipe differs from {0}; a resumed run keeps the recipe it started with"
     )]
     RecipeChanged(PathBuf),
+    #[error("stopped by {stop} during epoch {}: {} keeps the {epoch} finished epoch(s), which --resume continues", epoch + 1, run_dir.display())]
+    Interrupted {
+        stop: Stop,
+        /// Epochs committed in the run folder.
+        epoch: usize,
+        run_dir: PathBuf,
+    },
 }
 
 /// How to run (not what to train: that is the recipe).
@@ -245,7 +257,8 @@ pub fn train(
     let train_labels = data.train.label_tensor(device);
     let steps_per_epoch = steps_per_epoch(recipe, &data.train.labels);
     let abort_after: Option<usize> = std::env::var(ABORT_ENV).ok().and_then(|v| v.parse().ok());
-    let mut steps_here = 0usize;
+    let hold_after: Option<usize> = std::env::var(HOLD_ENV).ok().and_then(|v| v.parse().ok());
+    let (mut steps_here, mut epochs_here) = (0usize, 0usize);
 
     while state.epoch < recipe.epochs && !state.stopped_early {
         let epoch = state.epoch + 1;
@@ -304,6 +317,18 @@ pub fn train(
             if abort_after == Some(steps_here) {
                 std::process::abort();
             }
+            if hold_after == Some(epochs_here) {
+                interrupt::wait();
+            }
+            if let Some(stop) = interrupt::requested() {
+                bar.finish_and_clear();
+                return Err(TrainError::Interrupted {
+                    stop,
+                    epoch: state.epoch,
+                    run_dir: run_dir.to_owned(),
+                }
+                .into());
+            }
             bar.set_message(format!(
                 "loss {:.4} lr {lr:.2e} {:.1} img/s",
                 loss_sum / seen as f64,
@@ -346,6 +371,7 @@ pub fn train(
             external_auc,
         };
         folder.commit(&vs, &saved_state, &state, || metrics.append(&row))?;
+        epochs_here += 1;
         if let Some(ema) = &mut ema {
             ema.swap();
         }

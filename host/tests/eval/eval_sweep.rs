@@ -1,6 +1,7 @@
 //! `dermo sweep` end to end on a tiny grid (probe runs at 64 px on a small lesion-grouped
 //! subset): every cell runs with two seeds, a second invocation skips what is done, and the
-//! results table, sweep.json and the axis plot are written.
+//! results table, sweep.json and the axis plot are written; `--status` shows every task done and
+//! `--collect` writes the same table again. The Slurm executor itself runs in scripts/test-slurm.
 
 use crate::eval_support::{dermo, write_subset};
 use dermo_host::eval::sweep::{SweepResults, RESULTS_CSV, SWEEP_JSON};
@@ -103,4 +104,65 @@ question = "Does a larger learning rate help a linear probe?"
         "{second}"
     );
     assert!(!second.contains("training"), "{second}");
+
+    // --status reads the run folders; a local sweep has no Slurm record, so it needs the grid.
+    let status = dermo()
+        .args(["sweep"])
+        .arg(&grid)
+        .arg("--out")
+        .arg(&out)
+        .arg("--status")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "{text}");
+    assert!(
+        text.contains("4 tasks (2 cells × 2 seeds): 4 done, 0 running"),
+        "{text}"
+    );
+    assert_eq!(text.matches("done        balanced accuracy").count(), 4);
+    let no_grid = dermo()
+        .args(["sweep", "--status"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!no_grid.status.success());
+    assert!(String::from_utf8_lossy(&no_grid.stderr).contains("--status"));
+
+    // --collect (what the Slurm collect job runs) writes the same table from the run folders.
+    std::fs::remove_file(out.join(RESULTS_CSV)).unwrap();
+    let collect = dermo()
+        .args(["sweep"])
+        .arg(&grid)
+        .arg("--out")
+        .arg(&out)
+        .arg("--collect")
+        .output()
+        .unwrap();
+    assert!(
+        collect.status.success(),
+        "{}",
+        String::from_utf8_lossy(&collect.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join(RESULTS_CSV)).unwrap(),
+        table
+    );
+
+    // Without Slurm's commands, --executor slurm says what is missing and submits nothing.
+    let no_slurm = dermo()
+        .args(["sweep", "--executor", "slurm"])
+        .arg(&grid)
+        .arg("--out")
+        .arg(d.join("on-slurm"))
+        .env("PATH", "")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&no_slurm.stderr);
+    assert!(!no_slurm.status.success());
+    assert!(
+        stderr.contains("sbatch not found") && stderr.contains("without --executor slurm"),
+        "{stderr}"
+    );
+    assert!(!d.join("on-slurm").exists());
 }

@@ -1,0 +1,158 @@
+//! The state of every task of a sweep, from its run folder and, for the tasks a Slurm submission
+//! holds, from `squeue`/`sacct`: what `dermo sweep DIR --status` prints and what a new Slurm
+//! submission leaves out.
+
+use super::cell::{self, EVAL_NAME};
+use super::grid::{Cell, Grid};
+use super::slurm::{self, Record, SlurmView};
+use crate::eval::record::read_record;
+use crate::train::checkpoint::{TrainState, STATE};
+use std::path::Path;
+
+/// Lines of a failed task's log that `--status` shows.
+const LOG_TAIL: usize = 6;
+
+/// Where a task stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum State {
+    /// Its `eval-test.json` is there.
+    Done,
+    /// Queued in array job `job` (with the reason it waits, when Slurm tells).
+    Pending { job: String, reason: String },
+    /// Running in array job `job`.
+    Running { job: String },
+    /// Submitted in array job `job`, not queued any more, and without results: Slurm's final
+    /// state when it still knows it (CANCELLED, TIMEOUT, FAILED, …).
+    Failed {
+        job: String,
+        slurm_state: Option<String>,
+    },
+    /// Never submitted (or, locally, not finished).
+    NotStarted,
+}
+
+impl State {
+    /// Whether a Slurm submission should include the task.
+    pub(super) fn needs_submission(&self) -> bool {
+        matches!(self, State::Failed { .. } | State::NotStarted)
+    }
+
+    pub(super) fn is_live(&self) -> bool {
+        matches!(self, State::Pending { .. } | State::Running { .. })
+    }
+}
+
+/// The state of every task of `grid` (index order), from the run folders in `out` and Slurm's
+/// view of the submitted ones (see [`slurm::slurm_view`]).
+pub(super) fn states(grid: &Grid, cells: &[Cell], out: &Path, view: &SlurmView) -> Vec<State> {
+    grid.tasks(cells)
+        .iter()
+        .enumerate()
+        .map(|(i, task)| {
+            if cell::is_done(&cell::run_dir(out, &task.cell, task.seed)) {
+                return State::Done;
+            }
+            let Some((job, slurm_state)) = view.get(&i) else {
+                return State::NotStarted;
+            };
+            let job = job.clone();
+            match slurm_state {
+                Some(s) if s.is_pending() => State::Pending {
+                    job,
+                    reason: s.reason.clone(),
+                },
+                Some(s) if s.is_running() => State::Running { job },
+                other => State::Failed {
+                    job,
+                    slurm_state: other.as_ref().map(|s| s.state.clone()),
+                },
+            }
+        })
+        .collect()
+}
+
+/// Prints the state of every task of the sweep in `out`.
+pub(super) fn print(grid: &Grid, cells: &[Cell], out: &Path) -> anyhow::Result<()> {
+    let plan = grid.tasks(cells);
+    let view = match Record::load(out)? {
+        Some(record) if record.tasks == plan => slurm::slurm_view(&record)?,
+        Some(_) => {
+            eprintln!(
+                "note: the grid's tasks changed since the last Slurm submission; showing the run \
+                 folders only"
+            );
+            SlurmView::new()
+        }
+        None => SlurmView::new(),
+    };
+    let states = states(grid, cells, out, &view);
+    let count = |f: fn(&State) -> bool| states.iter().filter(|s| f(s)).count();
+    println!(
+        "{}: {} tasks ({} cells × {} seeds): {} done, {} running, {} pending, {} failed, {} not \
+         started",
+        out.display(),
+        states.len(),
+        cells.len(),
+        grid.sweep.seeds.len(),
+        count(|s| matches!(s, State::Done)),
+        count(|s| matches!(s, State::Running { .. })),
+        count(|s| matches!(s, State::Pending { .. })),
+        count(|s| matches!(s, State::Failed { .. })),
+        count(|s| matches!(s, State::NotStarted)),
+    );
+    let width = plan.iter().map(|t| t.cell.len()).max().unwrap_or(0);
+    for (i, (task, state)) in plan.iter().zip(&states).enumerate() {
+        let run_dir = cell::run_dir(out, &task.cell, task.seed);
+        let (cell, seed) = grid.task(cells, i).expect("a task of the plan");
+        let epochs = format!(
+            "{}/{} epochs",
+            finished_epochs(&run_dir),
+            grid.recipe(cell, seed)?.epochs
+        );
+        let line = match state {
+            State::Done => {
+                let record = read_record(&run_dir.join(EVAL_NAME))?;
+                match record.metrics.balanced_accuracy {
+                    Some(b) => format!("done        balanced accuracy {:.3}", b.estimate),
+                    None => "done".into(),
+                }
+            }
+            State::Running { job } => format!("running     job {job}_{i}, {epochs}"),
+            State::Pending { job, reason } if reason.is_empty() => {
+                format!("pending     job {job}_{i}, {epochs}")
+            }
+            State::Pending { job, reason } => {
+                format!("pending     job {job}_{i} ({reason}), {epochs}")
+            }
+            State::Failed { job, slurm_state } => format!(
+                "failed      job {job}_{i} {}, {epochs}",
+                slurm_state
+                    .as_deref()
+                    .unwrap_or("(no longer known to Slurm)")
+            ),
+            State::NotStarted => format!("not started {epochs}"),
+        };
+        println!("  {:width$}  seed {:<4} {line}", task.cell, task.seed);
+        if let State::Failed { job, .. } = state {
+            let log = slurm::log_path(out, job, i);
+            match std::fs::read_to_string(&log) {
+                Ok(text) => {
+                    println!("      last lines of {}:", log.display());
+                    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+                    for l in &lines[lines.len().saturating_sub(LOG_TAIL)..] {
+                        println!("      | {l}");
+                    }
+                }
+                Err(e) => println!("      no log at {}: {e}", log.display()),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Epochs a run folder has committed (0 when it has none).
+fn finished_epochs(run_dir: &Path) -> usize {
+    crate::files::read_json::<TrainState>(&run_dir.join(STATE))
+        .map(|s| s.epoch)
+        .unwrap_or(0)
+}
