@@ -16,6 +16,16 @@ pub enum Block {
         caption: String,
     },
     Pre(String),
+    /// Small PNGs beside the page, side by side, each with its own caption.
+    Gallery(Vec<Tile>),
+}
+
+/// One picture of a gallery.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Tile {
+    /// The PNG, relative to the page.
+    pub file: String,
+    pub caption: String,
 }
 
 #[derive(Default)]
@@ -56,6 +66,10 @@ impl Document {
 
     pub fn pre(&mut self, text: impl Into<String>) {
         self.blocks.push(Block::Pre(text.into()));
+    }
+
+    pub fn gallery(&mut self, tiles: Vec<Tile>) {
+        self.blocks.push(Block::Gallery(tiles));
     }
 
     /// The figures in order: (number, file, caption).
@@ -118,6 +132,19 @@ impl Document {
                 Block::Pre(text) => {
                     let _ = writeln!(out, "<pre>{}</pre>", escape(text));
                 }
+                Block::Gallery(tiles) => {
+                    out.push_str("<div class=\"gallery\">\n");
+                    for t in tiles {
+                        let _ = writeln!(
+                            out,
+                            "<figure><img src=\"{}\" alt=\"{}\"><figcaption>{}</figcaption></figure>",
+                            escape(&t.file),
+                            escape(&t.caption),
+                            escape(&t.caption)
+                        );
+                    }
+                    out.push_str("</div>\n");
+                }
             }
         }
         out.push_str("</body></html>\n");
@@ -166,6 +193,13 @@ impl Document {
                 Block::Pre(text) => {
                     let _ = writeln!(out, "```\n{}\n```\n", text.trim_end());
                 }
+                Block::Gallery(tiles) => {
+                    // Inline images wrap into rows; each is followed by its caption.
+                    for t in tiles {
+                        let _ = writeln!(out, "![{}]({}) *{}*  ", t.caption, t.file, t.caption);
+                    }
+                    out.push('\n');
+                }
             }
         }
         out
@@ -175,7 +209,8 @@ impl Document {
 const STYLE: &str = "body{font-family:sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}\
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:4px 8px;text-align:left}\
 th{background:#eee}figure{margin:1.5em 0}img{max-width:100%;border:1px solid #ddd}\
-figcaption{color:#555;font-size:90%}pre{background:#f6f6f6;padding:8px;overflow-x:auto}";
+figcaption{color:#555;font-size:90%}\
+.gallery{display:flex;flex-wrap:wrap;gap:8px}.gallery figure{margin:0;width:180px}.gallery img{width:180px}pre{background:#f6f6f6;padding:8px;overflow-x:auto}";
 
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")

@@ -1,7 +1,7 @@
 //! `dermo eval`: a run's checkpoint or a model file on a split → `eval.json` + predictions.
 
 use super::calibrate::CALIBRATION_JSON;
-use super::maps::{map_manifest, pointing_game, write_page};
+use super::maps::{map_manifest, pointing_game, write_page, MapsRecord, MAPS_JSON};
 use super::network::{score_manifest, Checkpoint, ModelFileNetwork, Network, OodFeatures, Scored};
 use super::record::{
     class_codes, measure, predictions_path, probabilities, write_predictions, write_record,
@@ -155,17 +155,18 @@ fn write_maps(
     let split = map_manifest(network, &a.data, cache_root)?;
     let game = pointing_game(&split, bootstrap)?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let json = dir.join("pointing.json");
-    let doc = serde_json::json!({
-        "model": network.describe(),
-        "data": a.data,
-        "pointing_game": game,
-        "created": now(),
-    });
-    crate::files::write_atomic(&json, serde_json::to_string_pretty(&doc)?.as_bytes())
-        .with_context(|| format!("cannot write {}", json.display()))?;
     let title = format!("Where the model looked: {}", a.data.display());
-    write_page(dir, &split, a.maps_per_group, &title)?;
+    let gallery = write_page(dir, &split, a.maps_per_group, &title)?;
+    let record = MapsRecord {
+        model: network.describe(),
+        data: a.data.clone(),
+        pointing_game: game.clone(),
+        gallery,
+        created: now(),
+    };
+    let json = dir.join(MAPS_JSON);
+    crate::files::write_atomic(&json, serde_json::to_string_pretty(&record)?.as_bytes())
+        .with_context(|| format!("cannot write {}", json.display()))?;
     let pct = |i: &Option<dermo_calibration::Interval>| match i {
         Some(i) => format!(
             "{:.1}% [{:.1}, {:.1}]",

@@ -12,6 +12,7 @@
 //!
 //! Intervals resample lesions (every image of a lesion together), as every dermo interval does.
 
+use super::document::{Document, Tile};
 use super::network::{cached_image, normalized_batch, open_cache, Network};
 use crate::data::manifest::Manifest;
 use crate::data::Cache;
@@ -19,11 +20,32 @@ use anyhow::Context;
 use dermo_calibration::{BootstrapConfig, GroupBootstrap, Interval};
 use dermo_model::maps::{overlay, peak_in_mask};
 use dermo_model::{Class, CLASSES, NUM_CLASSES};
-use serde::Serialize;
-use std::path::Path;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// `pointing.json` in a maps folder: what `dermo eval --maps DIR` measured and drew.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MapsRecord {
+    pub model: String,
+    pub data: PathBuf,
+    pub pointing_game: PointingGame,
+    /// The overlay page's sections (older folders have none).
+    #[serde(default)]
+    pub gallery: Vec<GallerySection>,
+    pub created: String,
+}
+
+/// The maps record's file name in a maps folder.
+pub const MAPS_JSON: &str = "pointing.json";
+
+impl MapsRecord {
+    pub fn load(dir: &Path) -> anyhow::Result<Self> {
+        crate::files::read_json(&dir.join(MAPS_JSON))
+    }
+}
 
 /// The pointing game on one split.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PointingGame {
     /// Images with a lesion mask (the others are skipped).
     pub images: usize,
@@ -172,15 +194,24 @@ pub fn pointing_game(split: &SplitMaps, config: BootstrapConfig) -> anyhow::Resu
     })
 }
 
+/// One group of overlays on the page: its heading and its captioned pictures.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GallerySection {
+    pub heading: String,
+    /// Files relative to the maps folder (`images/….png`).
+    pub tiles: Vec<Tile>,
+}
+
 /// Writes `DIR/index.html`: overlays of the worst errors (the most confident wrong answers) and of
 /// a sample of each true class, each captioned with the true and the predicted class, as a grid;
-/// the PNGs go in `DIR/images/`, drawn over each image as the network saw it.
+/// the PNGs go in `DIR/images/`, drawn over each image as the network saw it. Returns the
+/// sections, which pointing.json keeps so that `dermo report` can show the same grid.
 pub fn write_page(
     dir: &Path,
     split: &SplitMaps,
     per_group: usize,
     title: &str,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<GallerySection>> {
     let (maps, side) = (&split.maps, split.side);
     let images_dir = dir.join("images");
     std::fs::create_dir_all(&images_dir)
@@ -190,42 +221,64 @@ pub fn write_page(
         .collect();
     errors.sort_by(|&a, &b| maps[b].confidence.total_cmp(&maps[a].confidence));
     errors.truncate(per_group);
-    let mut sections = vec![("The most confident errors".to_string(), errors)];
+    let mut groups = vec![("The most confident errors".to_string(), errors)];
     for class in CLASSES {
         let of_class: Vec<usize> = (0..maps.len())
             .filter(|&i| maps[i].label == class)
             .take(per_group)
             .collect();
-        sections.push((format!("{} ({})", class.name(), class.code()), of_class));
+        groups.push((format!("{} ({})", class.name(), class.code()), of_class));
     }
-    let mut html = format!(
-        "<!doctype html><meta charset=utf-8><title>{title}</title>\
-         <style>body{{font-family:sans-serif}} .grid{{display:flex;flex-wrap:wrap;gap:8px}} \
-         figure{{margin:0;width:200px;font-size:12px}} img{{width:200px}}</style>\
-         <h1>{title}</h1><p>Class-activation map of the predicted class over the image as the \
-         network saw it: blue low, red high. Decision support, not a diagnosis.</p>"
-    );
-    for (heading, rows) in sections {
-        html.push_str(&format!("<h2>{heading}</h2><div class=grid>"));
+    let mut sections = Vec::new();
+    for (heading, rows) in groups {
+        let mut tiles = Vec::new();
         for i in rows {
             let m = &maps[i];
-            let file = format!("{}.png", sanitize(&m.image_id));
+            let file = format!("images/{}.png", sanitize(&m.image_id));
             overlay(&cached_image(&split.cache, i)?, &m.map, side, 0.55)
-                .save(images_dir.join(&file))
-                .with_context(|| format!("cannot write {}", images_dir.join(&file).display()))?;
-            html.push_str(&format!(
-                "<figure><img src=\"images/{file}\" alt=\"{id}\"><figcaption>{id}<br>true {} · \
-                 predicted {} ({:.0}%)</figcaption></figure>",
-                m.label.code(),
-                m.predicted.code(),
-                m.confidence * 100.0,
-                id = html_escape(&m.image_id),
-            ));
+                .save(dir.join(&file))
+                .with_context(|| format!("cannot write {}", dir.join(&file).display()))?;
+            tiles.push(Tile {
+                file,
+                caption: format!(
+                    "{} · true {} · predicted {} ({:.0}%)",
+                    m.image_id,
+                    m.label.code(),
+                    m.predicted.code(),
+                    m.confidence * 100.0
+                ),
+            });
         }
-        html.push_str("</div>");
+        sections.push(GallerySection { heading, tiles });
     }
+    let mut doc = Document::new(title);
+    doc.paragraph(GALLERY_NOTE);
+    add_gallery(&mut doc, &sections, "");
     let page = dir.join("index.html");
-    std::fs::write(&page, html).with_context(|| format!("cannot write {}", page.display()))
+    std::fs::write(&page, doc.to_html())
+        .with_context(|| format!("cannot write {}", page.display()))?;
+    Ok(sections)
+}
+
+/// What the overlays show, for every page that has them.
+pub const GALLERY_NOTE: &str = "Class-activation map of the predicted class over the image as the \
+network saw it: blue low, red high. Decision support, not a diagnosis.";
+
+/// The sections as headings and galleries, their files prefixed with `prefix` (the maps folder
+/// relative to the page).
+pub fn add_gallery(doc: &mut Document, sections: &[GallerySection], prefix: &str) {
+    for s in sections {
+        doc.heading(3, &s.heading);
+        doc.gallery(
+            s.tiles
+                .iter()
+                .map(|t| Tile {
+                    file: format!("{prefix}{}", t.file),
+                    caption: t.caption.clone(),
+                })
+                .collect(),
+        );
+    }
 }
 
 fn sanitize(id: &str) -> String {
@@ -237,11 +290,4 @@ fn sanitize(id: &str) -> String {
             },
         )
         .collect()
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }

@@ -1,9 +1,12 @@
 //! `dermo report`: an HTML page and a Markdown file, with PNG figures beside them, for a run
-//! folder (training curves, calibration, every `eval*.json`) or a sweep folder (the results
-//! table and balanced accuracy against each axis).
+//! folder (training curves, calibration, every `eval*.json`, and where the model looked: each
+//! sub-folder written by `dermo eval RUN --maps RUN/NAME`, as a pointing-game table and a grid of
+//! captioned overlays) or a sweep folder (the results table and balanced accuracy against each
+//! axis).
 
 use super::calibrate::{CalibrationFit, CALIBRATION_FIT_JSON};
 use super::document::Document;
+use super::maps::{add_gallery, MapsRecord, GALLERY_NOTE, MAPS_JSON};
 use super::plots::{self, Series};
 use super::record::{read_record, EvalRecord};
 use super::sweep::{self, SweepResults};
@@ -116,6 +119,9 @@ fn run_document(run: &Path, out: &Path, baseline: Option<&EvalRecord>) -> anyhow
             .unwrap_or_default();
         evaluation_section(&mut doc, &name, &record, out)?;
     }
+    for dir in maps_folders(run)? {
+        maps_section(&mut doc, &dir, out)?;
+    }
     if let Some(b) = baseline {
         doc.heading(2, "Against the classical baseline");
         doc.paragraph(format!("Baseline: {} on {}.", b.model, b.data.display()));
@@ -176,6 +182,59 @@ pub fn eval_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         .collect();
     files.sort();
     Ok(files)
+}
+
+/// Sub-folders of a run written by `dermo eval RUN --maps RUN/NAME` (they hold pointing.json),
+/// sorted by name.
+fn maps_folders(run: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(run)
+        .with_context(|| format!("cannot list {}", run.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join(MAPS_JSON).is_file())
+        .collect();
+    dirs.sort();
+    Ok(dirs)
+}
+
+/// The pointing game of one maps folder and its overlays as a grid; the overlays are copied
+/// into `out/NAME/images/` so the report stands alone.
+fn maps_section(doc: &mut Document, dir: &Path, out: &Path) -> anyhow::Result<()> {
+    let record = MapsRecord::load(dir)?;
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let g = &record.pointing_game;
+    doc.heading(2, format!("Where the model looked: {name}"));
+    doc.paragraph(format!(
+        "{} on {}: the pointing game on {} images with a lesion mask ({}×{} maps). A hit is a map \
+         whose peak for the predicted class lies on the lesion.",
+        record.model,
+        record.data.display(),
+        g.images,
+        g.side,
+        g.side
+    ));
+    doc.table(
+        &["the peak lands on the lesion", "fraction [95% interval]"],
+        vec![
+            vec!["the model's map".into(), with_interval(&g.hit_rate)],
+            vec!["chance (mean lesion area)".into(), with_interval(&g.chance)],
+            vec!["always the image centre".into(), with_interval(&g.centre)],
+        ],
+    );
+    doc.paragraph(GALLERY_NOTE);
+    for tile in record.gallery.iter().flat_map(|s| &s.tiles) {
+        let (from, to) = (dir.join(&tile.file), out.join(&name).join(&tile.file));
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        std::fs::copy(&from, &to)
+            .with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))?;
+    }
+    add_gallery(doc, &record.gallery, &format!("{name}/"));
+    Ok(())
 }
 
 fn training_curves(doc: &mut Document, metrics: &Path, out: &Path) -> anyhow::Result<()> {

@@ -92,10 +92,14 @@ fn train_calibrate_eval_baseline_and_report() {
             "flips",
             "--resamples",
             "200",
+            "--maps-per-group",
+            "2",
         ])
         .arg(&run_dir)
         .arg("--data")
-        .arg(&test));
+        .arg(&test)
+        .arg("--maps")
+        .arg(run_dir.join("maps-test")));
     let record = read_record(&eval_json).unwrap();
     // Equal up to JSON's decimal round trip (serde_json's default parser may land one ulp off).
     let same = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.abs().max(1.0);
@@ -131,7 +135,20 @@ fn train_calibrate_eval_baseline_and_report() {
         .arg("--baseline")
         .arg(&baseline));
     let html = std::fs::read_to_string(report.join("index.html")).unwrap();
-    let sources = image_sources(&html);
+    let (overlays, sources): (Vec<String>, Vec<String>) = image_sources(&html)
+        .into_iter()
+        .partition(|s| s.starts_with("maps-test/images/"));
+    // Where the model looked: the pointing game and the overlays as a grid, captioned with the
+    // true and the predicted class, copied beside the report.
+    assert!(html.contains("Where the model looked: maps-test"), "{html}");
+    assert!(html.contains("chance (mean lesion area)"));
+    // 2 images of each of the 7 classes and the most confident errors (at most 2).
+    assert!((14..=16).contains(&overlays.len()), "{overlays:?}");
+    for src in &overlays {
+        let img = image::open(report.join(src)).unwrap_or_else(|e| panic!("{src}: {e}"));
+        assert!(img.width() >= 64, "{src} is {} wide", img.width());
+    }
+    assert!(html.contains(" · true ") && html.contains(" · predicted "));
     // Curves; and for the CNN and the baseline: confusion, ROC, reliability, recall.
     assert_eq!(sources.len(), 9, "{sources:?}");
     for src in &sources {
