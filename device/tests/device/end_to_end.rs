@@ -10,6 +10,12 @@ use dermo_model::onnx::Precision;
 use std::path::Path;
 
 #[test]
+#[cfg_attr(
+    target_arch = "aarch64",
+    ignore = "most of its 100 s under qemu is the host-side int8 writer building the test model; \
+              scripts/check-cross-predictions runs the aarch64 binary end to end instead (run, \
+              journal verify, export), and x86-64 runs this"
+)]
 fn run_on_shared_images_writes_screens_results_journal_and_bundle() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();

@@ -144,8 +144,8 @@ fn check_journal(data: &Path) -> Vec<String> {
 #[cfg_attr(
     target_arch = "aarch64",
     ignore = "journal, storage and source handling are the same code on every target, and each run \
-              takes minutes under qemu (the model runs emulated); x86-64 runs these, and end_to_end \
-              runs the aarch64 binary"
+              takes minutes under qemu (the model runs emulated); x86-64 runs these, and \
+              scripts/check-cross-predictions runs the aarch64 binary"
 )]
 fn replay_source_disappears_mid_run_and_comes_back() {
     let s = setup(24);
@@ -185,8 +185,8 @@ fn replay_source_disappears_mid_run_and_comes_back() {
 #[cfg_attr(
     target_arch = "aarch64",
     ignore = "journal, storage and source handling are the same code on every target, and each run \
-              takes minutes under qemu (the model runs emulated); x86-64 runs these, and end_to_end \
-              runs the aarch64 binary"
+              takes minutes under qemu (the model runs emulated); x86-64 runs these, and \
+              scripts/check-cross-predictions runs the aarch64 binary"
 )]
 fn replay_source_that_stays_away_ends_the_run_with_nothing_lost() {
     let s = setup(16);
@@ -220,8 +220,8 @@ fn replay_source_that_stays_away_ends_the_run_with_nothing_lost() {
 #[cfg_attr(
     target_arch = "aarch64",
     ignore = "journal, storage and source handling are the same code on every target, and each run \
-              takes minutes under qemu (the model runs emulated); x86-64 runs these, and end_to_end \
-              runs the aarch64 binary"
+              takes minutes under qemu (the model runs emulated); x86-64 runs these, and \
+              scripts/check-cross-predictions runs the aarch64 binary"
 )]
 fn model_swapped_for_garbage_is_refused_and_the_journal_kept() {
     let s = setup(3);
@@ -280,8 +280,8 @@ fn model_swapped_for_garbage_is_refused_and_the_journal_kept() {
 #[cfg_attr(
     target_arch = "aarch64",
     ignore = "journal, storage and source handling are the same code on every target, and each run \
-              takes minutes under qemu (the model runs emulated); x86-64 runs these, and end_to_end \
-              runs the aarch64 binary"
+              takes minutes under qemu (the model runs emulated); x86-64 runs these, and \
+              scripts/check-cross-predictions runs the aarch64 binary"
 )]
 fn unusable_metadata_or_a_missing_key_is_refused_with_status_3() {
     let s = setup(1);
@@ -354,8 +354,8 @@ fn unusable_metadata_or_a_missing_key_is_refused_with_status_3() {
 #[cfg_attr(
     target_arch = "aarch64",
     ignore = "journal, storage and source handling are the same code on every target, and each run \
-              takes minutes under qemu (the model runs emulated); x86-64 runs these, and end_to_end \
-              runs the aarch64 binary"
+              takes minutes under qemu (the model runs emulated); x86-64 runs these, and \
+              scripts/check-cross-predictions runs the aarch64 binary"
 )]
 fn journal_size_cap_stops_capture_with_the_storage_full_screen() {
     let s = setup(100);
@@ -391,8 +391,8 @@ fn journal_size_cap_stops_capture_with_the_storage_full_screen() {
 #[cfg_attr(
     target_arch = "aarch64",
     ignore = "journal, storage and source handling are the same code on every target, and each run \
-              takes minutes under qemu (the model runs emulated); x86-64 runs these, and end_to_end \
-              runs the aarch64 binary"
+              takes minutes under qemu (the model runs emulated); x86-64 runs these, and \
+              scripts/check-cross-predictions runs the aarch64 binary"
 )]
 fn free_space_floor_refuses_to_start_capturing() {
     let s = setup(2);
@@ -415,8 +415,8 @@ fn free_space_floor_refuses_to_start_capturing() {
 #[cfg_attr(
     target_arch = "aarch64",
     ignore = "journal, storage and source handling are the same code on every target, and each run \
-              takes minutes under qemu (the model runs emulated); x86-64 runs these, and end_to_end \
-              runs the aarch64 binary"
+              takes minutes under qemu (the model runs emulated); x86-64 runs these, and \
+              scripts/check-cross-predictions runs the aarch64 binary"
 )]
 fn small_tmpfs_fills_without_half_records() {
     let s = setup(100);
@@ -470,8 +470,8 @@ fn small_tmpfs_fills_without_half_records() {
 #[cfg_attr(
     target_arch = "aarch64",
     ignore = "journal, storage and source handling are the same code on every target, and each run \
-              takes minutes under qemu (the model runs emulated); x86-64 runs these, and end_to_end \
-              runs the aarch64 binary"
+              takes minutes under qemu (the model runs emulated); x86-64 runs these, and \
+              scripts/check-cross-predictions runs the aarch64 binary"
 )]
 fn kill_9_during_journal_writes_loses_nothing_acknowledged() {
     let s = setup(40);
