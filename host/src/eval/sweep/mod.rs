@@ -59,9 +59,9 @@ pub struct SweepArgs {
     /// submitted).
     #[arg(long)]
     pub dry_run: bool,
-    /// Show every task's state (done, running, pending, failed with its log's last lines, not
-    /// started) from the run folders and, for a Slurm sweep, squeue and sacct. Takes the sweep
-    /// folder: `dermo sweep DIR --status`.
+    /// Show every task's state (done, running, pending, failed with its log's last lines,
+    /// stopped with epochs but no results, not started) from the run folders and, for a Slurm
+    /// sweep, squeue and sacct. Takes the sweep folder: `dermo sweep DIR --status`.
     #[arg(long, conflicts_with_all = ["collect", "slurm_task", "dry_run"])]
     pub status: bool,
     /// Write sweep.json, results.csv and the report from the finished cells without training

@@ -27,14 +27,20 @@ pub(super) enum State {
         job: String,
         slurm_state: Option<String>,
     },
-    /// Never submitted (or, locally, not finished).
+    /// Not submitted (or no longer known to the record), with epochs committed but no results:
+    /// an interrupted local run.
+    Stopped,
+    /// Not submitted, and nothing in its run folder.
     NotStarted,
 }
 
 impl State {
     /// Whether a Slurm submission should include the task.
     pub(super) fn needs_submission(&self) -> bool {
-        matches!(self, State::Failed { .. } | State::NotStarted)
+        matches!(
+            self,
+            State::Failed { .. } | State::Stopped | State::NotStarted
+        )
     }
 
     pub(super) fn is_live(&self) -> bool {
@@ -49,11 +55,15 @@ pub(super) fn states(grid: &Grid, cells: &[Cell], out: &Path, view: &SlurmView) 
         .iter()
         .enumerate()
         .map(|(i, task)| {
-            if cell::is_done(&cell::run_dir(out, &task.cell, task.seed)) {
+            let run_dir = cell::run_dir(out, &task.cell, task.seed);
+            if cell::is_done(&run_dir) {
                 return State::Done;
             }
             let Some((job, slurm_state)) = view.get(&i) else {
-                return State::NotStarted;
+                return match finished_epochs(&run_dir) {
+                    0 => State::NotStarted,
+                    _ => State::Stopped,
+                };
             };
             let job = job.clone();
             match slurm_state {
@@ -88,8 +98,8 @@ pub(super) fn print(grid: &Grid, cells: &[Cell], out: &Path) -> anyhow::Result<(
     let states = states(grid, cells, out, &view);
     let count = |f: fn(&State) -> bool| states.iter().filter(|s| f(s)).count();
     println!(
-        "{}: {} tasks ({} cells × {} seeds): {} done, {} running, {} pending, {} failed, {} not \
-         started",
+        "{}: {} tasks ({} cells × {} seeds): {} done, {} running, {} pending, {} failed, {} \
+         stopped, {} not started",
         out.display(),
         states.len(),
         cells.len(),
@@ -98,6 +108,7 @@ pub(super) fn print(grid: &Grid, cells: &[Cell], out: &Path) -> anyhow::Result<(
         count(|s| matches!(s, State::Running { .. })),
         count(|s| matches!(s, State::Pending { .. })),
         count(|s| matches!(s, State::Failed { .. })),
+        count(|s| matches!(s, State::Stopped)),
         count(|s| matches!(s, State::NotStarted)),
     );
     let width = plan.iter().map(|t| t.cell.len()).max().unwrap_or(0);
@@ -130,7 +141,8 @@ pub(super) fn print(grid: &Grid, cells: &[Cell], out: &Path) -> anyhow::Result<(
                     .as_deref()
                     .unwrap_or("(no longer known to Slurm)")
             ),
-            State::NotStarted => format!("not started {epochs}"),
+            State::Stopped => format!("stopped     {epochs}"),
+            State::NotStarted => "not started".into(),
         };
         println!("  {:width$}  seed {:<4} {line}", task.cell, task.seed);
         if let State::Failed { job, .. } = state {
