@@ -6,6 +6,21 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// A suffix for temporary files that no other writer uses: host name and process id, since a
+/// cache or run folder may sit on a file system shared by cluster nodes (where process ids repeat).
+pub fn temp_suffix() -> String {
+    let mut name = [0u8; 256];
+    // SAFETY: gethostname writes at most `name.len()` bytes into the buffer it is given.
+    let host = match unsafe { libc::gethostname(name.as_mut_ptr().cast(), name.len()) } {
+        0 => {
+            let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+            String::from_utf8_lossy(&name[..end]).replace(['/', '.'], "_")
+        }
+        _ => "host".into(),
+    };
+    format!("{host}-{}", std::process::id())
+}
+
 /// Writes `bytes` to `path` so that a reader sees either the old file or the whole new one:
 /// a temporary file beside it, fsync, rename, then fsync of the folder. Creates missing folders.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -17,7 +32,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", temp_suffix()));
     let result = (|| {
         let mut f = fs::File::create(&tmp)?;
         f.write_all(bytes)?;

@@ -194,7 +194,7 @@ pub fn ensure_cache(
     let tmp = cache_root.join(format!(
         ".tmp-{}-{}",
         dir.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
+        crate::files::temp_suffix()
     ));
     let result = write_cache(&m, cfg, &tmp).and_then(|()| publish(&tmp, &dir));
     if result.is_err() {

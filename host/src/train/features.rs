@@ -74,7 +74,7 @@ pub fn frozen_features(
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let tmp = path.with_extension(format!("tmp-{}.safetensors", std::process::id()));
+    let tmp = path.with_extension(format!("tmp-{}.safetensors", crate::files::temp_suffix()));
     Tensor::write_safetensors(&[("features", &features)], &tmp)
         .with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, &path)
