@@ -1,10 +1,12 @@
-//! `dermo-scope bench`: per-frame latency of the device pipeline, split into its stages.
+//! `dermo-scope bench`: per-frame latency of the device pipeline, split into its stages; with
+//! `--profile`, inference split into tract's operators, grouped by kind ([`dermo_model::profile`]).
 
 use crate::capture::CaptureResult;
 use crate::classifier::{Classifier, ClassifierError};
 use crate::source::{FrameSource, SourceError};
 use crate::ui::{self, Canvas, ResultView, Screen};
 use crate::QualityGate;
+use dermo_model::{Profile, Profiler, RuntimeError};
 use embedded_graphics::prelude::Size;
 use serde::Serialize;
 use std::time::Instant;
@@ -42,6 +44,8 @@ pub enum BenchError {
     Classifier(#[from] ClassifierError),
     #[error("frame {origin} does not decode: {reason}")]
     Decode { origin: String, reason: String },
+    #[error("profiling the model: {0}")]
+    Profile(#[from] RuntimeError),
 }
 
 /// Runs `frames` frames (after `warmup` untimed ones) through capture+decode, the quality gate,
@@ -111,4 +115,30 @@ pub fn run(
         }
     }
     Ok(t)
+}
+
+/// Runs `frames` frames (after `warmup` untimed ones) through capture+decode and preprocess, and
+/// inference through `profiler`, which times each of tract's operators; their mean per frame,
+/// grouped by kind.
+pub fn profile(
+    source: &mut dyn FrameSource,
+    classifier: &Classifier,
+    profiler: &mut Profiler,
+    warmup: usize,
+    frames: usize,
+) -> Result<Profile, BenchError> {
+    for i in 0..warmup + frames {
+        if i == warmup {
+            profiler.reset();
+        }
+        let Some(frame) = source.next_frame()? else {
+            break;
+        };
+        let img = frame.decode().map_err(|e| BenchError::Decode {
+            origin: e.origin,
+            reason: e.reason,
+        })?;
+        profiler.run(&classifier.preprocess(&img))?;
+    }
+    Ok(profiler.profile())
 }

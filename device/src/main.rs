@@ -5,7 +5,7 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use dermo_device::app::{find_model, App, RunError, RunSettings, Screens};
-use dermo_device::classifier::{trust_policy, Classifier};
+use dermo_device::classifier::{trust_policy, Classifier, ClassifierError};
 use dermo_device::config::Config;
 use dermo_device::controls::{self, Continuous, Trigger};
 use dermo_device::display::{self, DisplaySpec};
@@ -85,6 +85,14 @@ enum Command {
     /// Time the pipeline per frame: capture+decode, quality gate, preprocess, inference, draw
     /// (median milliseconds, printed as one name=value line).
     Bench {
+        /// Time inference operator by operator instead: tract's mean milliseconds per frame and
+        /// share by kind of operator (stem, 1x1 conv, depthwise conv by kernel and stride, head,
+        /// pooling, elementwise, quantize/dequantize, other), as a table, then one name=value line.
+        #[arg(long)]
+        profile: bool,
+        /// With --profile, also list every plan node: id, kind, ms/frame, op, name, ONNX node.
+        #[arg(long, requires = "profile")]
+        nodes: bool,
         /// Frames to time: dir:PATH, file:PATH, synthetic[:COUNT] or camera[:DEVICE].
         #[arg(long, default_value = "synthetic")]
         source: SourceSpec,
@@ -284,6 +292,8 @@ fn dispatch(cli: Cli) -> Result<()> {
             journal_check(&cfg, &data_dir, repair)
         }
         Some(Command::Bench {
+            profile,
+            nodes,
             ref source,
             frames,
             warmup,
@@ -292,6 +302,10 @@ fn dispatch(cli: Cli) -> Result<()> {
             let classifier = load_classifier(&cli, &cfg)?;
             let mut src = source::open(source, &source_settings(&cfg))
                 .with_context(|| format!("opening {source:?}"))?;
+            if profile {
+                let counts = (warmup, frames);
+                return bench_profile(&cli, &cfg, &classifier, src.as_mut(), counts, nodes);
+            }
             let t = bench::run(src.as_mut(), &classifier, size, warmup, frames)?;
             // One `name=value` line (medians, ms): easy to read and to parse in scripts/bench.
             let stages = [
@@ -320,6 +334,47 @@ fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `bench --profile`: the plan built again, as the classifier builds it, with tract's per-node
+/// timing hook; the table, then the `name=value` line.
+fn bench_profile(
+    cli: &Cli,
+    cfg: &Config,
+    classifier: &Classifier,
+    src: &mut dyn source::FrameSource,
+    (warmup, frames): (usize, usize),
+    list_nodes: bool,
+) -> Result<()> {
+    let model = dermo_model::ModelFile::open(classifier.path(), &trust(cli, cfg)?)
+        .map_err(|e| RunError::ModelInvalid(ClassifierError::Model(e)))?;
+    let mut profiler = dermo_model::Profiler::new(&model).with_context(|| {
+        format!(
+            "building the profiled plan of {}",
+            classifier.path().display()
+        )
+    })?;
+    let p = bench::profile(src, classifier, &mut profiler, warmup, frames)?;
+    println!(
+        "tract per-operator time: {}, {} frames (mean per frame), 1 thread",
+        classifier.path().display(),
+        p.frames
+    );
+    print!("{}", p.table());
+    if list_nodes {
+        for (n, ms) in profiler.node_times() {
+            println!(
+                "node {:>4} {:<40} {ms:>8.3} ms  {:<20} {}  ({})",
+                n.id,
+                n.kind.label(),
+                n.op,
+                n.name,
+                n.unit.as_deref().unwrap_or("-")
+            );
+        }
+    }
+    println!("{} model={}", p.summary_line(), classifier.path().display());
+    Ok(())
 }
 
 fn source_settings(cfg: &Config) -> SourceSettings {

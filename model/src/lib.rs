@@ -11,6 +11,7 @@ pub mod metadata;
 pub mod modelfile;
 pub mod onnx;
 pub mod preprocess;
+pub mod profile;
 pub mod runtime;
 pub mod signature;
 pub mod taxonomy;
@@ -24,6 +25,7 @@ pub use onnx::{write_onnx, ExportOptions, Precision};
 pub use preprocess::{
     decode_file, preprocess_file, preprocess_image, PreprocessConfig, PreprocessError, Tensor,
 };
+pub use profile::{OpKind, Profile, Profiler};
 pub use runtime::{ActivationProbe, ActivationStats, ClassMaps, Output, Runtime, RuntimeError};
 pub use taxonomy::{Class, CLASSES, NUM_CLASSES};
 pub use weights::{NamedWeights, WeightTensor, WeightsError};

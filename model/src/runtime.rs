@@ -113,57 +113,103 @@ pub struct Runtime {
 
 type TypedRunnableModel = Arc<tract_onnx::tract_core::model::TypedRunnableModel>;
 
+/// A model file as tract's typed graph, before decluttering: for `[1, 3, S, S]` input, with the
+/// outputs the file has. [`Runtime`] optimizes it; [`crate::profile`] also reads its ops.
+pub(crate) struct Typed {
+    pub model: TypedModel,
+    /// The names of the file's ONNX nodes, in the file's order.
+    pub node_names: Vec<String>,
+    size: usize,
+    has_features: bool,
+    has_class_maps: bool,
+    has_ood_features: bool,
+}
+
+/// Reads `model` into tract's typed graph (what [`Runtime::new`] then optimizes).
+pub(crate) fn typed(model: &ModelFile) -> Result<Typed, RuntimeError> {
+    let size = model.input_size() as usize;
+    let onnx = tract_onnx::onnx();
+    let proto = onnx
+        .proto_model_for_read(&mut model.bytes.as_slice())
+        .map_err(|e| load_error(model, e))?;
+    let has_output = |name: &str| {
+        proto
+            .graph
+            .as_ref()
+            .is_some_and(|g| g.output.iter().any(|o| o.name == name))
+    };
+    let has_features = has_output(FEATURES_NAME);
+    let has_class_maps = has_output(CLASS_MAPS_NAME);
+    let has_ood_features = has_output(OOD_FEATURES_NAME);
+    let ood_block = model
+        .metadata
+        .calibration
+        .ood
+        .as_ref()
+        .and_then(|o| o.block);
+    if let (Some(block), false) = (ood_block, has_ood_features) {
+        return Err(RuntimeError::MissingOodOutput {
+            path: model.path.clone(),
+            block,
+        });
+    }
+    let mut outputs = vec![LOGITS_NAME];
+    outputs.extend(has_features.then_some(FEATURES_NAME));
+    outputs.extend(has_class_maps.then_some(CLASS_MAPS_NAME));
+    outputs.extend(has_ood_features.then_some(OOD_FEATURES_NAME));
+    let node_names = proto
+        .graph
+        .as_ref()
+        .map(|g| g.node.iter().map(|n| n.name.clone()).collect())
+        .unwrap_or_default();
+    let typed = onnx
+        .model_for_proto_model(&proto)
+        .and_then(|m| m.with_input_fact(0, f32::fact([1, 3, size, size]).into()))
+        .and_then(|m| m.with_outputs_by_name(&outputs))
+        .and_then(|m| m.into_typed())
+        .map_err(|e| load_error(model, e))?;
+    Ok(Typed {
+        model: typed,
+        node_names,
+        size,
+        has_features,
+        has_class_maps,
+        has_ood_features,
+    })
+}
+
+fn load_error(model: &ModelFile, e: TractError) -> RuntimeError {
+    RuntimeError::Load {
+        path: model.path.clone(),
+        message: format!("{e:#}"),
+    }
+}
+
 impl Runtime {
     /// Builds the plan for the model's own input size (from its metadata).
     pub fn new(model: &ModelFile) -> Result<Self, RuntimeError> {
-        let size = model.input_size() as usize;
-        let load = |e: TractError| RuntimeError::Load {
-            path: model.path.clone(),
-            message: format!("{e:#}"),
-        };
-        let onnx = tract_onnx::onnx();
-        let proto = onnx
-            .proto_model_for_read(&mut model.bytes.as_slice())
-            .map_err(load)?;
-        let has_output = |name: &str| {
-            proto
-                .graph
-                .as_ref()
-                .is_some_and(|g| g.output.iter().any(|o| o.name == name))
-        };
-        let has_features = has_output(FEATURES_NAME);
-        let has_class_maps = has_output(CLASS_MAPS_NAME);
-        let has_ood_features = has_output(OOD_FEATURES_NAME);
-        let ood_block = model
-            .metadata
-            .calibration
-            .ood
-            .as_ref()
-            .and_then(|o| o.block);
-        if let (Some(block), false) = (ood_block, has_ood_features) {
-            return Err(RuntimeError::MissingOodOutput {
-                path: model.path.clone(),
-                block,
-            });
-        }
-        let mut outputs = vec![LOGITS_NAME];
-        outputs.extend(has_features.then_some(FEATURES_NAME));
-        outputs.extend(has_class_maps.then_some(CLASS_MAPS_NAME));
-        outputs.extend(has_ood_features.then_some(OOD_FEATURES_NAME));
-        let plan = onnx
-            .model_for_proto_model(&proto)
-            .and_then(|m| m.with_input_fact(0, f32::fact([1, 3, size, size]).into()))
-            .and_then(|m| m.with_outputs_by_name(&outputs))
-            .and_then(|m| m.into_optimized())
+        Self::from_typed(model, typed(model)?)
+    }
+
+    /// Optimizes the typed graph of `model` into the plan.
+    pub(crate) fn from_typed(model: &ModelFile, typed: Typed) -> Result<Self, RuntimeError> {
+        let plan = typed
+            .model
+            .into_optimized()
             .and_then(|m| m.into_runnable())
-            .map_err(load)?;
+            .map_err(|e| load_error(model, e))?;
         Ok(Runtime {
             plan,
-            size,
-            has_features,
-            has_class_maps,
-            has_ood_features,
+            size: typed.size,
+            has_features: typed.has_features,
+            has_class_maps: typed.has_class_maps,
+            has_ood_features: typed.has_ood_features,
         })
+    }
+
+    /// The optimized plan.
+    pub(crate) fn plan(&self) -> &TypedRunnableModel {
+        &self.plan
     }
 
     /// The input side length `S`.
@@ -173,6 +219,16 @@ impl Runtime {
 
     /// Runs every image of an `[N, 3, S, S]` batch.
     pub fn run(&self, input: &Tensor) -> Result<Output, RuntimeError> {
+        self.run_with(input, |plan, inputs| plan.run(inputs))
+    }
+
+    /// [`Runtime::run`], with `exec` running the plan on each image's inputs (the profiler times
+    /// it node by node).
+    pub(crate) fn run_with(
+        &self,
+        input: &Tensor,
+        mut exec: impl FnMut(&TypedRunnableModel, TVec<TValue>) -> TractResult<TVec<TValue>>,
+    ) -> Result<Output, RuntimeError> {
         let [n, c, h, w] = input.shape;
         if c != 3 || h != self.size || w != self.size {
             return Err(RuntimeError::InputShape {
@@ -198,10 +254,11 @@ impl Runtime {
         for image in input.data.chunks_exact(per_image) {
             let x = tract_ndarray::Array4::from_shape_vec((1, c, h, w), image.to_vec())
                 .expect("length checked above");
-            let out = self
-                .plan
-                .run(tvec!(tract_onnx::prelude::Tensor::from(x).into()))
-                .map_err(|e| RuntimeError::Run(format!("{e:#}")))?;
+            let out = exec(
+                &self.plan,
+                tvec!(tract_onnx::prelude::Tensor::from(x).into()),
+            )
+            .map_err(|e| RuntimeError::Run(format!("{e:#}")))?;
             let l = f32_slice(&out[0])?;
             if l.len() != NUM_CLASSES {
                 return Err(RuntimeError::OutputShape {

@@ -12,5 +12,6 @@ mod journal_recovery;
 mod model_store;
 mod ood;
 mod pixel_formats;
+mod profile;
 mod quality_gate;
 mod screens;
