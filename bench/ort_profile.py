@@ -7,13 +7,14 @@ Runs W untimed and N timed frames on the same input, batch 1, with SessionOption
 (otherwise as bench/ort_latency.py: CPU provider, default graph optimizations), then reads the JSON
 trace: each `*_kernel_time` node event of the timed runs is charged to the ONNX node it comes from
 (the node of that name, else the longest node name it starts with: ORT's fused and re-laid-out
-nodes keep the original name as a prefix), and that node's kind is read from its op_type and
+nodes keep the original name as a prefix; a Conv that ORT named after the activation or add it
+absorbed, `blocks.1.dw_nchwc`, counts with the Conv that feeds that node), and that node's kind is read from its op_type and
 attributes:
 
 - depthwise k×k stride s: Conv with group == input channels > 1 (kernel_shape, strides);
-- stem: the first other Conv in graph order;
+- stem: any other Conv whose data input comes from the graph input through no other Conv;
 - head: the classifier (Gemm / MatMul, or a Conv whose output is a graph output: the class maps)
-  and the last 1×1, group-1 Conv that is neither;
+  and the Conv upstream of the classifier's data input (through non-Conv nodes);
 - 1×1 conv: every other 1×1, group-1 Conv; conv k×k stride s: any other Conv;
 - pooling: GlobalAveragePool, AveragePool, MaxPool, Reduce*;
 - quantize/dequantize: QuantizeLinear, DequantizeLinear and other *Quantize* ops;
@@ -82,7 +83,7 @@ def sort_key(kind):
 def op_only_kind(op_type):
     if op_type in POOL or op_type.startswith("Reduce"):
         return ("pooling",)
-    if "Quantize" in op_type:
+    if "quantize" in op_type.lower():
         return ("quant",)
     if op_type in ELEMENTWISE:
         return ("elementwise",)
@@ -123,19 +124,37 @@ def unit_kinds(graph):
 
     nodes = list(graph.node)
     convs = [conv(n) for n in nodes]
-    stem = next((i for i, c in enumerate(convs) if c and not depthwise(c)), None)
-    head = None
-    for i, (n, c) in enumerate(zip(nodes, convs)):
-        if c and pointwise(c) and not classifier(n, c):
-            head = i
+    made_by = {o: i for i, n in enumerate(nodes) for o in n.output}
+    inputs = {i.name for i in graph.input}
+
+    def upstream_conv(i):
+        """The first Conv upstream of node i's data input, through non-Conv nodes; -1: the input."""
+        x = nodes[i].input[0]
+        while True:
+            if x in inputs:
+                return -1
+            if x not in made_by:
+                return None
+            if convs[made_by[x]]:
+                return made_by[x]
+            x = nodes[made_by[x]].input[0]
+
+    heads = {upstream_conv(i) for i, (n, c) in enumerate(zip(nodes, convs)) if classifier(n, c)}
     kinds = {}
+    fed_by = {}
+    producer = {o: i for i, n in enumerate(nodes) for o in n.output}
     for i, (n, c) in enumerate(zip(nodes, convs)):
+        if not c:
+            # The latest convolution among its inputs: what a fused conv named after it computes.
+            feeding = [producer[x] for x in n.input if x in producer and convs[producer[x]]]
+            if feeding:
+                fed_by[n.name] = nodes[max(feeding)].name
         if c:
             if depthwise(c):
                 kind = ("dw", tuple(c[0]), tuple(c[1]))
-            elif i == stem:
+            elif upstream_conv(i) == -1:
                 kind = ("stem",)
-            elif i == head or classifier(n, c):
+            elif i in heads or classifier(n, c):
                 kind = ("head",)
             elif pointwise(c):
                 kind = ("conv1x1",)
@@ -146,7 +165,11 @@ def unit_kinds(graph):
         else:
             kind = op_only_kind(n.op_type)
         kinds[n.name] = kind
-    return kinds
+    return kinds, fed_by
+
+
+def is_product(op_name):
+    return any(p in op_name for p in ("Conv", "MatMul", "Gemm"))
 
 
 def unit_of(name, kinds):
@@ -170,7 +193,7 @@ def main():
     ap.add_argument("model")
     a = ap.parse_args()
     x = np.fromfile(a.input, dtype="<f4").reshape(1, 3, a.size, a.size)
-    kinds = unit_kinds(onnx.load(a.model).graph)
+    kinds, fed_by = unit_kinds(onnx.load(a.model).graph)
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = a.threads
@@ -201,8 +224,11 @@ def main():
         if e.get("cat") != "Node" or not e["name"].endswith("_kernel_time") or e["ts"] < start:
             continue
         name = e["name"][: -len("_kernel_time")]
+        op_name = e.get("args", {}).get("op_name", "")
         unit = unit_of(name, kinds)
-        kind = kinds[unit] if unit else op_only_kind(e.get("args", {}).get("op_name", ""))
+        if unit in fed_by and is_product(op_name):
+            unit = fed_by[unit]
+        kind = kinds[unit] if unit else op_only_kind(op_name)
         us[kind] = us.get(kind, 0) + e["dur"]
         nodes.setdefault(kind, set()).add(name)
 

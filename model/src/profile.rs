@@ -28,7 +28,8 @@
 //! - **conv k×k stride s**: any other `Conv` (none in EfficientNet-Lite0);
 //! - **pooling**: a reduction (`Reduce`, global average pooling) or a pooling op (its
 //!   normalising `Mul` counts with it);
-//! - **quantize/dequantize**: an op whose name says `Quantize` (`DequantizeLinear` and friends);
+//! - **quantize/dequantize**: an op whose name says `quantize`, any case (`DequantizeLinear` and
+//!   friends);
 //! - **elementwise**: binary ops (`Add`, `Mul`, `Max`, `Min`: residual adds, ReLU6 as `Clip`) and
 //!   unary element-wise maps (activations), when not fused into a convolution;
 //! - **other**: everything else (reshapes, `Flatten`, the model input).
@@ -449,7 +450,7 @@ fn op_role(node: &TypedNode) -> Role {
     if node.op_is::<Reduce>() || name.contains("Pool") || name.starts_with("Reduce") {
         return Role::Pool;
     }
-    if name.contains("Quantize") {
+    if name.to_lowercase().contains("quantize") {
         return Role::Quantize;
     }
     if node.op_is::<TypedBinOp>()
