@@ -10,8 +10,11 @@
 //! tract names the nodes it makes out of an ONNX node after that node: the node itself, or the
 //! node's name followed by `.`, `-` or `#` and more (`blocks.3.dw.conv.kernel_c_inner`). A plan
 //! node is charged to the ONNX node with the longest such name (its *unit*), so a convolution's
-//! padding, packing and bias nodes count with the convolution, and whatever tract fused into a
-//! node (a ReLU6 folded into a matrix product) counts with the node it was fused into.
+//! padding, packing and bias nodes count with the convolution. When tract fuses a ReLU6 or a
+//! residual add into the matrix product before it, it names the product after the activation
+//! (`blocks.1.expand.max.prefused`): a product op (`OptMatMul`, a conv op) whose unit is not a
+//! convolution counts with the latest convolution feeding that unit, so fused epilogues count
+//! with their convolution and the elementwise kind holds only what runs on its own.
 //!
 //! A unit's kind is read from the tract ops of its nodes in the *typed* graph (the ONNX graph as
 //! tract ops, before decluttering, so a convolution is still one `Conv` op with its
@@ -19,11 +22,13 @@
 //!
 //! - **depthwise k×k stride s**: a `Conv` whose group count is its input channel count (> 1);
 //!   kernel shape and strides from its pool spec;
-//! - **stem**: the first other `Conv` in evaluation order;
+//! - **stem**: any other `Conv` whose data input comes from the model input through no other
+//!   `Conv` (the default model has two: its OOD trunk has its own stem);
 //! - **head**: the classifier — a matrix product that is not a convolution (the dense layer; an
 //!   ONNX `Gemm` becomes an `EinSum`), or a `Conv` whose output is a model output (the class-maps
-//!   convolution applies the dense layer at every cell) — and the last 1×1, group-1 `Conv` in
-//!   evaluation order that is neither (the conv that makes the feature map the classifier reads);
+//!   convolution applies the dense layer at every cell) — and the `Conv` upstream of the
+//!   classifier's data input through non-`Conv` nodes (the conv that makes the feature map the
+//!   classifier reads);
 //! - **1×1 conv**: every other `Conv` with a 1×1 kernel and group 1 (expansions, projections);
 //! - **conv k×k stride s**: any other `Conv` (none in EfficientNet-Lite0);
 //! - **pooling**: a reduction (`Reduce`, global average pooling) or a pooling op (its
