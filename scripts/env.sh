@@ -12,8 +12,8 @@ export DERMO_HAM10000="${DERMO_HAM10000:-$DERMO_SHARED/data/ham10000}"
 # The two builds every script shares. They are exactly the commands `scripts/test` tests with, so after the suite has
 # run they build nothing: a narrower `cargo build -p dermo-device` would unify features differently (no dev-
 # dependencies, no dermo-host) and compile tract and its dependencies a second time. Both leave the binaries and the
-# examples where `cargo build` would (target/[TRIPLE/]release/{dermo-scope,examples/}).
+# examples (x86-64 only) where `cargo build` would (target/[TRIPLE/]release/{dermo-scope,examples/}).
 dermo_build_x86() { cargo test --workspace --release --no-run "$@"; }
-dermo_build_aarch64() {
-  cargo test --release --target aarch64-unknown-linux-gnu -p dermo-model -p dermo-device --no-run "$@"
-}
+# The aarch64 build skips the examples (benchmark and demo helpers that only ever run on x86-64) and doctests.
+DERMO_AARCH64_TESTS=(--release --target aarch64-unknown-linux-gnu -p dermo-model -p dermo-device --lib --bins --tests)
+dermo_build_aarch64() { cargo test "${DERMO_AARCH64_TESTS[@]}" --no-run "$@"; }
