@@ -23,7 +23,8 @@ attributes:
 
 An event with no ONNX node (ORT's own layout nodes, e.g. ReorderInput) is grouped by its op_name
 with the last four rules. Prints a table, then one line `frames=… total_ms=… operators_ms=…
-KEY_ms=… KEY_nodes=…` with dermo-scope's keys; total_ms is the mean `model_run` event.
+KEY_ms=… KEY_nodes=… other_ops=…` with dermo-scope's keys (other_ops: the op names counted as
+other); total_ms is the mean `model_run` event.
 """
 import argparse
 import json
@@ -220,6 +221,7 @@ def main():
 
     us = {}
     nodes = {}
+    ops = {}
     for e in events:
         if e.get("cat") != "Node" or not e["name"].endswith("_kernel_time") or e["ts"] < start:
             continue
@@ -231,6 +233,7 @@ def main():
         kind = kinds[unit] if unit else op_only_kind(op_name)
         us[kind] = us.get(kind, 0) + e["dur"]
         nodes.setdefault(kind, set()).add(name)
+        ops.setdefault(kind, set()).add(op_name)
 
     groups = sorted(set(ALWAYS) | set(us) | {k for k in kinds.values() if k[0] == "dw"},
                     key=sort_key)
@@ -239,6 +242,7 @@ def main():
           f"(mean per frame), {a.threads} thread(s)")
     print(f"{'kind':{width}}  {'nodes':>5}  {'ms/frame':>9}  {'share':>8}")
     line = []
+    other_ops = ",".join(sorted(ops.get(("other",), ()))) or "-"
     ops = 0.0
     count = 0
     for k in groups:
@@ -251,7 +255,7 @@ def main():
     print(f"{'sum of operators':{width}}  {count:>5}  {ops:>9.3f}  {100 * ops / total_ms:>6.1f} %")
     print(f"{'total (model_run)':{width}}  {'':>5}  {total_ms:>9.3f}  {100.0:>6.1f} %")
     print(f"frames={a.frames} total_ms={total_ms:.3f} operators_ms={ops:.3f} " + " ".join(line)
-          + f" ort={ort.__version__}")
+          + f" other_ops={other_ops} ort={ort.__version__}")
 
 
 if __name__ == "__main__":
