@@ -5,4 +5,5 @@ pub mod doctor;
 pub mod eval;
 pub mod export;
 pub mod files;
+pub mod signing;
 pub mod train;

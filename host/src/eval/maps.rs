@@ -16,6 +16,7 @@ use super::document::{Document, Tile};
 use super::network::{cached_image, normalized_batch, open_cache, Network};
 use crate::data::manifest::Manifest;
 use crate::data::Cache;
+use crate::files::sanitize;
 use anyhow::Context;
 use dermo_calibration::{BootstrapConfig, GroupBootstrap, Interval};
 use dermo_model::maps::{overlay, peak_in_mask};
@@ -279,15 +280,4 @@ pub fn add_gallery(doc: &mut Document, sections: &[GallerySection], prefix: &str
                 .collect(),
         );
     }
-}
-
-fn sanitize(id: &str) -> String {
-    id.chars()
-        .map(
-            |c| match c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                true => c,
-                false => '_',
-            },
-        )
-        .collect()
 }

@@ -3,7 +3,8 @@
 //!
 //! Layers: [`tta`] (views of an image) and [`network`] (a checkpoint or a model file behind one
 //! trait, scoring a manifest); [`maps`] (where the model looked); [`record`] (eval.json and the predictions table); the commands
-//! [`evaluation`], [`calibrate`], [`report`] (with [`plots`]), [`sweep`] and [`baseline`] (on the
+//! [`evaluation`], [`calibrate`], [`sweep`] (grid → runs → [`sweep_results`]), [`report`] (with
+//! [`plots`]; it draws a run or a sweep's results) and [`baseline`] (on the
 //! hand-crafted features of [`abcd`]).
 
 pub mod abcd;
@@ -18,6 +19,7 @@ pub mod plots;
 pub mod record;
 pub mod report;
 pub mod sweep;
+pub mod sweep_results;
 pub mod tta;
 
 pub use baseline::{run_baseline, BaselineArgs};

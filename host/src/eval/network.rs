@@ -5,7 +5,7 @@
 use super::tta::Tta;
 use crate::data::cache::{build_cache, Cache};
 use crate::data::manifest::Manifest;
-use crate::export::signing::SignatureStatus;
+use crate::signing::SignatureStatus;
 use crate::train::net::EfficientNetLite;
 use crate::train::predict::TrainedModel;
 use crate::train::pretrained;

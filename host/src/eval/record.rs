@@ -108,6 +108,14 @@ pub fn measure(
     Ok((metrics, before))
 }
 
+/// "0.812 [0.780, 0.845]", or "—".
+pub fn with_interval(i: &Option<dermo_calibration::Interval>) -> String {
+    match i {
+        Some(i) => format!("{:.3} [{:.3}, {:.3}]", i.estimate, i.low, i.high),
+        None => "—".into(),
+    }
+}
+
 /// Writes an `eval.json`, creating its folder.
 pub fn write_record(path: &Path, record: &EvalRecord) -> anyhow::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -161,6 +169,31 @@ pub fn write_predictions(
     }
     w.flush()
         .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The columns of a predictions table that its readers use (the probability columns are left
+/// out).
+#[derive(Debug, Clone, Deserialize)]
+pub struct PredictionRow {
+    pub image_id: String,
+    pub lesion_id: String,
+    /// The true class's code.
+    pub label: String,
+    /// The predicted class's code.
+    pub predicted: String,
+}
+
+/// Reads a predictions table written by [`write_predictions`]; errors name the file and row.
+pub fn read_predictions(path: &Path) -> anyhow::Result<Vec<PredictionRow>> {
+    let mut reader =
+        csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
+    reader
+        .deserialize()
+        .enumerate()
+        .map(|(i, row)| {
+            row.with_context(|| format!("{}: row {} is malformed", path.display(), i + 1))
+        })
+        .collect()
 }
 
 fn argmax(values: &[f64]) -> usize {

@@ -8,8 +8,8 @@ use super::calibrate::{CalibrationFit, CALIBRATION_FIT_JSON};
 use super::document::Document;
 use super::maps::{add_gallery, MapsRecord, GALLERY_NOTE, MAPS_JSON};
 use super::plots::{self, Series};
-use super::record::{read_record, EvalRecord};
-use super::sweep::{self, SweepResults};
+use super::record::{read_record, with_interval, EvalRecord};
+use super::sweep_results::{self, SweepResults};
 use anyhow::Context;
 use clap::Args;
 use dermo_calibration::Interval;
@@ -51,7 +51,7 @@ pub fn run_report(a: ReportArgs) -> anyhow::Result<()> {
 pub fn write_report(target: &Path, out: &Path, baseline: Option<&Path>) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let baseline = baseline.map(read_record).transpose()?;
-    let doc = if target.join(sweep::SWEEP_JSON).is_file() {
+    let doc = if target.join(sweep_results::SWEEP_JSON).is_file() {
         sweep_document(target, out, baseline.as_ref())?
     } else {
         run_document(target, out, baseline.as_ref())?
@@ -63,14 +63,6 @@ pub fn write_report(target: &Path, out: &Path, baseline: Option<&Path>) -> anyho
     std::fs::write(&md, doc.to_markdown())
         .with_context(|| format!("cannot write {}", md.display()))?;
     Ok(html)
-}
-
-/// "0.812 [0.780, 0.845]", or "—".
-pub fn with_interval(i: &Option<Interval>) -> String {
-    match i {
-        Some(i) => format!("{:.3} [{:.3}, {:.3}]", i.estimate, i.low, i.high),
-        None => "—".into(),
-    }
 }
 
 fn run_document(run: &Path, out: &Path, baseline: Option<&EvalRecord>) -> anyhow::Result<Document> {
@@ -532,7 +524,7 @@ fn sweep_document(
     out: &Path,
     baseline: Option<&EvalRecord>,
 ) -> anyhow::Result<Document> {
-    let results = SweepResults::load(&dir.join(sweep::SWEEP_JSON))?;
+    let results = SweepResults::load(&dir.join(sweep_results::SWEEP_JSON))?;
     let mut doc = Document::new(format!("dermo sweep report: {}", dir.display()));
     doc.paragraph(DISCLAIMER);
     doc.paragraph(format!(
@@ -545,7 +537,7 @@ fn sweep_document(
         results.test.display()
     ));
     doc.heading(2, "Results");
-    doc.table(&sweep::TABLE_HEADER, results.table_rows());
+    doc.table(&sweep_results::TABLE_HEADER, results.table_rows());
     if let Some(b) = baseline {
         doc.paragraph(format!(
             "Classical baseline ({}): balanced accuracy {}.",
@@ -554,8 +546,8 @@ fn sweep_document(
         ));
     }
     for axis in &results.axes {
-        let file = sweep::axis_plot_file(&axis.name);
-        sweep::plot_axis(&results, axis, &out.join(&file), baseline)?;
+        let file = sweep_results::axis_plot_file(&axis.name);
+        sweep_results::plot_axis(&results, axis, &out.join(&file), baseline)?;
         doc.figure(
             file,
             format!(

@@ -203,7 +203,7 @@ pub fn export(run: &Path, plan: &ExportPlan) -> anyhow::Result<ExportReport> {
     let sig_path = signature::signature_path(&plan.out);
     let signature = match &plan.sign {
         Some(key) => {
-            let key = super::signing::signing_key(key)?;
+            let key = crate::signing::signing_key(key)?;
             Some(signature::sign_file(&key, &plan.out, &file.bytes)?)
         }
         None => {

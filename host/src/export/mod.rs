@@ -2,16 +2,16 @@
 //!
 //! Layers: [`source`] (what a run folder holds) → [`activations`] (statistics for the int8 variants) →
 //! [`parity`] (the written file checked against libtorch and fp32) → [`exporter`] (the command);
-//! [`inspect`] and [`signing`] serve `dermo inspect`, `keygen` and `verify`. The ONNX writer
+//! [`inspect`] and `crate::signing` serve `dermo inspect`, `keygen` and `verify`. The ONNX writer
 //! itself lives in `dermo_model::onnx` and needs no libtorch.
 
 pub mod activations;
 pub mod exporter;
 pub mod inspect;
 pub mod parity;
-pub mod signing;
 pub mod source;
 
+use crate::signing;
 use crate::train::DeviceChoice;
 use anyhow::Context;
 use clap::{Args, ValueEnum};

@@ -4,7 +4,7 @@
 //! `--collect` writes the same table again. The Slurm executor itself runs in scripts/test-slurm.
 
 use crate::eval_support::{dermo, write_subset};
-use dermo_host::eval::sweep::{SweepResults, RESULTS_CSV, SWEEP_JSON};
+use dermo_host::eval::sweep_results::{SweepResults, RESULTS_CSV, SWEEP_JSON};
 
 #[test]
 fn a_small_grid_runs_every_cell_twice_and_resumes() {

@@ -10,11 +10,12 @@
 //! a requeue) continues from its last committed epoch when run again.
 
 use super::data::Variant;
-use super::grid::{sanitize, Cell, Grid};
+use super::grid::{Cell, Grid};
 use crate::eval::evaluation::evaluate_scored;
 use crate::eval::network::{score_manifest, Checkpoint, Network};
 use crate::eval::record::Operating;
 use crate::eval::tta::Tta;
+use crate::files::sanitize;
 use crate::train::{train, TrainData, TrainOptions};
 use anyhow::Context;
 use dermo_calibration::BootstrapConfig;

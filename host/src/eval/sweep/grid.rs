@@ -2,7 +2,7 @@
 //!
 //! A grid file has `[data]` (train/val/test manifests, optional lesion subset), `[base]` (recipe
 //! keys for every cell), `[sweep]` (design, seeds), `[[axis]]` entries and, for
-//! `--executor slurm`, an optional `[slurm]` table (see [`super::slurm::SlurmOptions`]). An axis is
+//! `--executor slurm`, an optional `[slurm]` table (see [`SlurmOptions`]). An axis is
 //! any recipe key (`size`, `lr`, `augment.hflip`, …) or one of two data axes: `mask` (raw, masked,
 //! both) and `balance` (none, smallest, or a per-class cap of training images).
 //!
@@ -10,11 +10,11 @@
 //! order, seeds in `[sweep]` order): task `i` is cell `i / seeds` with seed `i % seeds`. Slurm array
 //! indices are these task indices.
 
-use super::results::AxisSpec;
-use super::slurm::SlurmOptions;
 use crate::data::split::MaskMode;
+use crate::eval::sweep_results::{AxisSpec, Design};
 use crate::train::Recipe;
 use anyhow::{bail, Context};
+use clap::Args;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -56,15 +56,11 @@ fn default_cache_root() -> PathBuf {
 #[serde(deny_unknown_fields)]
 pub(super) struct GridSweep {
     /// `one-at-a-time`: each axis varies alone around [base]; `full`: every combination.
-    #[serde(default = "default_design")]
-    pub(super) design: String,
+    #[serde(default)]
+    pub(super) design: Design,
     pub(super) seeds: Vec<u64>,
     #[serde(default = "default_resamples")]
     pub(super) resamples: usize,
-}
-
-fn default_design() -> String {
-    "one-at-a-time".into()
 }
 
 fn default_resamples() -> usize {
@@ -134,18 +130,6 @@ pub(super) fn value_text(v: &toml::Value) -> String {
     }
 }
 
-pub(super) fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.=,".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
 impl Grid {
     pub(super) fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
@@ -157,13 +141,6 @@ impl Grid {
                 "grid {}: every cell needs at least 2 seeds, got {:?}",
                 path.display(),
                 grid.sweep.seeds
-            );
-        }
-        if !["one-at-a-time", "full"].contains(&grid.sweep.design.as_str()) {
-            bail!(
-                "grid {}: design must be one-at-a-time or full, got {:?}",
-                path.display(),
-                grid.sweep.design
             );
         }
         if let Some(f) = grid.data.lesion_fraction {
@@ -182,7 +159,7 @@ impl Grid {
         let mut combos: Vec<Vec<(String, String)>> = vec![Vec::new()];
         for axis in &self.axes {
             let values: Vec<String> = axis.values.iter().map(value_text).collect();
-            if self.sweep.design == "full" {
+            if self.sweep.design == Design::Full {
                 combos = combos
                     .into_iter()
                     .flat_map(|c| {
@@ -326,5 +303,64 @@ fn flatten(key: &str, value: &toml::Value, out: &mut Vec<String>) {
             }
         }
         other => out.push(format!("{key}={}", value_text(other))),
+    }
+}
+
+/// How the sweep's jobs are submitted: the grid's `[slurm]` table (same names, with `_` for `-`),
+/// each key overridden by its flag.
+#[derive(Args, Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[command(
+    next_help_heading = "Slurm (with --executor slurm; each overrides the grid's [slurm] table)"
+)]
+pub struct SlurmOptions {
+    /// Partition of the jobs (sbatch --partition).
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// Account the jobs are charged to (sbatch --account).
+    #[arg(long)]
+    pub account: Option<String>,
+    /// Time limit of each task and of the collect job (sbatch --time), e.g. 4:00:00.
+    #[arg(long)]
+    pub time: Option<String>,
+    /// CPUs of each task (sbatch --cpus-per-task).
+    #[arg(long)]
+    pub cpus_per_task: Option<u32>,
+    /// Memory of each task (sbatch --mem), e.g. 32G.
+    #[arg(long)]
+    pub mem: Option<String>,
+    /// Generic resources of each task (sbatch --gres), e.g. gpu:1 for one GPU.
+    #[arg(long)]
+    pub gres: Option<String>,
+    /// Seconds before its time limit at which a task stops at a step boundary and requeues
+    /// itself to continue (sbatch --signal=B:USR1@SECONDS). Without it, a task that reaches its
+    /// time limit ends and the next `dermo sweep` resubmits it.
+    #[arg(long, value_name = "SECONDS")]
+    pub requeue_before_limit: Option<u32>,
+    /// At most this many tasks run at once (the array's %N).
+    #[arg(long, value_name = "N")]
+    pub max_running: Option<u32>,
+    /// A further sbatch argument, passed as is after dermo's own so it can override them
+    /// (repeatable; in the grid: sbatch_args = [...]), e.g. --sbatch-arg=--qos=long.
+    #[arg(long = "sbatch-arg", value_name = "ARG", allow_hyphen_values = true)]
+    #[serde(default)]
+    pub sbatch_args: Vec<String>,
+}
+
+impl SlurmOptions {
+    /// These (the flags) over `table` (the grid's): a flag wins; sbatch arguments add up, the
+    /// table's first.
+    pub fn over(&self, table: &SlurmOptions) -> SlurmOptions {
+        SlurmOptions {
+            partition: self.partition.clone().or_else(|| table.partition.clone()),
+            account: self.account.clone().or_else(|| table.account.clone()),
+            time: self.time.clone().or_else(|| table.time.clone()),
+            cpus_per_task: self.cpus_per_task.or(table.cpus_per_task),
+            mem: self.mem.clone().or_else(|| table.mem.clone()),
+            gres: self.gres.clone().or_else(|| table.gres.clone()),
+            requeue_before_limit: self.requeue_before_limit.or(table.requeue_before_limit),
+            max_running: self.max_running.or(table.max_running),
+            sbatch_args: [table.sbatch_args.clone(), self.sbatch_args.clone()].concat(),
+        }
     }
 }

@@ -3,9 +3,10 @@
 //! sweep goes on; the report is written at the end.
 
 use super::cell::{self, Setup};
+use super::collect;
 use super::data::Splits;
 use super::grid::{Cell, Grid};
-use super::results::{self, SweepResults, SWEEP_JSON};
+use crate::eval::sweep_results::{write_results, SWEEP_JSON};
 use crate::train::{pretrained, DeviceChoice};
 use std::path::Path;
 
@@ -24,7 +25,7 @@ pub(super) fn run(
         device: device.resolve()?,
         pretrained: &pretrained,
     };
-    let mut results = SweepResults::new(grid_path, grid, &splits);
+    let mut results = collect::empty_results(grid_path, grid, &splits);
     let total = cells.len() * grid.sweep.seeds.len();
     let mut done = 0;
     for c in cells {
@@ -42,13 +43,13 @@ pub(super) fn run(
                     c.name
                 );
             }
-            runs.push(results::seed_run(seed, run_dir)?);
+            runs.push(collect::seed_run(seed, run_dir)?);
         }
-        results.cells.push(results::cell_result(grid, c, runs)?);
+        results.cells.push(collect::cell_result(grid, c, runs)?);
         // Written after every cell, so a report can be drawn while the sweep goes on.
-        results::write_results(out, &results)?;
+        write_results(out, &results)?;
     }
-    let html = results::write_report(out)?;
+    let html = collect::write_report(out)?;
     eprintln!(
         "written {} and {}",
         out.join(SWEEP_JSON).display(),

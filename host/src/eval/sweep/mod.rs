@@ -5,32 +5,28 @@
 //! ```text
 //! DIR/data/…                    the manifests the cells read (see data)
 //! DIR/cells/<cell>/seed-<s>/    one run folder per task: a cell with one seed (see cell)
-//! DIR/sweep.json, results.csv   every finished cell's runs and metrics (see results)
+//! DIR/sweep.json, results.csv   every finished cell's runs and metrics (see sweep_results)
 //! DIR/report/                   the report, with balanced accuracy against each axis
 //! DIR/slurm/                    with --executor slurm only: the jobs and their logs (see slurm)
 //! ```
 //!
 //! Layers: [`grid`] (the grid file, its cells and tasks); [`data`] (the manifests); [`cell`] (one
-//! task's training and evaluation, the same under every executor); [`results`] (sweep.json,
-//! results.csv and the report, built from the run folders only); the executors [`local`] (one
-//! task after another, here) and [`slurm`] (a job array and a collect job); [`status`] (where each
+//! task's training and evaluation, the same under every executor); [`collect`] (the finished run
+//! folders become `crate::eval::sweep_results`, which the report draws); the executors [`local`] (one
+//! task after another, here) and [`slurm`] (a job array and a collect job, and `slurm::status`: where each
 //! task stands).
 
 mod cell;
+mod collect;
 mod data;
 mod grid;
 mod local;
-mod results;
 mod slurm;
-mod status;
 
 pub use data::lesion_subset;
-pub use results::{
-    axis_plot_file, plot_axis, AxisSpec, CellResult, SeedRun, SweepResults, RESULTS_CSV,
-    SWEEP_JSON, TABLE_HEADER,
-};
-pub use slurm::SlurmOptions;
+pub use grid::SlurmOptions;
 
+use crate::eval::sweep_results::SWEEP_JSON;
 use crate::train::DeviceChoice;
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
@@ -96,7 +92,7 @@ pub fn run_sweep(a: SweepArgs) -> anyhow::Result<()> {
         return slurm::run_task(&a.grid, out, &grid, &cells, a.device, index);
     }
     if a.collect {
-        let collected = results::collect(&a.grid, &grid, &cells, out)?;
+        let collected = collect::collect(&a.grid, &grid, &cells, out)?;
         if let Some(html) = &collected.report {
             eprintln!(
                 "written {} and {}",
@@ -158,5 +154,5 @@ fn status(a: &SweepArgs) -> anyhow::Result<()> {
     };
     let grid = Grid::load(&grid_path)?;
     let cells = grid.cells()?;
-    status::print(&grid, &cells, out)
+    slurm::status::print(&grid, &cells, out)
 }

@@ -31,81 +31,22 @@ mod command;
 mod queue;
 mod record;
 mod sbatch;
+pub(super) mod status;
 
-pub(super) use queue::JobState;
 pub(super) use record::Record;
 
+use queue::{slurm_view, JobState, SlurmView};
+
 use super::cell::{self, Setup, EVAL_NAME};
+use super::collect;
 use super::data::Splits;
-use super::grid::{Cell, Grid};
-use super::results;
-use super::status::{self, State};
+use super::grid::{Cell, Grid, SlurmOptions};
 use crate::train::interrupt::{self, Stop};
 use crate::train::{pretrained, DeviceChoice, TrainError};
 use anyhow::{ensure, Context};
-use clap::Args;
-use serde::Deserialize;
-use std::collections::{BTreeMap, BTreeSet};
+use status::State;
+use std::collections::BTreeSet;
 use std::path::Path;
-
-/// How the sweep's jobs are submitted: the grid's `[slurm]` table (same names, with `_` for `-`),
-/// each key overridden by its flag.
-#[derive(Args, Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[command(
-    next_help_heading = "Slurm (with --executor slurm; each overrides the grid's [slurm] table)"
-)]
-pub struct SlurmOptions {
-    /// Partition of the jobs (sbatch --partition).
-    #[arg(long)]
-    pub partition: Option<String>,
-    /// Account the jobs are charged to (sbatch --account).
-    #[arg(long)]
-    pub account: Option<String>,
-    /// Time limit of each task and of the collect job (sbatch --time), e.g. 4:00:00.
-    #[arg(long)]
-    pub time: Option<String>,
-    /// CPUs of each task (sbatch --cpus-per-task).
-    #[arg(long)]
-    pub cpus_per_task: Option<u32>,
-    /// Memory of each task (sbatch --mem), e.g. 32G.
-    #[arg(long)]
-    pub mem: Option<String>,
-    /// Generic resources of each task (sbatch --gres), e.g. gpu:1 for one GPU.
-    #[arg(long)]
-    pub gres: Option<String>,
-    /// Seconds before its time limit at which a task stops at a step boundary and requeues
-    /// itself to continue (sbatch --signal=B:USR1@SECONDS). Without it, a task that reaches its
-    /// time limit ends and the next `dermo sweep` resubmits it.
-    #[arg(long, value_name = "SECONDS")]
-    pub requeue_before_limit: Option<u32>,
-    /// At most this many tasks run at once (the array's %N).
-    #[arg(long, value_name = "N")]
-    pub max_running: Option<u32>,
-    /// A further sbatch argument, passed as is after dermo's own so it can override them
-    /// (repeatable; in the grid: sbatch_args = [...]), e.g. --sbatch-arg=--qos=long.
-    #[arg(long = "sbatch-arg", value_name = "ARG", allow_hyphen_values = true)]
-    #[serde(default)]
-    pub sbatch_args: Vec<String>,
-}
-
-impl SlurmOptions {
-    /// These (the flags) over `table` (the grid's): a flag wins; sbatch arguments add up, the
-    /// table's first.
-    pub fn over(&self, table: &SlurmOptions) -> SlurmOptions {
-        SlurmOptions {
-            partition: self.partition.clone().or_else(|| table.partition.clone()),
-            account: self.account.clone().or_else(|| table.account.clone()),
-            time: self.time.clone().or_else(|| table.time.clone()),
-            cpus_per_task: self.cpus_per_task.or(table.cpus_per_task),
-            mem: self.mem.clone().or_else(|| table.mem.clone()),
-            gres: self.gres.clone().or_else(|| table.gres.clone()),
-            requeue_before_limit: self.requeue_before_limit.or(table.requeue_before_limit),
-            max_running: self.max_running.or(table.max_running),
-            sbatch_args: [table.sbatch_args.clone(), self.sbatch_args.clone()].concat(),
-        }
-    }
-}
 
 /// What [`submit`] is asked to do.
 pub(super) struct Submit<'a> {
@@ -253,7 +194,7 @@ fn nothing_to_submit(s: &Submit, live_arrays: &BTreeSet<String>) -> anyhow::Resu
             s.out.display()
         );
     } else if !s.dry_run {
-        let collected = results::collect(s.grid_path, s.grid, s.cells, s.out)?;
+        let collected = collect::collect(s.grid_path, s.grid, s.cells, s.out)?;
         if let Some(html) = collected.report {
             eprintln!("every task is done: written {}", html.display());
         }
@@ -298,32 +239,6 @@ fn sbatch(args: &[String], script: &Path) -> anyhow::Result<String> {
     all.push(script.to_string_lossy().into_owned());
     let answer = command::output("sbatch", &all)?;
     sbatch::job_id(&answer).with_context(|| format!("sbatch answered {answer:?}, not a job id"))
-}
-
-/// Slurm's view of a record's tasks: for each submitted task index, its latest array job and
-/// what Slurm says of it (`None`: Slurm no longer knows it).
-pub(super) type SlurmView = BTreeMap<usize, (String, Option<JobState>)>;
-
-/// Slurm's view of the record's tasks.
-pub(super) fn slurm_view(record: &Record) -> anyhow::Result<SlurmView> {
-    let jobs: Vec<String> = record
-        .submissions
-        .iter()
-        .map(|s| s.array_job.clone())
-        .collect();
-    let mut known = queue::states(&jobs)?;
-    Ok((0..record.tasks.len())
-        .filter_map(|i| {
-            let job = record.last_submission(i)?.array_job.clone();
-            let state = known.remove(&(job.clone(), i));
-            Some((i, (job, state)))
-        })
-        .collect())
-}
-
-/// The log of task `index` in `array_job`.
-pub(super) fn log_path(out: &Path, array_job: &str, index: usize) -> std::path::PathBuf {
-    Record::log(out, array_job, index)
 }
 
 /// What one array task runs (`--slurm-task INDEX`): the task's training and evaluation, stopping

@@ -2,7 +2,9 @@
 //! (pending, running, and recently ended ones), `sacct` for older ones where accounting is on.
 
 use super::command;
+use super::record::Record;
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 /// Slurm's word on one array task.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +101,32 @@ pub fn parse_sacct(text: &str) -> Vec<((String, usize), JobState)> {
             ))
         })
         .collect()
+}
+
+/// Slurm's view of a record's tasks: for each submitted task index, its latest array job and
+/// what Slurm says of it (`None`: Slurm no longer knows it).
+pub type SlurmView = BTreeMap<usize, (String, Option<JobState>)>;
+
+/// Slurm's view of the record's tasks.
+pub fn slurm_view(record: &Record) -> anyhow::Result<SlurmView> {
+    let jobs: Vec<String> = record
+        .submissions
+        .iter()
+        .map(|s| s.array_job.clone())
+        .collect();
+    let mut known = states(&jobs)?;
+    Ok((0..record.tasks.len())
+        .filter_map(|i| {
+            let job = record.last_submission(i)?.array_job.clone();
+            let state = known.remove(&(job.clone(), i));
+            Some((i, (job, state)))
+        })
+        .collect())
+}
+
+/// The log of task `index` in `array_job`.
+pub fn log_path(out: &Path, array_job: &str, index: usize) -> PathBuf {
+    Record::log(out, array_job, index)
 }
 
 #[cfg(test)]

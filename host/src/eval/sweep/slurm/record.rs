@@ -5,7 +5,7 @@
 //! check that their array index still means the task it meant at submission. Every submission
 //! in the file refers to the task list in the file: a changed grid starts a new record.
 
-use super::super::grid::Task;
+use crate::eval::sweep::grid::Task;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};

@@ -6,7 +6,7 @@
 //! command line rather than as `#SBATCH` lines, so paths need no quoting there and the grid's
 //! `sbatch_args`, which come last, override anything dermo chose.
 
-use super::SlurmOptions;
+use crate::eval::sweep::grid::SlurmOptions;
 use crate::train::DeviceChoice;
 use clap::ValueEnum;
 use std::path::Path;

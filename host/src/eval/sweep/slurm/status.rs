@@ -2,10 +2,11 @@
 //! holds, from `squeue`/`sacct`: what `dermo sweep DIR --status` prints and what a new Slurm
 //! submission leaves out.
 
-use super::cell::{self, EVAL_NAME};
-use super::grid::{Cell, Grid};
-use super::slurm::{self, Record, SlurmView};
+use super::queue::{self, SlurmView};
+use super::record::Record;
 use crate::eval::record::read_record;
+use crate::eval::sweep::cell::{self, EVAL_NAME};
+use crate::eval::sweep::grid::{Cell, Grid};
 use crate::train::checkpoint::{TrainState, STATE};
 use std::path::Path;
 
@@ -14,7 +15,7 @@ const LOG_TAIL: usize = 6;
 
 /// Where a task stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum State {
+pub(in crate::eval::sweep) enum State {
     /// Its `eval-test.json` is there.
     Done,
     /// Queued in array job `job` (with the reason it waits, when Slurm tells).
@@ -36,21 +37,26 @@ pub(super) enum State {
 
 impl State {
     /// Whether a Slurm submission should include the task.
-    pub(super) fn needs_submission(&self) -> bool {
+    pub(in crate::eval::sweep) fn needs_submission(&self) -> bool {
         matches!(
             self,
             State::Failed { .. } | State::Stopped | State::NotStarted
         )
     }
 
-    pub(super) fn is_live(&self) -> bool {
+    pub(in crate::eval::sweep) fn is_live(&self) -> bool {
         matches!(self, State::Pending { .. } | State::Running { .. })
     }
 }
 
 /// The state of every task of `grid` (index order), from the run folders in `out` and Slurm's
-/// view of the submitted ones (see [`slurm::slurm_view`]).
-pub(super) fn states(grid: &Grid, cells: &[Cell], out: &Path, view: &SlurmView) -> Vec<State> {
+/// view of the submitted ones (see [`queue::slurm_view`]).
+pub(in crate::eval::sweep) fn states(
+    grid: &Grid,
+    cells: &[Cell],
+    out: &Path,
+    view: &SlurmView,
+) -> Vec<State> {
     grid.tasks(cells)
         .iter()
         .enumerate()
@@ -82,10 +88,10 @@ pub(super) fn states(grid: &Grid, cells: &[Cell], out: &Path, view: &SlurmView) 
 }
 
 /// Prints the state of every task of the sweep in `out`.
-pub(super) fn print(grid: &Grid, cells: &[Cell], out: &Path) -> anyhow::Result<()> {
+pub(in crate::eval::sweep) fn print(grid: &Grid, cells: &[Cell], out: &Path) -> anyhow::Result<()> {
     let plan = grid.tasks(cells);
     let view = match Record::load(out)? {
-        Some(record) if record.tasks == plan => slurm::slurm_view(&record)?,
+        Some(record) if record.tasks == plan => queue::slurm_view(&record)?,
         Some(_) => {
             eprintln!(
                 "note: the grid's tasks changed since the last Slurm submission; showing the run \
@@ -146,7 +152,7 @@ pub(super) fn print(grid: &Grid, cells: &[Cell], out: &Path) -> anyhow::Result<(
         };
         println!("  {:width$}  seed {:<4} {line}", task.cell, task.seed);
         if let State::Failed { job, .. } = state {
-            let log = slurm::log_path(out, job, i);
+            let log = queue::log_path(out, job, i);
             match std::fs::read_to_string(&log) {
                 Ok(text) => {
                     println!("      last lines of {}:", log.display());

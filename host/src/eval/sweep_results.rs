@@ -1,17 +1,18 @@
 //! What a sweep produced, whichever executor ran it: `sweep.json` (every cell's seed runs and
-//! metrics), `results.csv` (one row per seed run) and the report with one plot per axis. Both are
-//! built only from the run folders, so a local sweep and a Slurm one write the same files.
+//! metrics), `results.csv` (one row per seed run), the results table and one plot per axis.
+//!
+//! This is the bottom of the grid → runs → results chain: `sweep` (which trains and evaluates
+//! the runs, then collects them) and `report` (which draws them) both import it, and it imports
+//! neither.
 
-use super::cell::{self, EVAL_NAME};
-use super::data::Splits;
-use super::grid::{sanitize, Cell, Grid};
 use crate::eval::plots;
-use crate::eval::record::{predictions_path, read_record};
-use crate::eval::report::{self, with_interval};
+use crate::eval::record::with_interval;
+use crate::files::sanitize;
 use anyhow::Context;
-use dermo_calibration::{BootstrapConfig, GroupBootstrap, Interval};
+use dermo_calibration::Interval;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub const SWEEP_JSON: &str = "sweep.json";
@@ -25,11 +26,31 @@ pub struct AxisSpec {
     pub question: String,
 }
 
+/// How a grid's axes combine into cells.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Design {
+    /// Each axis varies alone around the base cell.
+    #[default]
+    OneAtATime,
+    /// Every combination of the axes' values.
+    Full,
+}
+
+impl fmt::Display for Design {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Design::OneAtATime => "one-at-a-time",
+            Design::Full => "full",
+        })
+    }
+}
+
 /// Everything a sweep produced, written to `sweep.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SweepResults {
     pub grid: PathBuf,
-    pub design: String,
+    pub design: Design,
     pub seeds: Vec<u64>,
     pub train: PathBuf,
     pub test: PathBuf,
@@ -71,20 +92,6 @@ pub const TABLE_HEADER: [&str; 7] = [
 ];
 
 impl SweepResults {
-    /// No cells yet: the sweep of `grid` (the path as the command line named it), on the
-    /// sweep folder's copies of the manifests.
-    pub(super) fn new(grid_path: &Path, grid: &Grid, splits: &Splits) -> Self {
-        SweepResults {
-            grid: grid_path.to_owned(),
-            design: grid.sweep.design.clone(),
-            seeds: grid.sweep.seeds.clone(),
-            train: splits.train.clone(),
-            test: splits.test.clone(),
-            axes: grid.axis_specs(),
-            cells: Vec::new(),
-        }
-    }
-
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
@@ -145,7 +152,7 @@ impl SweepResults {
         self.cells
             .iter()
             .filter(|c| {
-                self.design == "full"
+                self.design == Design::Full
                     || c.values
                         .iter()
                         .all(|(k, v)| k == axis || base.values.get(k) == Some(v))
@@ -209,179 +216,8 @@ pub fn plot_axis(
     )
 }
 
-/// Balanced accuracy averaged over a cell's seed runs, with a percentile interval from
-/// resampling test lesions: each resample draws lesions once and scores every seed on the same
-/// draw, so the interval covers the test set's sampling and not only one seed's. `None` when the
-/// runs were not scored on the same images.
-fn seed_mean_balanced_accuracy(
-    runs: &[SeedRun],
-    config: BootstrapConfig,
-) -> anyhow::Result<Option<Interval>> {
-    struct Scored {
-        lesion: String,
-        truth: String,
-        predicted: String,
-    }
-    let mut tables: Vec<BTreeMap<String, Scored>> = Vec::new();
-    for run in runs {
-        let path = predictions_path(&run.run_dir.join(EVAL_NAME));
-        let mut reader = csv::Reader::from_path(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        let header = reader.headers()?.clone();
-        let column = |name: &str| {
-            header
-                .iter()
-                .position(|h| h == name)
-                .with_context(|| format!("{}: no column {name}", path.display()))
-        };
-        let (image, lesion, truth, predicted) = (
-            column("image_id")?,
-            column("lesion_id")?,
-            column("label")?,
-            column("predicted")?,
-        );
-        let mut table = BTreeMap::new();
-        for row in reader.records() {
-            let row = row.with_context(|| format!("{}: malformed row", path.display()))?;
-            table.insert(
-                row[image].to_string(),
-                Scored {
-                    lesion: row[lesion].to_string(),
-                    truth: row[truth].to_string(),
-                    predicted: row[predicted].to_string(),
-                },
-            );
-        }
-        tables.push(table);
-    }
-    let Some(first) = tables.first() else {
-        return Ok(None);
-    };
-    if first.is_empty() || tables.iter().any(|t| !t.keys().eq(first.keys())) {
-        return Ok(None);
-    }
-    let mut classes: BTreeMap<&str, usize> = BTreeMap::new();
-    for t in &tables {
-        for s in t.values() {
-            for c in [s.truth.as_str(), s.predicted.as_str()] {
-                let next = classes.len();
-                classes.entry(c).or_insert(next);
-            }
-        }
-    }
-    let lesions: Vec<&str> = first.values().map(|s| s.lesion.as_str()).collect();
-    let truth: Vec<usize> = first.values().map(|s| classes[s.truth.as_str()]).collect();
-    let predicted: Vec<Vec<usize>> = tables
-        .iter()
-        .map(|t| t.values().map(|s| classes[s.predicted.as_str()]).collect())
-        .collect();
-    let k = classes.len();
-    let statistic = |rows: &[usize]| -> f64 {
-        let mut total = 0.0;
-        for p in &predicted {
-            let (mut support, mut hits) = (vec![0u64; k], vec![0u64; k]);
-            for &i in rows {
-                support[truth[i]] += 1;
-                hits[truth[i]] += u64::from(p[i] == truth[i]);
-            }
-            let recalls: Vec<f64> = (0..k)
-                .filter(|&c| support[c] > 0)
-                .map(|c| hits[c] as f64 / support[c] as f64)
-                .collect();
-            total += recalls.iter().sum::<f64>() / recalls.len().max(1) as f64;
-        }
-        total / predicted.len() as f64
-    };
-    let all: Vec<usize> = (0..truth.len()).collect();
-    let bootstrap = GroupBootstrap::new(&lesions, config)?;
-    Ok(bootstrap.interval(statistic(&all), statistic))
-}
-
-/// A finished task's metrics, from its `eval-test.json`.
-pub(super) fn seed_run(seed: u64, run_dir: PathBuf) -> anyhow::Result<SeedRun> {
-    let record = read_record(&run_dir.join(EVAL_NAME))?;
-    let m = &record.metrics;
-    Ok(SeedRun {
-        seed,
-        run_dir,
-        balanced_accuracy: m.balanced_accuracy,
-        accuracy: m.accuracy,
-        macro_auc: m.macro_auc,
-        malignant_sensitivity: m.triage.sensitivity,
-        malignant_specificity: m.triage.specificity,
-    })
-}
-
-/// A cell's entry of sweep.json from its seed runs.
-pub(super) fn cell_result(
-    grid: &Grid,
-    cell: &Cell,
-    runs: Vec<SeedRun>,
-) -> anyhow::Result<CellResult> {
-    let config = BootstrapConfig {
-        resamples: grid.sweep.resamples,
-        seed: 0,
-        level: 0.95,
-    };
-    let balanced_accuracy_mean = seed_mean_balanced_accuracy(&runs, config)
-        .with_context(|| format!("cell {}: balanced accuracy over seeds", cell.name))?;
-    Ok(CellResult {
-        name: cell.name.clone(),
-        values: grid.values(cell)?,
-        runs,
-        balanced_accuracy_mean,
-    })
-}
-
-/// What [`collect`] found.
-pub(super) struct Collected {
-    /// The report's index.html, when at least one cell was complete.
-    pub(super) report: Option<PathBuf>,
-    /// The tasks without results, as `<cell> seed <seed>`.
-    pub(super) missing: Vec<String>,
-}
-
-/// Writes sweep.json, results.csv and the report of `out` from every cell whose seeds are all
-/// done, in grid order, and names the tasks still missing. This is what the Slurm collect job
-/// runs, and what `dermo sweep` does when it finds nothing left to submit.
-pub(super) fn collect(
-    grid_path: &Path,
-    grid: &Grid,
-    cells: &[Cell],
-    out: &Path,
-) -> anyhow::Result<Collected> {
-    let mut results = SweepResults::new(grid_path, grid, &Splits::paths(out));
-    let mut missing = Vec::new();
-    for c in cells {
-        let mut runs = Vec::new();
-        for &seed in &grid.sweep.seeds {
-            let run_dir = cell::run_dir(out, &c.name, seed);
-            if cell::is_done(&run_dir) {
-                runs.push(seed_run(seed, run_dir)?);
-            } else {
-                missing.push(format!("{} seed {seed}", c.name));
-            }
-        }
-        if runs.len() == grid.sweep.seeds.len() {
-            results.cells.push(cell_result(grid, c, runs)?);
-        }
-    }
-    let report = if results.cells.is_empty() {
-        None
-    } else {
-        write_results(out, &results)?;
-        Some(write_report(out)?)
-    };
-    Ok(Collected { report, missing })
-}
-
-/// The sweep's report in `out/report/`.
-pub(super) fn write_report(out: &Path) -> anyhow::Result<PathBuf> {
-    report::write_report(out, &out.join("report"), None)
-}
-
 /// Writes sweep.json and results.csv of `results` into `dir`.
-pub(super) fn write_results(dir: &Path, results: &SweepResults) -> anyhow::Result<()> {
+pub fn write_results(dir: &Path, results: &SweepResults) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let json = dir.join(SWEEP_JSON);
     crate::files::write_atomic(&json, &serde_json::to_vec_pretty(results)?)

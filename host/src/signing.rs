@@ -1,4 +1,6 @@
-//! `dermo keygen` and `dermo verify`.
+//! Model-file signatures on the host: `dermo keygen`, `dermo verify`, the key `dermo export
+//! --sign` reads, and what `dermo eval` reports about a file's signature ([`SignatureStatus`]).
+//! Below both `export` and `eval`; the format itself is `dermo_model::signature`.
 
 use anyhow::Context;
 use dermo_model::signature::{self, SIGNING_KEY_FILE};
