@@ -7,6 +7,7 @@ use super::network::{score_manifest, Checkpoint, Network, OodFeatures, Scored};
 use super::record::{malignant_group, probabilities, RELIABILITY_BINS};
 use super::tta::Tta;
 use crate::files::now;
+use crate::train::run_folder;
 use crate::train::DeviceChoice;
 use anyhow::Context;
 use clap::Args;
@@ -20,11 +21,6 @@ use image::{Rgb, RgbImage};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-
-/// The decision parameters, in the run folder.
-pub const CALIBRATION_JSON: &str = "calibration.json";
-/// How they were fitted, in the run folder (for reports).
-pub const CALIBRATION_FIT_JSON: &str = "calibration-fit.json";
 
 /// `dermo calibrate`.
 #[derive(Args, Debug)]
@@ -412,10 +408,10 @@ pub fn write_calibration(
     spec: &CalibrationSpec,
     fit: &CalibrationFit,
 ) -> anyhow::Result<PathBuf> {
-    let path = run.join(CALIBRATION_JSON);
+    let path = run.join(run_folder::CALIBRATION);
     crate::files::write_atomic(&path, &serde_json::to_vec_pretty(spec)?)
         .with_context(|| format!("cannot write {}", path.display()))?;
-    let fit_path = run.join(CALIBRATION_FIT_JSON);
+    let fit_path = run.join(run_folder::CALIBRATION_FIT);
     crate::files::write_atomic(&fit_path, &serde_json::to_vec_pretty(fit)?)
         .with_context(|| format!("cannot write {}", fit_path.display()))?;
     Ok(path)

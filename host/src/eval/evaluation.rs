@@ -1,6 +1,5 @@
 //! `dermo eval`: a run's checkpoint or a model file on a split → `eval.json` + predictions.
 
-use super::calibrate::CALIBRATION_JSON;
 use super::maps::{map_manifest, pointing_game, write_page, MapsRecord, MAPS_JSON};
 use super::network::{score_manifest, Checkpoint, ModelFileNetwork, Network, OodFeatures, Scored};
 use super::record::{
@@ -9,6 +8,7 @@ use super::record::{
 };
 use super::tta::Tta;
 use crate::files::now;
+use crate::train::run_folder::RunFolder;
 use crate::train::DeviceChoice;
 use anyhow::Context;
 use clap::Args;
@@ -257,15 +257,9 @@ fn run_calibration(run_dir: &Path) -> anyhow::Result<(Operating, Option<String>)
 
 /// The run's `calibration.json`, when `dermo calibrate` has written one, and its path.
 fn run_calibration_spec(run_dir: &Path) -> anyhow::Result<Option<(CalibrationSpec, String)>> {
-    let path = run_dir.join(CALIBRATION_JSON);
-    if !path.is_file() {
-        return Ok(None);
-    }
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    let spec: CalibrationSpec = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a calibration", path.display()))?;
-    Ok(Some((spec, path.display().to_string())))
+    Ok(RunFolder::new(run_dir)
+        .calibration()?
+        .map(|(spec, path)| (spec, path.display().to_string())))
 }
 
 /// `dermo eval` on an external set: the decision rule of the run's calibration (or the model

@@ -4,12 +4,13 @@
 //! captioned overlays) or a sweep folder (the results table and balanced accuracy against each
 //! axis).
 
-use super::calibrate::{CalibrationFit, CALIBRATION_FIT_JSON};
+use super::calibrate::CalibrationFit;
 use super::document::Document;
 use super::maps::{add_gallery, MapsRecord, GALLERY_NOTE, MAPS_JSON};
 use super::plots::{self, Series};
 use super::record::{read_record, with_interval, EvalRecord};
 use super::sweep_results::{self, SweepResults};
+use crate::train::run_folder;
 use anyhow::Context;
 use clap::Args;
 use dermo_calibration::Interval;
@@ -69,7 +70,7 @@ fn run_document(run: &Path, out: &Path, baseline: Option<&EvalRecord>) -> anyhow
     let mut doc = Document::new(format!("dermo report: {}", run.display()));
     doc.paragraph(DISCLAIMER);
 
-    if let Ok(text) = std::fs::read_to_string(run.join("run.json")) {
+    if let Ok(text) = std::fs::read_to_string(run.join(run_folder::RUN)) {
         let info: serde_json::Value = serde_json::from_str(&text)
             .with_context(|| format!("{}/run.json is not JSON", run.display()))?;
         doc.heading(2, "Run");
@@ -87,15 +88,15 @@ fn run_document(run: &Path, out: &Path, baseline: Option<&EvalRecord>) -> anyhow
         .collect();
         doc.table(&["field", "value"], rows);
     }
-    if let Ok(recipe) = std::fs::read_to_string(run.join("config.toml")) {
+    if let Ok(recipe) = std::fs::read_to_string(run.join(run_folder::CONFIG)) {
         doc.heading(3, "Recipe (config.toml)");
         doc.pre(recipe);
     }
-    let metrics = run.join("metrics.csv");
+    let metrics = run.join(run_folder::METRICS);
     if metrics.is_file() {
         training_curves(&mut doc, &metrics, out)?;
     }
-    let fit_path = run.join(CALIBRATION_FIT_JSON);
+    let fit_path = run.join(run_folder::CALIBRATION_FIT);
     if fit_path.is_file() {
         let text = std::fs::read_to_string(&fit_path)?;
         let fit: CalibrationFit = serde_json::from_str(&text)

@@ -1,11 +1,9 @@
 //! What a run folder contributes to a model file: weights, recipe, provenance, calibration and
 //! test metrics, gathered into the file's [`Metadata`].
 
-use crate::eval::calibrate::CALIBRATION_JSON;
 use crate::files::read_json;
-use crate::train::checkpoint::{self, RunFolder};
 use crate::train::recipe::Recipe;
-use crate::train::trainer::RunInfo;
+use crate::train::run_folder::{RunFolder, RunInfo, TEST_EVALS};
 use anyhow::Context;
 use dermo_model::arch::ArchSpec;
 use dermo_model::metadata::{CalibrationSpec, InputSpec, Metadata, Provenance};
@@ -13,9 +11,6 @@ use dermo_model::onnx::Precision;
 use dermo_model::preprocess::{MEAN, STD};
 use dermo_model::{NamedWeights, PreprocessConfig};
 use std::path::{Path, PathBuf};
-
-/// Evaluation files searched for the test metrics, best first.
-const EVAL_FILES: [&str; 2] = ["eval-test.json", "eval.json"];
 
 /// A run folder read for export.
 pub struct RunSource {
@@ -34,22 +29,15 @@ pub struct RunSource {
 impl RunSource {
     pub fn load(dir: &Path) -> anyhow::Result<RunSource> {
         let folder = RunFolder::new(dir);
-        let weights_path = [checkpoint::BEST, checkpoint::LAST]
-            .iter()
-            .map(|n| folder.path(n))
-            .find(|p| p.is_file())
-            .with_context(|| format!("run folder {} has no best.safetensors", dir.display()))?;
+        let weights_path = folder.weights()?;
         let weights = NamedWeights::load_safetensors(&weights_path)?;
-        let recipe = Recipe::load(&folder.path(checkpoint::CONFIG))?;
-        let info: RunInfo = read_json(&folder.path(checkpoint::RUN))?;
-        let cal_path = dir.join(CALIBRATION_JSON);
-        let (calibration, calibration_file) = if cal_path.is_file() {
-            let spec = read_json::<CalibrationSpec>(&cal_path)?;
-            (spec, Some(cal_path))
-        } else {
-            (CalibrationSpec::default(), None)
+        let recipe = folder.recipe()?;
+        let info = folder.info()?;
+        let (calibration, calibration_file) = match folder.calibration()? {
+            Some((spec, path)) => (spec, Some(path)),
+            None => (CalibrationSpec::default(), None),
         };
-        let metrics_file = EVAL_FILES.iter().map(|f| dir.join(f)).find(|p| p.is_file());
+        let metrics_file = TEST_EVALS.iter().map(|f| dir.join(f)).find(|p| p.is_file());
         let metrics = match &metrics_file {
             Some(p) => {
                 let mut v: serde_json::Value = read_json(p)?;

@@ -2,8 +2,9 @@
 //!
 //! Layers, bottom up: [`net`] (the network from the arch spec) and [`pretrained`] (ImageNet
 //! weights); [`recipe`] (what to train, as data); [`dataset`], [`features`], [`augment`],
-//! [`sampler`], [`schedule`], [`optim`], [`ema`] (the pieces of a step); [`checkpoint`] and [`metrics`]
-//! (the run folder); [`trainer`] (the loop) and [`interrupt`] (stopping it at a step boundary on
+//! [`sampler`], [`schedule`], [`optim`], [`ema`] (the pieces of a step); [`run_folder`] (every
+//! file of a run, used by every command that reads one), [`checkpoint`] (its commit protocol) and
+//! [`metrics`]; [`trainer`] (the loop) and [`interrupt`] (stopping it at a step boundary on
 //! a signal); [`predict`] (inference for eval and export); [`soup`] (one model from the weight
 //! average of several runs).
 
@@ -21,6 +22,7 @@ pub mod precision;
 pub mod predict;
 pub mod pretrained;
 pub mod recipe;
+pub mod run_folder;
 pub mod sampler;
 pub mod schedule;
 pub mod soup;
@@ -41,12 +43,14 @@ use std::path::PathBuf;
 /// `dermo train`: train the classifier into a run folder.
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// Training manifest (a split's train.csv from `dermo data split`).
-    #[arg(long)]
-    pub train: PathBuf,
+    /// Training manifest (a split's train.csv from `dermo data split`). With --resume, defaults
+    /// to the one the run recorded.
+    #[arg(long, required_unless_present = "resume")]
+    pub train: Option<PathBuf>,
     /// Validation manifest (the split's val.csv): picks the best epoch and drives early stopping.
-    #[arg(long)]
-    pub val: PathBuf,
+    /// With --resume, defaults to the one the run recorded.
+    #[arg(long, required_unless_present = "resume")]
+    pub val: Option<PathBuf>,
     /// Recipe TOML (see recipes/); without it the built-in defaults apply.
     #[arg(long)]
     pub recipe: Option<PathBuf>,
@@ -59,7 +63,8 @@ pub struct TrainArgs {
     /// cpu, cuda (an error when no GPU is usable) or auto (CUDA when available).
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
-    /// Continue the run in --out from its last finished epoch, with the recipe saved there.
+    /// Continue the run in --out from its last finished epoch, with the recipe saved there; the
+    /// manifests, external set and ImageNet weights default to the ones the run recorded.
     #[arg(long)]
     pub resume: bool,
     /// Where image caches and frozen-feature caches live.
@@ -76,7 +81,7 @@ pub struct TrainArgs {
     /// bal-acc-external-auc (their mean with the external AUC; needs --external). Default:
     /// bal-acc for a new run, the run's own choice on --resume.
     #[arg(long, value_enum)]
-    pub select: Option<trainer::Selection>,
+    pub select: Option<run_folder::Selection>,
     /// CPU threads for libtorch (default: every core). Fewer leaves room for other work while a
     /// long run trains in the background.
     #[arg(long)]
@@ -85,7 +90,7 @@ pub struct TrainArgs {
 
 pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     let recipe = if a.resume && a.recipe.is_none() && a.set.is_empty() {
-        let saved = a.out.join(checkpoint::CONFIG);
+        let saved = a.out.join(run_folder::CONFIG);
         if saved.is_file() {
             Recipe::load(&saved)?
         } else {
@@ -106,16 +111,40 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         anyhow::ensure!(n > 0, "--threads must be at least 1");
         tch::set_num_threads(n as i32);
     }
-    let pretrained = match a.pretrained {
-        Some(p) => p,
-        None => pretrained::default_path()?,
+    // What a resumed run recorded fills in what the command line leaves out.
+    let recorded = if a.resume && a.out.join(run_folder::RUN).is_file() {
+        Some(run_folder::RunFolder::new(&a.out).info()?)
+    } else {
+        None
     };
+    let pretrained = match (a.pretrained, &recorded) {
+        (Some(p), _) => p,
+        (None, Some(info)) => pretrained::of_run(info)?,
+        (None, None) => pretrained::default_path()?,
+    };
+    let from_run = |given: Option<PathBuf>, pick: fn(&run_folder::RunInfo) -> Option<PathBuf>| {
+        given
+            .or_else(|| recorded.as_ref().and_then(pick))
+            .with_context(|| {
+                format!(
+                    "{} has no run to resume; give --train and --val",
+                    a.out.display()
+                )
+            })
+    };
+    let train_manifest = from_run(a.train, |i| Some(i.train_manifest.clone()))?;
+    let val_manifest = from_run(a.val, |i| Some(i.val_manifest.clone()))?;
+    let external_set = a.external.clone().or_else(|| {
+        recorded
+            .as_ref()
+            .and_then(|i| i.external.as_ref().map(|(p, _)| p.clone()))
+    });
     let cfg = dermo_model::PreprocessConfig {
         size: recipe.size,
         color_constancy: recipe.color_constancy,
     };
-    let data = TrainData::load(&a.train, &a.val, &cfg, &a.cache_root)?;
-    let external = match &a.external {
+    let data = TrainData::load(&train_manifest, &val_manifest, &cfg, &a.cache_root)?;
+    let external = match &external_set {
         Some(path) => Some(std::rc::Rc::new(dataset::ExternalExamples::load(
             path, &cfg,
         )?)),
@@ -145,7 +174,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
             ""
         },
         summary.seconds,
-        summary.run_dir.join(checkpoint::BEST).display()
+        summary.run_dir.join(run_folder::BEST).display()
     );
     Ok(())
 }

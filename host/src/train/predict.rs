@@ -1,11 +1,9 @@
 //! Predictions of a trained run on a manifest, for the evaluator and the exporter.
 
-use super::checkpoint::{self, RunFolder};
 use super::dataset::{normalized_batch, Examples};
 use super::net::EfficientNetLite;
 use super::recipe::Recipe;
-use super::trainer::RunInfo;
-use crate::files::read_json;
+use super::run_folder::{RunFolder, RunInfo};
 use anyhow::Context;
 use dermo_model::arch::ArchSpec;
 use dermo_model::{PreprocessConfig, NUM_CLASSES};
@@ -38,13 +36,9 @@ impl TrainedModel {
     /// Loads `best.safetensors` of a run folder (falling back to `last.safetensors`).
     pub fn load(run_dir: &Path, device: Device) -> anyhow::Result<TrainedModel> {
         let folder = RunFolder::new(run_dir);
-        let recipe = Recipe::load(&folder.path(checkpoint::CONFIG))?;
-        let info: RunInfo = read_json(&folder.path(checkpoint::RUN))?;
-        let weights = [checkpoint::BEST, checkpoint::LAST]
-            .iter()
-            .map(|n| folder.path(n))
-            .find(|p| p.is_file())
-            .with_context(|| format!("run folder {} has no checkpoint yet", run_dir.display()))?;
+        let recipe = folder.recipe()?;
+        let info = folder.info()?;
+        let weights = folder.weights()?;
         let mut vs = VarStore::new(device);
         let net = EfficientNetLite::new(&vs.root(), &ArchSpec::efficientnet_lite0(NUM_CLASSES));
         vs.load(&weights)

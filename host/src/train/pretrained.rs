@@ -94,7 +94,7 @@ pub fn load_imagenet(vs: &VarStore, path: &Path, head: Head) -> Result<usize, Pr
 /// The ImageNet weights a run started from: the file its `run.json` names, else
 /// `$DERMO_PRETRAINED` — whichever has the SHA-256 the run recorded, so that a frozen copy of the
 /// backbone (the OOD rule's) is exactly the one the run was fitted with.
-pub fn of_run(info: &super::trainer::RunInfo) -> anyhow::Result<PathBuf> {
+pub fn of_run(info: &super::run_folder::RunInfo) -> anyhow::Result<PathBuf> {
     let mut tried = Vec::new();
     let candidates = std::iter::once(info.pretrained.clone()).chain(default_path().ok());
     for path in candidates {

@@ -9,11 +9,11 @@
 //! `config.toml`, `run.json`) that `dermo calibrate`, `eval` and `export` take as they are, plus
 //! `soup.json`, the record of what went in and why.
 
-use super::checkpoint::{self, RunFolder};
 use super::dataset::Examples;
 use super::device::DeviceChoice;
 use super::metrics::Scores;
 use super::predict::TrainedModel;
+use super::run_folder::{self, RunFolder};
 use super::trainer::source_commit;
 use crate::files::now;
 use crate::files::write_atomic;
@@ -113,7 +113,7 @@ pub fn run(a: SoupArgs) -> anyhow::Result<()> {
         record.ingredients.iter().filter(|i| i.in_soup).count(),
         record.ingredients.len(),
         record.val_bal_acc,
-        a.out.join(checkpoint::BEST).display()
+        a.out.join(run_folder::BEST).display()
     );
     Ok(())
 }
@@ -293,22 +293,22 @@ fn write_run(
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let folder = RunFolder::new(out);
-    let weights = folder.path(checkpoint::BEST);
+    let weights = folder.path(run_folder::BEST);
     // tch picks the file format from the extension, so the temporary name keeps it.
-    let partial = out.join(format!("partial-{}", checkpoint::BEST));
+    let partial = out.join(format!("partial-{}", run_folder::BEST));
     soup.vs
         .save(&partial)
         .with_context(|| format!("cannot write {}", partial.display()))?;
     std::fs::rename(&partial, &weights)
         .with_context(|| format!("cannot write {}", weights.display()))?;
-    let recipe = std::fs::read(RunFolder::new(best_run).path(checkpoint::CONFIG))?;
-    folder.write(checkpoint::CONFIG, &recipe)?;
+    let recipe = std::fs::read(RunFolder::new(best_run).path(run_folder::CONFIG))?;
+    folder.write(run_folder::CONFIG, &recipe)?;
     let mut info = soup.info.clone();
     info.started_at = record.created_at.clone();
     info.command_line = command_line;
     info.source_commit = record.source_commit.clone();
     info.resumed_at.clear();
-    folder.write(checkpoint::RUN, &serde_json::to_vec_pretty(&info)?)?;
+    folder.write(run_folder::RUN, &serde_json::to_vec_pretty(&info)?)?;
     write_atomic(&out.join(SOUP), &serde_json::to_vec_pretty(record)?)
         .with_context(|| format!("cannot write {}", out.join(SOUP).display()))
 }

@@ -1,7 +1,6 @@
 //! The training loop: one run of a recipe on a train/val pair, into a run folder.
 
 use super::augment;
-use super::checkpoint::{self, RunFolder, TrainState};
 use super::dataset::{normalize, standardize, Examples, ExternalExamples, TrainData};
 use super::device::device_name;
 use super::ema::Ema;
@@ -13,6 +12,7 @@ use super::optim::Optimizer;
 use super::precision::{self, Precision};
 use super::pretrained::{self, Head};
 use super::recipe::{Imbalance, Mode, Recipe};
+use super::run_folder::{self, RunFolder, RunInfo, Selection, TrainState};
 use super::sampler::{class_log_priors, class_weights, epoch_order};
 use super::schedule::lr_at;
 use crate::files::{absolute, now, read_json};
@@ -84,33 +84,6 @@ pub struct TrainOptions {
     pub select: Option<Selection>,
 }
 
-/// How the best epoch (the `best` checkpoint) is chosen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Selection {
-    /// Validation balanced accuracy (HAM10000).
-    #[default]
-    BalAcc,
-    /// The mean of validation balanced accuracy and the external set's melanoma AUC: a model
-    /// that also holds up on other clinics' images (needs --external).
-    BalAccExternalAuc,
-}
-
-impl Selection {
-    /// The score of an epoch (higher is better).
-    fn score(self, val_bal_acc: f64, external_auc: Option<f64>) -> anyhow::Result<f64> {
-        Ok(match self {
-            Selection::BalAcc => val_bal_acc,
-            Selection::BalAccExternalAuc => {
-                let auc = external_auc.context(
-                    "--select bal-acc-external-auc needs an external set (--external) with both labels",
-                )?;
-                (val_bal_acc + auc) / 2.0
-            }
-        })
-    }
-}
-
 /// What a finished (or early-stopped) run reached.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunSummary {
@@ -122,36 +95,6 @@ pub struct RunSummary {
     pub stopped_early: bool,
     /// Wall time of this invocation.
     pub seconds: f64,
-}
-
-/// Provenance written once to `run.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunInfo {
-    pub dermo_version: String,
-    pub started_at: String,
-    pub command_line: Vec<String>,
-    pub source_commit: Option<String>,
-    pub device: String,
-    pub train_manifest: PathBuf,
-    pub train_manifest_hash: String,
-    pub val_manifest: PathBuf,
-    pub val_manifest_hash: String,
-    /// Seed of the lesion-grouped split, from `split.json` beside the training manifest.
-    pub split_seed: Option<u64>,
-    pub seed: u64,
-    pub mode: Mode,
-    pub cache_root: PathBuf,
-    pub pretrained: PathBuf,
-    pub pretrained_sha256: String,
-    pub arch: ArchSpec,
-    #[serde(default)]
-    pub resumed_at: Vec<String>,
-    /// How the best epoch is chosen.
-    #[serde(default)]
-    pub select: Selection,
-    /// The external validation set and its content hash, when the run has one.
-    #[serde(default)]
-    pub external: Option<(PathBuf, String)>,
 }
 
 /// Trains `recipe` on `data` into `run_dir`.
@@ -173,11 +116,11 @@ pub fn train(
     let select = match (&committed, opts.resume) {
         (Some(_), false) => return Err(TrainError::RunExists(run_dir.to_owned()).into()),
         (Some(_), true) => {
-            let saved = Recipe::load(&folder.path(checkpoint::CONFIG))?;
+            let saved = Recipe::load(&folder.path(run_folder::CONFIG))?;
             if saved != *recipe {
-                return Err(TrainError::RecipeChanged(folder.path(checkpoint::CONFIG)).into());
+                return Err(TrainError::RecipeChanged(folder.path(run_folder::CONFIG)).into());
             }
-            let mut info: RunInfo = read_json(&folder.path(checkpoint::RUN))?;
+            let mut info: RunInfo = read_json(&folder.path(run_folder::RUN))?;
             anyhow::ensure!(
                 opts.select.is_none_or(|s| s == info.select),
                 "--resume: the run chooses its best epoch by {:?}; a resumed run keeps it",
@@ -185,13 +128,13 @@ pub fn train(
             );
             info.resumed_at.push(now());
             info.external = external_id(opts).or(info.external);
-            folder.write(checkpoint::RUN, &serde_json::to_vec_pretty(&info)?)?;
+            folder.write(run_folder::RUN, &serde_json::to_vec_pretty(&info)?)?;
             info.select
         }
         (None, _) => {
-            folder.write(checkpoint::CONFIG, recipe.to_toml().as_bytes())?;
+            folder.write(run_folder::CONFIG, recipe.to_toml().as_bytes())?;
             let info = run_info(recipe, data, opts, &spec, &weights_id);
-            folder.write(checkpoint::RUN, &serde_json::to_vec_pretty(&info)?)?;
+            folder.write(run_folder::RUN, &serde_json::to_vec_pretty(&info)?)?;
             info.select
         }
     };
@@ -251,7 +194,7 @@ pub fn train(
             Ema::new(&vs, recipe.ema_decay, |name| trains(name, recipe)),
         ),
     };
-    let metrics = MetricsLog::open(&folder.path(checkpoint::METRICS), state.epoch)?;
+    let metrics = MetricsLog::open(&folder.path(run_folder::METRICS), state.epoch)?;
 
     let loss_terms = LossTerms::new(recipe, &data.train.labels, device);
     let train_labels = data.train.label_tensor(device);
@@ -296,7 +239,7 @@ pub fn train(
             );
             if !value.is_finite() {
                 let last_good = if state.epoch > 0 {
-                    folder.path(checkpoint::LAST).display().to_string()
+                    folder.path(run_folder::LAST).display().to_string()
                 } else {
                     "none (it happened in the first epoch)".into()
                 };

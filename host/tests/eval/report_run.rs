@@ -4,8 +4,11 @@
 //! exists and decodes as an image.
 
 use crate::eval_support::{dermo, run, train_probe, write_subset};
-use dermo_host::eval::calibrate::{CalibrationFit, CALIBRATION_FIT_JSON, CALIBRATION_JSON};
+use dermo_host::eval::calibrate::CalibrationFit;
 use dermo_host::eval::record::read_record;
+use dermo_host::train::run_folder::{
+    CALIBRATION as CALIBRATION_JSON, CALIBRATION_FIT as CALIBRATION_FIT_JSON,
+};
 use dermo_model::CalibrationSpec;
 use std::path::Path;
 

@@ -2,12 +2,12 @@
 //! complete and predictable, bad inputs fail with clear errors.
 
 use crate::train_support::{pretrained, write_split};
-use dermo_host::train::checkpoint::{self, TrainState};
 use dermo_host::train::dataset::{normalized_batch, Examples, TrainData};
 use dermo_host::train::net::EfficientNetLite;
 use dermo_host::train::optim::Optimizer;
 use dermo_host::train::pretrained::{self, Head};
 use dermo_host::train::recipe::{Mode, OptimizerKind, Recipe};
+use dermo_host::train::run_folder::{self, TrainState};
 use dermo_host::train::{predict_logits, train, TrainOptions};
 use dermo_model::arch::ArchSpec;
 use dermo_model::{Class, PreprocessConfig};
@@ -138,7 +138,7 @@ fn partial_run_writes_a_complete_run_folder_and_predicts() {
         "train loss did not fall: {metrics}"
     );
     let state: TrainState =
-        serde_json::from_str(&std::fs::read_to_string(run.join(checkpoint::STATE)).unwrap())
+        serde_json::from_str(&std::fs::read_to_string(run.join(run_folder::STATE)).unwrap())
             .unwrap();
     assert_eq!(state.step, summary.steps);
     let saved = Recipe::load(&run.join("config.toml")).unwrap();
@@ -276,7 +276,7 @@ fn a_diverging_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint() {
     );
     assert!(err.contains("last.safetensors"), "{err}");
     let state: TrainState =
-        serde_json::from_str(&std::fs::read_to_string(run.join(checkpoint::STATE)).unwrap())
+        serde_json::from_str(&std::fs::read_to_string(run.join(run_folder::STATE)).unwrap())
             .unwrap();
     assert_eq!((state.epoch, state.step), (1, 3));
     let last = Tensor::read_safetensors(run.join("last.safetensors")).unwrap();

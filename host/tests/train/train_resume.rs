@@ -2,7 +2,7 @@
 //! resumed reaches the same step count as planned, with no duplicated metrics rows.
 
 use crate::train_support::{dermo, run_ok, train_args, write_split};
-use dermo_host::train::checkpoint::TrainState;
+use dermo_host::train::run_folder::TrainState;
 use std::path::Path;
 
 fn state(run: &Path) -> TrainState {
@@ -35,8 +35,9 @@ fn an_aborted_run_resumes_to_the_same_step_count_without_duplicate_rows() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--resume"));
 
-    // The saved recipe is used: --resume needs no --set.
-    let mut resume = common[..11].to_vec();
+    // The saved recipe and manifests are used: --resume needs no --set, --train or --val.
+    let mut resume = vec![common[0].clone()];
+    resume.extend_from_slice(&common[5..11]);
     resume.push("--resume".into());
     run_ok(dir.path(), &resume);
     let s = state(&run_dir);

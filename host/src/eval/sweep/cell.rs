@@ -2,7 +2,7 @@
 //! its run folder and evaluate it on the test manifest.
 //!
 //! ```text
-//! DIR/cells/<cell>/seed-<seed>/              the run folder (see crate::train::checkpoint)
+//! DIR/cells/<cell>/seed-<seed>/              the run folder (see crate::train::run_folder)
 //! DIR/cells/<cell>/seed-<seed>/eval-test.json  written last: its presence means the task is done
 //! ```
 //!
@@ -16,14 +16,13 @@ use crate::eval::network::{score_manifest, Checkpoint, Network};
 use crate::eval::record::Operating;
 use crate::eval::tta::Tta;
 use crate::files::sanitize;
+use crate::train::run_folder::EVAL_TEST;
 use crate::train::{train, TrainData, TrainOptions};
 use anyhow::Context;
 use dermo_calibration::BootstrapConfig;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::Device;
-
-pub(super) const EVAL_NAME: &str = "eval-test.json";
 
 /// The run folder of a cell and seed.
 pub(super) fn run_dir(out: &Path, cell: &str, seed: u64) -> PathBuf {
@@ -34,7 +33,7 @@ pub(super) fn run_dir(out: &Path, cell: &str, seed: u64) -> PathBuf {
 
 /// Whether the task with this run folder has finished (trained and evaluated).
 pub(super) fn is_done(run_dir: &Path) -> bool {
-    run_dir.join(EVAL_NAME).is_file()
+    run_dir.join(EVAL_TEST).is_file()
 }
 
 /// Where and with what a task trains.
@@ -88,7 +87,7 @@ pub(super) fn train_and_evaluate(
             level: 0.95,
         },
         started.elapsed().as_secs_f64(),
-        &run_dir.join(EVAL_NAME),
+        &run_dir.join(EVAL_TEST),
     )?;
     Ok(())
 }

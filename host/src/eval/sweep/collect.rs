@@ -2,12 +2,13 @@
 //! the results files and the report are written (see `crate::eval::sweep_results`). Built only
 //! from the run folders, so a local sweep and a Slurm one write the same files.
 
-use super::cell::{self, EVAL_NAME};
+use super::cell;
 use super::data::Splits;
 use super::grid::{Cell, Grid};
 use crate::eval::record::{predictions_path, read_predictions, read_record, PredictionRow};
 use crate::eval::report;
 use crate::eval::sweep_results::{write_results, CellResult, SeedRun, SweepResults};
+use crate::train::run_folder::EVAL_TEST;
 use anyhow::Context;
 use dermo_calibration::{BootstrapConfig, ConfusionMatrix, GroupBootstrap, Interval};
 use std::collections::BTreeMap;
@@ -37,7 +38,7 @@ fn seed_mean_balanced_accuracy(
 ) -> anyhow::Result<Option<Interval>> {
     let mut tables: Vec<BTreeMap<String, PredictionRow>> = Vec::new();
     for run in runs {
-        let rows = read_predictions(&predictions_path(&run.run_dir.join(EVAL_NAME)))?;
+        let rows = read_predictions(&predictions_path(&run.run_dir.join(EVAL_TEST)))?;
         tables.push(rows.into_iter().map(|r| (r.image_id.clone(), r)).collect());
     }
     let Some(first) = tables.first() else {
@@ -81,7 +82,7 @@ fn seed_mean_balanced_accuracy(
 
 /// A finished task's metrics, from its `eval-test.json`.
 pub(super) fn seed_run(seed: u64, run_dir: PathBuf) -> anyhow::Result<SeedRun> {
-    let record = read_record(&run_dir.join(EVAL_NAME))?;
+    let record = read_record(&run_dir.join(EVAL_TEST))?;
     let m = &record.metrics;
     Ok(SeedRun {
         seed,

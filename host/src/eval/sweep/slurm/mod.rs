@@ -37,11 +37,12 @@ pub(super) use record::Record;
 
 use queue::{slurm_view, JobState, SlurmView};
 
-use super::cell::{self, Setup, EVAL_NAME};
+use super::cell::{self, Setup};
 use super::collect;
 use super::data::Splits;
 use super::grid::{Cell, Grid, SlurmOptions};
 use crate::train::interrupt::{self, Stop};
+use crate::train::run_folder::EVAL_TEST;
 use crate::train::{pretrained, DeviceChoice, TrainError};
 use anyhow::{ensure, Context};
 use status::State;
@@ -311,7 +312,7 @@ pub(super) fn run_task(
         }
     }
     result?;
-    eprintln!("done: {}", run_dir.join(EVAL_NAME).display());
+    eprintln!("done: {}", run_dir.join(EVAL_TEST).display());
     Ok(())
 }
 

@@ -5,9 +5,10 @@
 use super::queue::{self, SlurmView};
 use super::record::Record;
 use crate::eval::record::read_record;
-use crate::eval::sweep::cell::{self, EVAL_NAME};
+use crate::eval::sweep::cell;
 use crate::eval::sweep::grid::{Cell, Grid};
-use crate::train::checkpoint::{TrainState, STATE};
+use crate::train::run_folder::RunFolder;
+use crate::train::run_folder::EVAL_TEST;
 use std::path::Path;
 
 /// Lines of a failed task's log that `--status` shows.
@@ -128,7 +129,7 @@ pub(in crate::eval::sweep) fn print(grid: &Grid, cells: &[Cell], out: &Path) -> 
         );
         let line = match state {
             State::Done => {
-                let record = read_record(&run_dir.join(EVAL_NAME))?;
+                let record = read_record(&run_dir.join(EVAL_TEST))?;
                 match record.metrics.balanced_accuracy {
                     Some(b) => format!("done        balanced accuracy {:.3}", b.estimate),
                     None => "done".into(),
@@ -170,7 +171,9 @@ pub(in crate::eval::sweep) fn print(grid: &Grid, cells: &[Cell], out: &Path) -> 
 
 /// Epochs a run folder has committed (0 when it has none).
 fn finished_epochs(run_dir: &Path) -> usize {
-    crate::files::read_json::<TrainState>(&run_dir.join(STATE))
-        .map(|s| s.epoch)
-        .unwrap_or(0)
+    RunFolder::new(run_dir)
+        .state()
+        .ok()
+        .flatten()
+        .map_or(0, |s| s.epoch)
 }
