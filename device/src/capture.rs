@@ -1,8 +1,8 @@
 //! The result of one capture, as `--once` prints it and the journal stores it.
 
-use crate::quality::QualityReport;
 use crate::ui::{Outcome, DISCLAIMER};
 use dermo_model::decision::{AbstainReason, Decision};
+use dermo_model::quality::QualityReport;
 use dermo_model::{AttentionMaps, Class};
 use serde::{Deserialize, Serialize};
 

@@ -5,7 +5,7 @@
 
 use crate::display::SpiConfig;
 use crate::journal::StoragePolicy;
-use crate::quality::QualityGate;
+use dermo_model::quality::QualityGate;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 

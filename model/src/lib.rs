@@ -2,7 +2,8 @@
 //!
 //! One code path on both halves: file or frame → [`preprocess`] → tensor `[1,3,S,S]` →
 //! network (built from [`arch`]) → logits → [`decision`] → display / journal / report; the
-//! network's class-activation maps say where it looked ([`maps`]).
+//! network's class-activation maps say where it looked ([`maps`]), and [`quality`] says whether
+//! an image is worth classifying at all (the device's gate and the host's data check).
 
 pub mod arch;
 pub mod decision;
@@ -12,6 +13,7 @@ pub mod modelfile;
 pub mod onnx;
 pub mod preprocess;
 pub mod profile;
+pub mod quality;
 pub mod runtime;
 pub mod signature;
 pub mod taxonomy;

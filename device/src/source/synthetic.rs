@@ -100,4 +100,11 @@ mod tests {
         assert_eq!(img, render(64, 48, 0));
         assert!(img.get_pixel(32, 24).0[0] < img.get_pixel(2, 2).0[0]);
     }
+
+    #[test]
+    fn synthetic_lesion_passes_the_quality_gate() {
+        let img = render(320, 240, 0);
+        let r = dermo_model::quality::QualityGate::default().check(&img);
+        assert!(r.passed(), "{r:?}");
+    }
 }

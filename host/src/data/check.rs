@@ -1,4 +1,6 @@
-//! Screening: per-image quality measures, exact and near duplicates, mask problems.
+//! Screening: per-image quality (the device's own measures and thresholds,
+//! `dermo_model::quality`, so an image flagged here is one the device would refuse), exact and
+//! near duplicates, mask problems.
 //!
 //! Near duplicates are found with a 64-bit perceptual hash (DCT of a 32×32 grey thumbnail, the
 //! 8×8 lowest frequencies against their median) within a Hamming distance, confirmed by the mean
@@ -8,6 +10,7 @@
 use super::manifest::{Manifest, Record, Variant};
 use super::progress;
 use dermo_model::preprocess::decode_bytes;
+use dermo_model::quality::{self, QualityGate, QualityIssue, QualityMeasures};
 use image::imageops::{self, FilterType};
 use image::{DynamicImage, GrayImage, RgbImage};
 use rayon::prelude::*;
@@ -21,13 +24,9 @@ use std::path::Path;
 pub struct CheckConfig {
     /// Images whose shorter side is below this are `too_small`.
     pub min_side: u32,
-    /// Variance of the Laplacian (grey, native resolution) below this is `blurry`.
-    pub min_sharpness: f64,
-    /// Mean grey level below this, or more than `max_clipped` of pixels ≤ 20, is `underexposed`.
-    pub min_mean: f64,
-    /// Mean grey level above this, or more than `max_clipped` of pixels ≥ 245, is `overexposed`.
-    pub max_mean: f64,
-    pub max_clipped: f64,
+    /// The quality thresholds: the device gate's, so both halves agree on what is too dark,
+    /// blurred or lesion-free.
+    pub gate: QualityGate,
     /// Perceptual-hash Hamming distance (of 64 bits) at most this may be a near duplicate…
     pub near_hamming: u32,
     /// …when the 8×8 colour thumbnails also differ by at most this (mean absolute, 0–255).
@@ -40,10 +39,7 @@ impl Default for CheckConfig {
     fn default() -> Self {
         CheckConfig {
             min_side: 64,
-            min_sharpness: 10.0,
-            min_mean: 60.0,
-            max_mean: 220.0,
-            max_clipped: 0.25,
+            gate: QualityGate::default(),
             near_hamming: 4,
             near_color: 6.0,
             max_mask_fraction: 0.99,
@@ -58,9 +54,8 @@ pub enum Issue {
     /// The file's sha256 is not the one the manifest recorded at import.
     Changed,
     TooSmall,
-    Blurry,
-    Underexposed,
-    Overexposed,
+    /// What the device's quality gate would say of the image.
+    Quality(QualityIssue),
     /// Same bytes as an earlier record (which is kept).
     ExactDuplicate,
     /// Looks like an image of another lesion of the same class: a possible split leak.
@@ -74,13 +69,15 @@ pub enum Issue {
 }
 
 impl Issue {
-    pub const ALL: [Issue; 13] = [
+    pub const ALL: [Issue; 15] = [
         Issue::Unreadable,
         Issue::Changed,
         Issue::TooSmall,
-        Issue::Blurry,
-        Issue::Underexposed,
-        Issue::Overexposed,
+        Issue::Quality(QualityIssue::TooDark),
+        Issue::Quality(QualityIssue::TooBright),
+        Issue::Quality(QualityIssue::Blurred),
+        Issue::Quality(QualityIssue::Noisy),
+        Issue::Quality(QualityIssue::NoLesion),
         Issue::ExactDuplicate,
         Issue::NearDuplicate,
         Issue::LabelConflict,
@@ -95,9 +92,7 @@ impl Issue {
             Issue::Unreadable => "unreadable",
             Issue::Changed => "changed_since_import",
             Issue::TooSmall => "too_small",
-            Issue::Blurry => "blurry",
-            Issue::Underexposed => "underexposed",
-            Issue::Overexposed => "overexposed",
+            Issue::Quality(q) => q.code(),
             Issue::ExactDuplicate => "exact_duplicate",
             Issue::NearDuplicate => "near_duplicate_other_lesion",
             Issue::LabelConflict => "label_conflict",
@@ -108,10 +103,14 @@ impl Issue {
         }
     }
 
-    /// Whether `--exclude` drops an image with this issue. Near duplicates of other lesions and
-    /// full masks are only reported: both can be legitimate.
+    /// Whether `--exclude` drops an image with this issue. Near duplicates of other lesions, full
+    /// masks and a lesion the gate does not see in the centre are only reported: all can be
+    /// legitimate in a training set.
     pub fn excludes(self) -> bool {
-        !matches!(self, Issue::NearDuplicate | Issue::MaskFull)
+        !matches!(
+            self,
+            Issue::NearDuplicate | Issue::MaskFull | Issue::Quality(QualityIssue::NoLesion)
+        )
     }
 }
 
@@ -121,11 +120,8 @@ pub struct Measures {
     pub width: u32,
     pub height: u32,
     pub sha256: String,
-    /// Variance of the Laplacian of the grey image.
-    pub sharpness: f64,
-    pub mean: f64,
-    pub dark_fraction: f64,
-    pub bright_fraction: f64,
+    /// The quality measures, exactly as the device's gate takes them.
+    pub quality: QualityMeasures,
     pub phash: u64,
     thumbnail: Vec<u8>,
     /// Lesion fraction of the mask, when the record has a readable mask.
@@ -225,14 +221,11 @@ fn inspect(record: &Record, cfg: &CheckConfig) -> ImageReport {
     };
     let sha256 = hex::encode(Sha256::digest(&bytes));
     let grey = imageops::grayscale(&img);
-    let (mean, dark_fraction, bright_fraction) = exposure(&grey);
+    let verdict = cfg.gate.check(&img);
     let mut measures = Measures {
         width: img.width(),
         height: img.height(),
-        sharpness: laplacian_variance(&grey),
-        mean,
-        dark_fraction,
-        bright_fraction,
+        quality: verdict.measures,
         phash: phash(&grey),
         thumbnail: imageops::resize(&img, 8, 8, FilterType::Triangle).into_raw(),
         mask_fraction: None,
@@ -246,15 +239,7 @@ fn inspect(record: &Record, cfg: &CheckConfig) -> ImageReport {
     if measures.width.min(measures.height) < cfg.min_side {
         issues.push(Issue::TooSmall);
     }
-    if measures.sharpness < cfg.min_sharpness {
-        issues.push(Issue::Blurry);
-    }
-    if measures.mean < cfg.min_mean || measures.dark_fraction > cfg.max_clipped {
-        issues.push(Issue::Underexposed);
-    }
-    if measures.mean > cfg.max_mean || measures.bright_fraction > cfg.max_clipped {
-        issues.push(Issue::Overexposed);
-    }
+    issues.extend(verdict.issues.into_iter().map(Issue::Quality));
     if let Some(mask_path) = &record.mask_path {
         match read_mask(mask_path) {
             Err(e) => {
@@ -290,39 +275,6 @@ fn read_mask(path: &Path) -> Result<GrayImage, String> {
     let rgb: RgbImage =
         decode_bytes(&bytes, &path.display().to_string()).map_err(|e| e.to_string())?;
     Ok(DynamicImage::ImageRgb8(rgb).into_luma8())
-}
-
-fn exposure(grey: &GrayImage) -> (f64, f64, f64) {
-    let n = grey.as_raw().len().max(1) as f64;
-    let (mut sum, mut dark, mut bright) = (0u64, 0usize, 0usize);
-    for &v in grey.as_raw() {
-        sum += u64::from(v);
-        dark += usize::from(v <= 20);
-        bright += usize::from(v >= 245);
-    }
-    (sum as f64 / n, dark as f64 / n, bright as f64 / n)
-}
-
-/// Variance of the 4-neighbour Laplacian over the interior pixels: low means few edges, i.e.
-/// blur (Pech-Pacheco et al. 2000).
-pub fn laplacian_variance(grey: &GrayImage) -> f64 {
-    let (w, h) = (grey.width() as usize, grey.height() as usize);
-    if w < 3 || h < 3 {
-        return 0.0;
-    }
-    let px = grey.as_raw();
-    let (mut sum, mut sum_sq) = (0f64, 0f64);
-    for y in 1..h - 1 {
-        for x in 1..w - 1 {
-            let at = |xx: usize, yy: usize| f64::from(px[yy * w + xx]);
-            let lap = at(x - 1, y) + at(x + 1, y) + at(x, y - 1) + at(x, y + 1) - 4.0 * at(x, y);
-            sum += lap;
-            sum_sq += lap * lap;
-        }
-    }
-    let n = ((w - 2) * (h - 2)) as f64;
-    let mean = sum / n;
-    sum_sq / n - mean * mean
 }
 
 /// 64-bit DCT perceptual hash: bit set where a low-frequency coefficient exceeds their median.
@@ -490,10 +442,12 @@ impl CheckReport {
             "readable",
             "width",
             "height",
+            "brightness",
+            "clipped_dark",
+            "clipped_bright",
             "sharpness",
-            "mean",
-            "dark_fraction",
-            "bright_fraction",
+            "centre_detail",
+            "centre_contrast",
             "phash",
             "mask_fraction",
             "issues",
@@ -503,8 +457,10 @@ impl CheckReport {
         ])?;
         for (i, (r, img)) in manifest.records.iter().zip(&self.images).enumerate() {
             let m = img.measures.as_ref();
-            let num =
-                |f: fn(&Measures) -> f64| m.map(|m| format!("{:.3}", f(m))).unwrap_or_default();
+            let num = |f: fn(&QualityMeasures) -> f32| {
+                m.map(|m| format!("{:.3}", f(&m.quality)))
+                    .unwrap_or_default()
+            };
             w.write_record([
                 r.image_id.clone(),
                 r.variant.to_string(),
@@ -514,10 +470,12 @@ impl CheckReport {
                 m.is_some().to_string(),
                 m.map(|m| m.width.to_string()).unwrap_or_default(),
                 m.map(|m| m.height.to_string()).unwrap_or_default(),
-                num(|m| m.sharpness),
-                num(|m| m.mean),
-                num(|m| m.dark_fraction),
-                num(|m| m.bright_fraction),
+                num(|q| q.brightness),
+                num(|q| q.clipped_dark),
+                num(|q| q.clipped_bright),
+                num(|q| q.sharpness),
+                num(|q| q.centre_detail),
+                num(|q| q.centre_contrast),
                 m.map(|m| format!("{:016x}", m.phash)).unwrap_or_default(),
                 m.and_then(|m| m.mask_fraction)
                     .map(|f| format!("{f:.4}"))
@@ -628,9 +586,21 @@ impl CheckReport {
         }
         let _ = writeln!(
             s,
-            "\nThresholds: shorter side < {} px, sharpness (Laplacian variance) < {}, mean grey < {} or > {}, \
-             clipped fraction > {}, mask fraction > {}.",
-            cfg.min_side, cfg.min_sharpness, cfg.min_mean, cfg.max_mean, cfg.max_clipped, cfg.max_mask_fraction
+            "\nThresholds: shorter side < {} px, mask fraction > {}; quality (the device gate's, on luma \
+             scaled to {} px wide): mean luma < {} or > {}, clipped (≤ {} or ≥ {}) fraction > {}, \
+             sharpness (Laplacian variance) < {} or > {}, centre detail < {} and contrast < {}.",
+            cfg.min_side,
+            cfg.max_mask_fraction,
+            quality::WORK_WIDTH,
+            cfg.gate.min_brightness,
+            cfg.gate.max_brightness,
+            quality::CLIPPED_DARK_LUMA,
+            quality::CLIPPED_BRIGHT_LUMA,
+            cfg.gate.max_clipped,
+            cfg.gate.min_sharpness,
+            cfg.gate.max_sharpness,
+            cfg.gate.min_centre_detail,
+            cfg.gate.min_centre_contrast
         );
         let errors: Vec<&String> = self
             .images
@@ -652,14 +622,6 @@ impl CheckReport {
 mod tests {
     use super::*;
     use image::Luma;
-
-    #[test]
-    fn sharpness_is_zero_on_flat_and_high_on_edges() {
-        let flat = GrayImage::from_pixel(16, 16, Luma([90]));
-        let stripes = GrayImage::from_fn(16, 16, |x, _| Luma([if x % 2 == 0 { 0 } else { 255 }]));
-        assert_eq!(laplacian_variance(&flat), 0.0);
-        assert!(laplacian_variance(&stripes) > 1000.0);
-    }
 
     #[test]
     fn phash_survives_brightness_but_not_a_different_picture() {

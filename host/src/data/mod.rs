@@ -19,6 +19,7 @@ pub use manifest::{Manifest, ManifestError, Record, Variant};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use dermo_model::quality::QualityGate;
 use dermo_model::PreprocessConfig;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -28,7 +29,7 @@ pub enum DataCommand {
     /// Turn a dataset layout into OUT/manifest.csv (one row per image).
     #[command(subcommand)]
     Import(ImportCommand),
-    /// Screen every image: unreadable, too small, blurry, badly exposed, duplicates, mask problems.
+    /// Screen every image: unreadable, too small, the device gate's quality issues, duplicates, mask problems.
     Check(CheckArgs),
     /// Split a manifest into train/val/test (or k folds), stratified by class, grouped by lesion.
     Split(SplitArgs),
@@ -148,16 +149,16 @@ pub struct CheckArgs {
     /// Shorter side below this many pixels is "too_small".
     #[arg(long, default_value_t = check::CheckConfig::default().min_side)]
     min_side: u32,
-    /// Variance of the Laplacian below this is "blurry" (depends on resolution: about 1% of
-    /// HAM10000 at 200×150 falls below 10).
-    #[arg(long, default_value_t = check::CheckConfig::default().min_sharpness)]
-    min_sharpness: f64,
-    /// Mean grey level below this is "underexposed".
-    #[arg(long, default_value_t = check::CheckConfig::default().min_mean)]
-    min_mean: f64,
-    /// Mean grey level above this is "overexposed".
-    #[arg(long, default_value_t = check::CheckConfig::default().max_mean)]
-    max_mean: f64,
+    /// Variance of the Laplacian (luma scaled to 160 px wide) below this is "blurred"; the
+    /// device gate's min_sharpness.
+    #[arg(long, default_value_t = QualityGate::default().min_sharpness)]
+    min_sharpness: f32,
+    /// Mean luma (0–255) below this is "too_dark"; the device gate's min_brightness.
+    #[arg(long, default_value_t = QualityGate::default().min_brightness)]
+    min_brightness: f32,
+    /// Mean luma above this is "too_bright"; the device gate's max_brightness.
+    #[arg(long, default_value_t = QualityGate::default().max_brightness)]
+    max_brightness: f32,
     /// Largest Hamming distance (of 64 bits) between perceptual hashes of near duplicates.
     #[arg(long, default_value_t = check::CheckConfig::default().near_hamming)]
     near_hamming: u32,
@@ -320,9 +321,12 @@ fn run_check(a: CheckArgs) -> anyhow::Result<()> {
     let m = Manifest::load(&a.manifest)?;
     let cfg = check::CheckConfig {
         min_side: a.min_side,
-        min_sharpness: a.min_sharpness,
-        min_mean: a.min_mean,
-        max_mean: a.max_mean,
+        gate: QualityGate {
+            min_sharpness: a.min_sharpness,
+            min_brightness: a.min_brightness,
+            max_brightness: a.max_brightness,
+            ..QualityGate::default()
+        },
         near_hamming: a.near_hamming,
         near_color: a.near_color,
         ..Default::default()

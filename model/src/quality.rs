@@ -1,9 +1,11 @@
-//! The quality gate: is this frame worth classifying? A failing frame gets a hint the clinician
-//! can act on ("hold still", "too dark", "centre the lesion") instead of a prediction.
+//! Image quality: is this image worth classifying? One set of measures and one set of thresholds
+//! for both halves — the device's gate (a failing frame gets a hint the clinician can act on,
+//! "hold still", "too dark", "centre the lesion", instead of a prediction) and the host's
+//! `dermo data check` (the same issues in a dataset), so "too dark" is the same number on both.
 //!
 //! All measures run on the luminance of a copy scaled to [`WORK_WIDTH`] pixels wide, so the
 //! thresholds mean the same for a 200×150 file and a 1280×960 camera frame. The defaults were
-//! set on the HAM10000 images (see `README.md, "The device"`): they pass all but a fraction of a
+//! set on the HAM10000 images (docs/device.md, "Quality gate"): they pass all but a fraction of a
 //! percent of real dermoscopy frames.
 
 use image::imageops::{self, FilterType};
@@ -12,8 +14,12 @@ use serde::{Deserialize, Serialize};
 
 /// Width of the luminance copy the measures run on.
 pub const WORK_WIDTH: u32 = 160;
+/// A pixel at or below this luma counts as clipped dark.
+pub const CLIPPED_DARK_LUMA: f32 = 8.0;
+/// A pixel at or above this luma counts as clipped bright.
+pub const CLIPPED_BRIGHT_LUMA: f32 = 250.0;
 
-/// Thresholds of the gate; `[quality]` in the config file.
+/// Thresholds of the gate; `[quality]` in the device's config file, flags of `dermo data check`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QualityGate {
@@ -25,7 +31,8 @@ pub struct QualityGate {
     pub min_brightness: f32,
     /// Mean luminance above which the frame is too bright.
     pub max_brightness: f32,
-    /// Largest fraction of clipped pixels (luma ≤ 8 or ≥ 250) before the exposure is refused.
+    /// Largest fraction of clipped pixels ([`CLIPPED_DARK_LUMA`], [`CLIPPED_BRIGHT_LUMA`]) before
+    /// the exposure is refused.
     pub max_clipped: f32,
     /// A lesion is "in view" when the centre's luminance spread reaches this (std, 0–255)…
     pub min_centre_detail: f32,
@@ -48,7 +55,7 @@ impl Default for QualityGate {
 }
 
 /// What is wrong with a frame, most actionable first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum QualityIssue {
     TooDark,
@@ -59,6 +66,26 @@ pub enum QualityIssue {
 }
 
 impl QualityIssue {
+    /// Every issue, in the order the gate reports them.
+    pub const ALL: [QualityIssue; 5] = [
+        QualityIssue::TooDark,
+        QualityIssue::TooBright,
+        QualityIssue::Blurred,
+        QualityIssue::Noisy,
+        QualityIssue::NoLesion,
+    ];
+
+    /// The issue's name in files (journal, `check.csv`): its serde name.
+    pub fn code(self) -> &'static str {
+        match self {
+            QualityIssue::TooDark => "too_dark",
+            QualityIssue::TooBright => "too_bright",
+            QualityIssue::Blurred => "blurred",
+            QualityIssue::Noisy => "noisy",
+            QualityIssue::NoLesion => "no_lesion",
+        }
+    }
+
     /// The hint shown on the screen.
     pub fn hint(self) -> &'static str {
         match self {
@@ -134,8 +161,8 @@ pub fn measure(img: &RgbImage) -> QualityMeasures {
     let y = &luma.values;
     let n = y.len().max(1) as f32;
     let brightness = y.iter().sum::<f32>() / n;
-    let clipped_dark = y.iter().filter(|&&v| v <= 8.0).count() as f32 / n;
-    let clipped_bright = y.iter().filter(|&&v| v >= 250.0).count() as f32 / n;
+    let clipped_dark = y.iter().filter(|&&v| v <= CLIPPED_DARK_LUMA).count() as f32 / n;
+    let clipped_bright = y.iter().filter(|&&v| v >= CLIPPED_BRIGHT_LUMA).count() as f32 / n;
 
     // Variance of the 4-neighbour Laplacian: low when edges are smeared.
     let mut lap = Vec::with_capacity(w.saturating_sub(2) * h.saturating_sub(2));
@@ -239,9 +266,26 @@ mod tests {
     }
 
     #[test]
-    fn synthetic_lesion_passes() {
-        let img = crate::source::synthetic::render(320, 240, 0);
-        let r = QualityGate::default().check(&img);
-        assert!(r.passed(), "{r:?}");
+    fn sharpness_is_zero_on_flat_and_high_on_edges() {
+        let flat = RgbImage::from_pixel(64, 48, Rgb([120, 90, 80]));
+        assert_eq!(measure(&flat).sharpness, 0.0);
+        let stripes = RgbImage::from_fn(64, 48, |x, _| {
+            if x % 2 == 0 {
+                Rgb([20, 20, 20])
+            } else {
+                Rgb([230, 230, 230])
+            }
+        });
+        assert!(measure(&stripes).sharpness > 1e4);
+    }
+
+    #[test]
+    fn codes_are_the_serde_names() {
+        for issue in QualityIssue::ALL {
+            assert_eq!(
+                serde_json::to_value(issue).unwrap(),
+                serde_json::Value::String(issue.code().into())
+            );
+        }
     }
 }
