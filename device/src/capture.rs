@@ -1,21 +1,11 @@
 //! The result of one capture, as `--once` prints it and the journal stores it.
 
 use crate::ui::{Outcome, DISCLAIMER};
+pub use dermo_model::bundle::OutcomeKind;
 use dermo_model::decision::{AbstainReason, Decision};
 use dermo_model::quality::QualityReport;
 use dermo_model::{AttentionMaps, Class};
 use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OutcomeKind {
-    /// The model answered.
-    Prediction,
-    /// The model declined (out of distribution, low confidence, non-finite output).
-    Abstain,
-    /// The quality gate refused the frame; the model did not run.
-    Retake,
-}
 
 /// Everything known about one capture.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

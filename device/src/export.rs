@@ -1,10 +1,7 @@
 //! `dermo-scope export`: bundles the journal's captures for the host
 //! (`dermo data import scope-bundle`).
 //!
-//! ```text
-//! BUNDLE/images/<id>.jpg     the frames, byte for byte as journaled
-//! BUNDLE/captures.csv        one row per capture (format in README.md, "The device")
-//! ```
+//! The bundle's layout and row schema are `dermo_model::bundle` (shared with the host's import).
 //!
 //! The bundle is built in a temporary folder beside `BUNDLE` (`.tmp-export-<pid>-<name>`) and
 //! renamed into place at the end: a failed export leaves no bundle and no temporary folder
@@ -16,13 +13,11 @@
 use crate::atomic::{create_dir_all_durable, sync_dir, write_atomic, TEMP_PREFIX};
 use crate::capture::OutcomeKind;
 use crate::journal::{read_index_lines, BadEntry, JournalError, Verifier};
+use dermo_model::bundle::{BundleRow, CSV_FILE, IMAGES_DIR};
 use dermo_model::CLASSES;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::fs;
 use std::path::{Path, PathBuf};
-
-pub const CSV_FILE: &str = "captures.csv";
-pub const IMAGES_DIR: &str = "images";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -57,31 +52,6 @@ pub struct ExportOptions {
     pub progress: bool,
     /// Fail (exporting nothing) when any record fails its checks, instead of skipping it.
     pub strict: bool,
-}
-
-/// The CSV header: fixed columns, then one probability column per class in logit order.
-/// `label`, `lesion_id` and `patient_id` are left empty for the clinician: the host imports only
-/// labelled rows, and groups splits by lesion (a lesion captured twice must share its id).
-pub fn csv_header() -> Vec<String> {
-    let mut h: Vec<String> = [
-        "file",
-        "label",
-        "lesion_id",
-        "patient_id",
-        "captured_at",
-        "model_sha256",
-        "outcome",
-        "top_class",
-        "refer",
-        "malignant_prob",
-        "capture_id",
-        "frame_sha256",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    h.extend(CLASSES.iter().map(|c| format!("prob_{}", c.code())));
-    h
 }
 
 /// Copies every intact indexed capture of the journal at `data_dir` into a new bundle at `out`
@@ -136,7 +106,7 @@ fn write_bundle(
         path: csv_path.clone(),
         cause,
     };
-    csv.write_record(csv_header()).map_err(csv_err)?;
+    csv.write_record(BundleRow::header()).map_err(csv_err)?;
     let mut summary = ExportSummary {
         captures: 0,
         predictions: 0,
@@ -162,33 +132,22 @@ fn write_bundle(
             cause,
         })?;
         let r = &record.result;
-        let opt = |v: Option<String>| v.unwrap_or_default();
-        let mut row = vec![
+        let mut row = BundleRow {
             file,
-            String::new(),
-            String::new(),
-            String::new(),
-            r.captured_at.clone(),
-            r.model_sha256.clone(),
-            serde_json::to_value(r.outcome)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
-            opt(r.top_class.map(|c| c.code().to_string())),
-            opt(r.refer.map(|b| b.to_string())),
-            opt(r
-                .decision
-                .as_ref()
-                .map(|d| format!("{:.6}", d.malignant_prob))),
-            record.id.clone(),
-            record.frame_sha256.clone(),
-        ];
-        row.extend(
-            CLASSES
-                .iter()
-                .map(|&c| opt(r.prob(c).map(|p| format!("{p:.6}")))),
-        );
-        csv.write_record(&row).map_err(csv_err)?;
+            captured_at: Some(r.captured_at.clone()),
+            model_sha256: Some(r.model_sha256.clone()),
+            outcome: Some(r.outcome),
+            top_class: r.top_class.map(|c| c.code().to_string()),
+            refer: r.refer,
+            malignant_prob: r.decision.as_ref().map(|d| d.malignant_prob),
+            capture_id: Some(record.id.clone()),
+            frame_sha256: Some(record.frame_sha256.clone()),
+            ..BundleRow::default()
+        };
+        for c in CLASSES {
+            row.probs[c.index()] = r.prob(c);
+        }
+        csv.write_record(row.record()).map_err(csv_err)?;
         summary.captures += 1;
         match r.outcome {
             OutcomeKind::Prediction => summary.predictions += 1,

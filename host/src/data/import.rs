@@ -12,6 +12,7 @@ use super::labels::{LabelTable, UnknownLabel};
 use super::manifest::{Manifest, Record, Variant};
 use super::progress;
 use crate::files::absolute;
+use dermo_model::bundle::{self, BundleRow};
 use image::{ImageDecoder, ImageReader};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
@@ -344,32 +345,37 @@ pub fn imagefolder(
     finish(pending, "imagefolder", skips.lines)
 }
 
-/// Imports a `dermo-scope export` bundle: `DIR/captures.csv` with columns `file` (image path
-/// relative to DIR; `image` is accepted too) and `label` (the clinician-confirmed label name), and
-/// optionally `capture_id` (the image id), `frame_sha256` (checked against the file),
-/// `lesion_id`, `patient_id` and `mask`; other columns (the device's prediction) are ignored.
-/// Rows with an empty label were never confirmed and are skipped.
+/// Imports a `dermo-scope export` bundle: `DIR/captures.csv`, rows of
+/// [`dermo_model::bundle::BundleRow`]. It needs `file` (image path relative to DIR; `image` is
+/// accepted too) and `label` (the clinician-confirmed label name), and reads `capture_id` (the
+/// image id), `frame_sha256` (checked against the file; when the column is there, every row needs
+/// one), `lesion_id`, `patient_id` and `mask` when present; the device's prediction columns are
+/// ignored. Rows with an empty label were never confirmed and are skipped.
 pub fn scope_bundle(
     dir: &Path,
     labels: &LabelTable,
     skip_unknown: bool,
 ) -> Result<Imported, ImportError> {
     let dir = absolute(dir);
-    let path = dir.join("captures.csv");
+    let path = dir.join(bundle::CSV_FILE);
     let table = read_csv(&path)?;
-    let image = table
+    table
         .optional_column("file")
         .map_or_else(|| table.column("image"), Ok)?;
-    let label = table.column("label")?;
-    let frame_sha = table.optional_column("frame_sha256");
-    let capture = table.optional_column("capture_id");
-    let lesion = table.optional_column("lesion_id");
-    let patient = table.optional_column("patient_id");
-    let mask = table.optional_column("mask");
+    table.column("label")?;
+    let checks_hash = table.optional_column("frame_sha256").is_some();
+    let header = csv::StringRecord::from(table.header.clone());
     let mut pending = Vec::new();
     let mut skips = Skips::new(skip_unknown);
-    for (line, row) in table.lines() {
-        let label_name = row[label].trim();
+    for (line, record) in table.lines() {
+        let row: BundleRow = record
+            .deserialize(Some(&header))
+            .map_err(|e| ImportError::Row {
+                path: path.clone(),
+                line,
+                message: format!("not a capture row: {e}"),
+            })?;
+        let label_name = row.label.as_deref().unwrap_or_default().trim();
         if label_name.is_empty() {
             skips.lines.push(format!(
                 "{}, line {line}: no confirmed label",
@@ -394,16 +400,16 @@ pub fn scope_bundle(
                 folder: dir.clone(),
             })
         };
-        let image_path = within(row[image].trim())?;
-        if row[image].trim().is_empty() || !image_path.is_file() {
+        let image_path = within(row.file.trim())?;
+        if row.file.trim().is_empty() || !image_path.is_file() {
             return Err(ImportError::MissingImage {
                 path: path.clone(),
                 line,
                 image: image_path,
             });
         }
-        if let Some(column) = frame_sha {
-            let expected = non_empty(&row[column]).ok_or_else(|| ImportError::Row {
+        if checks_hash {
+            let expected = non_empty_opt(&row.frame_sha256).ok_or_else(|| ImportError::Row {
                 path: path.clone(),
                 line,
                 message: format!(
@@ -428,11 +434,8 @@ pub fn scope_bundle(
             .unwrap_or_default()
             .to_string_lossy()
             .into_owned();
-        let image_id = capture.and_then(|c| non_empty(&row[c])).unwrap_or(stem);
-        let mask_path = mask
-            .and_then(|c| non_empty(&row[c]))
-            .map(|m| within(&m))
-            .transpose()?;
+        let image_id = non_empty_opt(&row.capture_id).unwrap_or(stem);
+        let mask_path = non_empty_opt(&row.mask).map(|m| within(&m)).transpose()?;
         if let Some(m) = mask_path.as_ref().filter(|m| !m.is_file()) {
             return Err(ImportError::MissingImage {
                 path: path.clone(),
@@ -441,13 +444,11 @@ pub fn scope_bundle(
             });
         }
         pending.push(Pending {
-            lesion_id: lesion
-                .and_then(|c| non_empty(&row[c]))
-                .unwrap_or_else(|| format!("scope-{image_id}")),
+            lesion_id: non_empty_opt(&row.lesion_id).unwrap_or_else(|| format!("scope-{image_id}")),
             image_id,
             path: image_path,
             label: class,
-            patient_id: patient.and_then(|c| non_empty(&row[c])),
+            patient_id: non_empty_opt(&row.patient_id),
             mask_path,
         });
     }
@@ -516,6 +517,10 @@ fn read_csv(path: &Path) -> Result<Table, ImportError> {
 fn non_empty(s: &str) -> Option<String> {
     let s = s.trim();
     (!s.is_empty()).then(|| s.to_owned())
+}
+
+fn non_empty_opt(s: &Option<String>) -> Option<String> {
+    s.as_deref().and_then(non_empty)
 }
 
 /// `dir/name` when `name`, a path read from a source file, stays inside `dir`: relative, and no
