@@ -5,7 +5,8 @@
 use super::abcd::{lesion_features, FEATURES, FEATURE_NAMES};
 use super::network::progress_bar;
 use super::record::{
-    class_codes, measure, predictions_path, write_predictions, write_record, EvalRecord,
+    class_codes, malignant_group, measure, predictions_path, write_predictions, write_record,
+    EvalRecord, Outcome,
 };
 use super::tta::Tta;
 use crate::data::manifest::Manifest;
@@ -229,6 +230,7 @@ pub fn evaluate(
         calibration: None,
         metrics,
         reliability_uncalibrated: before,
+        decisions: None,
         seconds,
         created: now(),
     };
@@ -239,7 +241,20 @@ pub fn evaluate(
         &test.lesion_ids,
         &test.labels,
         probabilities.view(),
-        0.5,
+        &baseline_outcomes(probabilities.view()),
     )?;
     Ok(record)
+}
+
+/// The baseline refers at p(malignant) ≥ 0.5 and never abstains: it has no device decision.
+fn baseline_outcomes(probabilities: ndarray::ArrayView2<f64>) -> Vec<Outcome> {
+    let group = malignant_group();
+    probabilities
+        .rows()
+        .into_iter()
+        .map(|row| Outcome {
+            refer: group.classes().iter().map(|&c| row[c]).sum::<f64>() >= 0.5,
+            abstain: "",
+        })
+        .collect()
 }

@@ -4,7 +4,7 @@ use super::maps::{map_manifest, pointing_game, write_page, MapsRecord, MAPS_JSON
 use super::network::{score_manifest, Checkpoint, ModelFileNetwork, Network, OodFeatures, Scored};
 use super::record::{
     class_codes, measure, predictions_path, probabilities, write_predictions, write_record,
-    EvalRecord, Operating,
+    DecisionCounts, EvalRecord, Outcome,
 };
 use super::tta::Tta;
 use crate::files::now;
@@ -13,7 +13,7 @@ use crate::train::DeviceChoice;
 use anyhow::Context;
 use clap::Args;
 use dermo_calibration::BootstrapConfig;
-use dermo_model::CalibrationSpec;
+use dermo_model::{decide, CalibrationSpec, Decision};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -77,46 +77,42 @@ pub fn run_eval(a: EvalArgs) -> anyhow::Result<()> {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "data".into());
-    let (mut network, cache_root, operating, source, out): (
+    let (mut network, cache_root, cal, source, out): (
         Box<dyn Network>,
         PathBuf,
-        _,
+        CalibrationSpec,
         _,
         PathBuf,
     ) = if a.target.is_dir() {
-        let checkpoint = Checkpoint::load(&a.target, a.device.resolve()?)?;
+        let mut checkpoint = Checkpoint::load(&a.target, a.device.resolve()?)?;
         let cache_root = checkpoint.cache_root();
-        let (operating, source) = run_calibration(&a.target)?;
+        let (cal, source) = match run_calibration_spec(&a.target)? {
+            Some((spec, source)) => (spec, Some(source)),
+            None => (CalibrationSpec::default(), None),
+        };
+        if !a.uncalibrated {
+            checkpoint.set_ood(OodFeatures::of(cal.ood.as_ref()))?;
+        }
         let out = a
             .out
             .clone()
             .unwrap_or_else(|| a.target.join(format!("eval-{stem}.json")));
-        (Box::new(checkpoint), cache_root, operating, source, out)
+        (Box::new(checkpoint), cache_root, cal, source, out)
     } else {
         let model = ModelFileNetwork::open(&a.target, &a.keys)?;
-        let cal = &model.file().metadata.calibration;
-        let operating = Operating {
-            temperature: f64::from(cal.temperature),
-            refer_threshold: f64::from(cal.refer_threshold),
-        };
+        let cal = model.file().metadata.calibration.clone();
         let model_stem = a.target.with_extension("");
         let out = a
             .out
             .clone()
             .unwrap_or_else(|| PathBuf::from(format!("{}.eval-{stem}.json", model_stem.display())));
         let source = Some(format!("{} metadata", a.target.display()));
-        (
-            Box::new(model),
-            a.cache_root.clone(),
-            operating,
-            source,
-            out,
-        )
+        (Box::new(model), a.cache_root.clone(), cal, source, out)
     };
-    let (operating, source) = if a.uncalibrated {
-        (Operating::default(), None)
+    let (cal, source) = if a.uncalibrated {
+        (CalibrationSpec::default(), None)
     } else {
-        (operating, source)
+        (cal, source)
     };
     let started = Instant::now();
     let scored = score_manifest(network.as_mut(), &a.data, a.tta, &cache_root, true)?;
@@ -131,7 +127,7 @@ pub fn run_eval(a: EvalArgs) -> anyhow::Result<()> {
         network.describe(),
         &a.data,
         a.tta,
-        operating,
+        &cal,
         source,
         bootstrap,
         seconds,
@@ -200,20 +196,32 @@ pub fn evaluate_scored(
     model: String,
     data: &Path,
     tta: Tta,
-    operating: Operating,
+    cal: &CalibrationSpec,
     calibration: Option<String>,
     bootstrap: BootstrapConfig,
     seconds: f64,
     out: &Path,
 ) -> anyhow::Result<EvalRecord> {
-    let calibrated = probabilities(scored.logits.view(), operating.temperature);
+    let temperature = f64::from(cal.temperature);
+    let calibrated = probabilities(scored.logits.view(), temperature);
+    // Each image exactly as the device decides it.
+    let decisions: Vec<Decision> = scored
+        .logits
+        .rows()
+        .into_iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let logits: Vec<f32> = row.iter().map(|&v| v as f32).collect();
+            decide(&logits, scored.ood.get(i).map(Vec::as_slice), cal)
+        })
+        .collect();
     let raw = probabilities(scored.logits.view(), 1.0);
     let (metrics, before) = measure(
         calibrated.view(),
         raw.view(),
         &scored.labels,
         &scored.lesion_ids,
-        operating.refer_threshold,
+        f64::from(cal.refer_threshold),
         bootstrap,
     )?;
     let record = EvalRecord {
@@ -222,10 +230,11 @@ pub fn evaluate_scored(
         manifest_hash: scored.manifest_hash.clone(),
         tta,
         classes: class_codes(),
-        temperature: operating.temperature,
+        temperature,
         calibration,
         metrics,
         reliability_uncalibrated: before,
+        decisions: Some(DecisionCounts::of(&decisions)),
         seconds,
         created: now(),
     };
@@ -236,23 +245,9 @@ pub fn evaluate_scored(
         &scored.lesion_ids,
         &scored.labels,
         calibrated.view(),
-        operating.refer_threshold,
+        &decisions.iter().map(Outcome::of).collect::<Vec<_>>(),
     )?;
     Ok(record)
-}
-
-/// The run's `calibration.json` as temperature and refer threshold.
-fn run_calibration(run_dir: &Path) -> anyhow::Result<(Operating, Option<String>)> {
-    Ok(match run_calibration_spec(run_dir)? {
-        Some((spec, source)) => (
-            Operating {
-                temperature: f64::from(spec.temperature),
-                refer_threshold: f64::from(spec.refer_threshold),
-            },
-            Some(source),
-        ),
-        None => (Operating::default(), None),
-    })
 }
 
 /// The run's `calibration.json`, when `dermo calibrate` has written one, and its path.
@@ -335,6 +330,19 @@ pub fn print_summary(record: &EvalRecord, out: &Path) {
     show("malignant sensitivity", &m.triage.sensitivity);
     show("malignant specificity", &m.triage.specificity);
     show("ECE", &m.ece);
+    if let Some(d) = &record.decisions {
+        let pct = |n: usize| 100.0 * n as f64 / d.images.max(1) as f64;
+        eprintln!(
+            "  as the device decides: {} referred ({:.1}%), {} abstained ({:.1}%: {} out of distribution, {} low confidence, {} non-finite)",
+            d.referred,
+            pct(d.referred),
+            d.abstained(),
+            pct(d.abstained()),
+            d.out_of_distribution,
+            d.low_confidence,
+            d.non_finite
+        );
+    }
     eprintln!(
         "written {} and {}",
         out.display(),

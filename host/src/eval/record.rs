@@ -7,7 +7,7 @@ use dermo_calibration::{
     evaluate, reliability, BootstrapConfig, Evaluation, EvaluationOptions, MalignantGroup,
     Reliability,
 };
-use dermo_model::{CLASSES, NUM_CLASSES};
+use dermo_model::{AbstainReason, Decision, CLASSES, NUM_CLASSES};
 use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -51,23 +51,75 @@ pub struct EvalRecord {
     pub metrics: Evaluation,
     /// The reliability diagram at T = 1, to compare with `metrics.reliability`.
     pub reliability_uncalibrated: Reliability,
+    /// What the device would have done with each image under the same calibration
+    /// (`dermo_model::decide`: refer threshold, abstain rule); `None` for the baseline, which has
+    /// no device decision. `metrics` score every image, answered or not.
+    #[serde(default)]
+    pub decisions: Option<DecisionCounts>,
     /// Seconds spent scoring the images.
     pub seconds: f64,
     pub created: String,
 }
 
-/// The decision settings an evaluation applies.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Operating {
-    pub temperature: f64,
-    pub refer_threshold: f64,
+/// The device's outcomes over an evaluated set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DecisionCounts {
+    pub images: usize,
+    /// Answered (not abstained) and referred.
+    pub referred: usize,
+    /// Abstained because the OOD score was above its threshold.
+    pub out_of_distribution: usize,
+    /// Abstained because the top probability was below the minimum confidence.
+    pub low_confidence: usize,
+    /// Abstained because the logits were not finite.
+    pub non_finite: usize,
 }
 
-impl Default for Operating {
-    fn default() -> Self {
-        Operating {
-            temperature: 1.0,
-            refer_threshold: 0.5,
+impl DecisionCounts {
+    pub fn of(decisions: &[Decision]) -> DecisionCounts {
+        let mut c = DecisionCounts {
+            images: decisions.len(),
+            ..DecisionCounts::default()
+        };
+        for d in decisions {
+            match d.abstain {
+                None => c.referred += usize::from(d.refer),
+                Some(AbstainReason::OutOfDistribution { .. }) => c.out_of_distribution += 1,
+                Some(AbstainReason::LowConfidence { .. }) => c.low_confidence += 1,
+                Some(AbstainReason::NonFinite) => c.non_finite += 1,
+            }
+        }
+        c
+    }
+
+    pub fn abstained(&self) -> usize {
+        self.out_of_distribution + self.low_confidence + self.non_finite
+    }
+}
+
+/// The code of an abstention in the predictions table (its serde tag), or "".
+pub fn abstain_code(reason: Option<&AbstainReason>) -> &'static str {
+    match reason {
+        None => "",
+        Some(AbstainReason::OutOfDistribution { .. }) => "out_of_distribution",
+        Some(AbstainReason::LowConfidence { .. }) => "low_confidence",
+        Some(AbstainReason::NonFinite) => "non_finite",
+    }
+}
+
+/// What the predictions table says about each image beyond its probabilities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    pub refer: bool,
+    /// The abstention's code ([`abstain_code`]); "" when the image was answered.
+    pub abstain: &'static str,
+}
+
+impl Outcome {
+    pub fn of(d: &Decision) -> Outcome {
+        Outcome {
+            refer: d.refer,
+            abstain: abstain_code(d.abstain.as_ref()),
         }
     }
 }
@@ -133,14 +185,15 @@ pub fn read_record(path: &Path) -> anyhow::Result<EvalRecord> {
     serde_json::from_str(&text).with_context(|| format!("{} is not an eval.json", path.display()))
 }
 
-/// One row per image: ids, truth, prediction, every class probability and the referral.
+/// One row per image: ids, truth, prediction, every class probability, the referral and the
+/// abstention.
 pub fn write_predictions(
     path: &Path,
     image_ids: &[String],
     lesion_ids: &[String],
     labels: &[usize],
     probabilities: ArrayView2<f64>,
-    refer_threshold: f64,
+    outcomes: &[Outcome],
 ) -> anyhow::Result<()> {
     let mut w =
         csv::Writer::from_path(path).with_context(|| format!("cannot write {}", path.display()))?;
@@ -149,7 +202,7 @@ pub fn write_predictions(
         .map(String::from)
         .collect::<Vec<_>>();
     header.extend(CLASSES.iter().map(|c| format!("p_{}", c.code())));
-    header.extend(["p_malignant".into(), "refer".into()]);
+    header.extend(["p_malignant".into(), "refer".into(), "abstain".into()]);
     w.write_record(&header)?;
     let group = malignant_group();
     for (i, row) in probabilities.rows().into_iter().enumerate() {
@@ -164,7 +217,8 @@ pub fn write_predictions(
         ];
         fields.extend(row.iter().map(|p| format!("{p:.6}")));
         fields.push(format!("{malignant:.6}"));
-        fields.push(u8::from(malignant >= refer_threshold).to_string());
+        fields.push(u8::from(outcomes[i].refer).to_string());
+        fields.push(outcomes[i].abstain.to_string());
         w.write_record(&fields)?;
     }
     w.flush()

@@ -13,7 +13,6 @@ use super::data::Variant;
 use super::grid::{Cell, Grid};
 use crate::eval::evaluation::evaluate_scored;
 use crate::eval::network::{score_manifest, Checkpoint, Network};
-use crate::eval::record::Operating;
 use crate::eval::tta::Tta;
 use crate::files::sanitize;
 use crate::train::run_folder::EVAL_TEST;
@@ -79,7 +78,7 @@ pub(super) fn train_and_evaluate(
         checkpoint.describe(),
         &data.test,
         Tta::None,
-        Operating::default(),
+        &dermo_model::CalibrationSpec::default(),
         None,
         BootstrapConfig {
             resamples: setup.grid.sweep.resamples,
