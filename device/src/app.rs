@@ -1,14 +1,17 @@
 //! The capture loop of `dermo-scope run`: frames in, screens and journal records out.
 
-use crate::capture::CaptureResult;
+use crate::capture::{CaptureResult, CaptureStep, StepTimes};
 use crate::classifier::{Classifier, ClassifierError};
-use crate::controls::{Trigger, TriggerEvent};
-use crate::display::{Display, DisplayError};
+use crate::config::Config;
+use crate::controls::{self, Trigger, TriggerEvent};
+use crate::display::{self, Display, DisplayError};
 use crate::journal::{Journal, JournalError, StoragePolicy};
-use crate::source::{FrameSource, SourceError};
+use crate::source::{self, FrameSource, SourceError, SourceSpec};
 use crate::ui::{self, Canvas, ErrorKind, ErrorView, PreviewView, ResultView, Screen};
+use anyhow::Context;
 use dermo_model::quality::QualityGate;
 use dermo_model::TrustPolicy;
+use embedded_graphics::prelude::Size;
 use image::RgbImage;
 use serde_json::json;
 use std::io::Write;
@@ -116,7 +119,43 @@ pub struct App<'a> {
     pub out: &'a mut dyn Write,
 }
 
-impl App<'_> {
+impl<'a> App<'a> {
+    /// The loop `cfg` describes, with the model file `model` under `trust`: its source, display
+    /// (`auto`: the framebuffer when `/dev/fb0` exists, else text) and trigger (`auto`: stdin for
+    /// a camera, continuous otherwise) opened, events written to `out`.
+    pub fn from_config(
+        cfg: &Config,
+        model: PathBuf,
+        trust: TrustPolicy,
+        out: &'a mut dyn Write,
+    ) -> anyhow::Result<App<'a>> {
+        let size = Size::new(cfg.display.width, cfg.display.height);
+        let display = display::open(&cfg.display.display.resolve(), &cfg.display.spi, size)?;
+        let camera = matches!(cfg.source.source, SourceSpec::Camera { .. });
+        let trigger = controls::open(cfg.controls.trigger, camera, &cfg.trigger_settings())
+            .map_err(anyhow::Error::msg)?;
+        let reconnect_s = cfg.source.reconnect_timeout_s;
+        let settings = RunSettings {
+            model,
+            trust,
+            gate: cfg.quality.clone(),
+            data_dir: cfg.data_dir(),
+            storage: cfg.journal.storage(),
+            reconnect_timeout: (reconnect_s > 0).then(|| Duration::from_secs(reconnect_s)),
+            result_hold: Duration::from_millis(cfg.controls.result_hold_ms),
+            show_map: cfg.display.show_map,
+        };
+        let source = source::open(&cfg.source.source, &cfg.source_settings())
+            .with_context(|| format!("opening the frame source {:?}", cfg.source.source))?;
+        Ok(App {
+            settings,
+            screens: Screens::new(display),
+            source,
+            trigger,
+            out,
+        })
+    }
+
     /// Runs until the source ends, the user quits, or a failure stops capturing. The last event
     /// is `finished` (with how it `stopped`) after the source ends, a quit, a storage-full stop
     /// and a source that stays lost, as long as stdout can still be written.
@@ -225,19 +264,19 @@ impl App<'_> {
                 }
                 continue;
             }
-            let decision = if quality.passed() {
-                Some(classifier.classify(&img).map_err(RunError::Inference)?)
-            } else {
-                None
+            let step = CaptureStep {
+                gate: &self.settings.gate,
+                classifier,
             };
-            let result = CaptureResult::new(
-                &frame.origin,
-                frame.captured_at,
-                quality,
-                classifier.sha256(),
-                classifier.version(),
-                decision,
-            );
+            let result = step
+                .finish(
+                    &img,
+                    quality,
+                    &frame.origin,
+                    frame.captured_at,
+                    &mut StepTimes::default(),
+                )
+                .map_err(RunError::Inference)?;
             let jpeg = frame
                 .jpeg_bytes(&img)
                 .map_err(|e| RunError::Output(std::io::Error::other(e)))?;

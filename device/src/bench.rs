@@ -1,19 +1,22 @@
 //! `dermo-scope bench`: per-frame latency of the device pipeline, split into its stages; with
 //! `--profile`, inference split into tract's operators, grouped by kind ([`dermo_model::profile`]).
 
-use crate::capture::CaptureResult;
+use crate::capture::{CaptureStep, StepTimes};
 use crate::classifier::{Classifier, ClassifierError};
+use crate::frame::Frame;
 use crate::source::{FrameSource, SourceError};
 use crate::ui::{self, Canvas, ResultView, Screen};
-use crate::QualityGate;
 use dermo_model::{Profile, Profiler, RuntimeError};
 use embedded_graphics::prelude::Size;
+use image::RgbImage;
 use serde::Serialize;
 use std::time::Instant;
 
-/// Milliseconds per frame for each stage.
-#[derive(Debug, Clone, Serialize)]
+/// Milliseconds per frame for each stage, over the frames the model ran on.
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct StageTimes {
+    /// Timed frames the quality gate refused (not in the figures).
+    pub refused: usize,
     pub capture_decode: Vec<f64>,
     pub quality_gate: Vec<f64>,
     pub preprocess: Vec<f64>,
@@ -48,59 +51,39 @@ pub enum BenchError {
     Profile(#[from] RuntimeError),
 }
 
-/// Runs `frames` frames (after `warmup` untimed ones) through capture+decode, the quality gate,
-/// preprocess, inference (+ decision) and drawing the result screen at `screen` size.
+/// Runs `frames` frames (after `warmup` untimed ones) through capture+decode, the capture step
+/// (quality gate, preprocess, inference + decision: [`CaptureStep`], as the device runs it) and
+/// drawing the result screen at `screen` size. Frames the gate refuses are counted in
+/// [`StageTimes::refused`] and not timed: the model does not run on them.
 pub fn run(
     source: &mut dyn FrameSource,
-    classifier: &Classifier,
+    step: CaptureStep,
     screen: Size,
     warmup: usize,
     frames: usize,
 ) -> Result<StageTimes, BenchError> {
-    let gate = QualityGate::default();
     let mut canvas = Canvas::new(screen);
-    let mut t = StageTimes {
-        capture_decode: Vec::new(),
-        quality_gate: Vec::new(),
-        preprocess: Vec::new(),
-        inference: Vec::new(),
-        draw: Vec::new(),
-    };
+    let mut t = StageTimes::default();
     let ms = |since: Instant| since.elapsed().as_secs_f64() * 1e3;
     for i in 0..warmup + frames {
         let t0 = Instant::now();
-        let Some(frame) = source.next_frame()? else {
+        let Some((frame, img)) = next_image(source)? else {
             break;
         };
-        let img = frame.decode().map_err(|e| BenchError::Decode {
-            origin: e.origin,
-            reason: e.reason,
-        })?;
         let capture_decode = ms(t0);
-        let tq = Instant::now();
-        let quality = gate.check(&img);
-        let quality_gate = ms(tq);
-        let t1 = Instant::now();
-        let input = classifier.preprocess(&img);
-        let preprocess = ms(t1);
-        let t2 = Instant::now();
-        let classified = classifier.conclude(&classifier.infer(&input)?);
-        let inference = ms(t2);
+        let mut times = StepTimes::default();
+        let result = step.run(&img, &frame.origin, frame.captured_at, &mut times)?;
+        if result.decision.is_none() {
+            t.refused += usize::from(i >= warmup);
+            continue;
+        }
         let t3 = Instant::now();
-        let result = CaptureResult::new(
-            &frame.origin,
-            frame.captured_at,
-            quality,
-            classifier.sha256(),
-            classifier.version(),
-            Some(classified),
-        );
         let Ok(_) = ui::render(
             &Screen::Result(ResultView {
                 frame: &img,
                 outcome: result.screen_outcome(),
                 warnings: Vec::new(),
-                model: classifier.version().to_string(),
+                model: step.classifier.version().to_string(),
                 map: result.maps.as_ref(),
             }),
             &mut canvas,
@@ -108,13 +91,25 @@ pub fn run(
         let draw = ms(t3);
         if i >= warmup {
             t.capture_decode.push(capture_decode);
-            t.quality_gate.push(quality_gate);
-            t.preprocess.push(preprocess);
-            t.inference.push(inference);
+            t.quality_gate.push(times.quality_gate);
+            t.preprocess.push(times.preprocess);
+            t.inference.push(times.inference);
             t.draw.push(draw);
         }
     }
     Ok(t)
+}
+
+/// The next frame of `source`, decoded.
+fn next_image(source: &mut dyn FrameSource) -> Result<Option<(Frame, RgbImage)>, BenchError> {
+    let Some(frame) = source.next_frame()? else {
+        return Ok(None);
+    };
+    let img = frame.decode().map_err(|e| BenchError::Decode {
+        origin: e.origin,
+        reason: e.reason,
+    })?;
+    Ok(Some((frame, img)))
 }
 
 /// Runs `frames` frames (after `warmup` untimed ones) through capture+decode and preprocess, and
@@ -131,13 +126,9 @@ pub fn profile(
         if i == warmup {
             profiler.reset();
         }
-        let Some(frame) = source.next_frame()? else {
+        let Some((_, img)) = next_image(source)? else {
             break;
         };
-        let img = frame.decode().map_err(|e| BenchError::Decode {
-            origin: e.origin,
-            reason: e.reason,
-        })?;
         profiler.run(&classifier.preprocess(&img))?;
     }
     Ok(profiler.profile())

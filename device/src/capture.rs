@@ -1,11 +1,84 @@
-//! The result of one capture, as `--once` prints it and the journal stores it.
+//! One capture: the step every path takes (quality gate, then the model only when the gate
+//! passes, then one [`CaptureResult`]) — the app loop, `--once` and `bench` all run
+//! [`CaptureStep`] — and the result, as `--once` prints it and the journal stores it.
 
+use crate::classifier::{Classified, Classifier, ClassifierError};
 use crate::ui::{Outcome, DISCLAIMER};
+use chrono::{DateTime, Utc};
 pub use dermo_model::bundle::OutcomeKind;
 use dermo_model::decision::{AbstainReason, Decision};
-use dermo_model::quality::QualityReport;
+use dermo_model::quality::{QualityGate, QualityReport};
 use dermo_model::{AttentionMaps, Class};
+use image::RgbImage;
 use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+/// The capture step: the gate and the classifier it runs.
+#[derive(Clone, Copy)]
+pub struct CaptureStep<'a> {
+    pub gate: &'a QualityGate,
+    pub classifier: &'a Classifier,
+}
+
+/// Milliseconds one step spent in each stage; 0 for a stage that did not run (the model does
+/// not run on a frame the gate refuses).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StepTimes {
+    pub quality_gate: f64,
+    pub preprocess: f64,
+    pub inference: f64,
+}
+
+impl CaptureStep<'_> {
+    /// The whole step on a decoded frame.
+    pub fn run(
+        &self,
+        img: &RgbImage,
+        origin: &str,
+        captured_at: DateTime<Utc>,
+        times: &mut StepTimes,
+    ) -> Result<CaptureResult, ClassifierError> {
+        let started = Instant::now();
+        let quality = self.gate.check(img);
+        times.quality_gate = ms(started);
+        self.finish(img, quality, origin, captured_at, times)
+    }
+
+    /// The rest of the step for a frame the gate has already judged (the app loop judges every
+    /// frame for the preview, and captures only some).
+    pub fn finish(
+        &self,
+        img: &RgbImage,
+        quality: QualityReport,
+        origin: &str,
+        captured_at: DateTime<Utc>,
+        times: &mut StepTimes,
+    ) -> Result<CaptureResult, ClassifierError> {
+        let classified = if quality.passed() {
+            let started = Instant::now();
+            let input = self.classifier.preprocess(img);
+            times.preprocess = ms(started);
+            let started = Instant::now();
+            let classified = self.classifier.conclude(&self.classifier.infer(&input)?);
+            times.inference = ms(started);
+            Some(classified)
+        } else {
+            None
+        };
+        Ok(CaptureResult::new(
+            origin,
+            captured_at,
+            quality,
+            self.classifier.sha256(),
+            self.classifier.version(),
+            classified,
+        ))
+    }
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1e3
+}
 
 /// Everything known about one capture.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,19 +106,11 @@ pub struct CaptureResult {
     pub disclaimer: String,
 }
 
-/// What the model said about a frame that passed the gate.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Classified {
-    pub decision: Decision,
-    /// Where it looked, when the model file has class maps.
-    pub maps: Option<AttentionMaps>,
-}
-
 impl CaptureResult {
     /// Builds the result from the gate's report and, when the gate passed, the model's decision.
     pub fn new(
         origin: &str,
-        captured_at: chrono::DateTime<chrono::Utc>,
+        captured_at: DateTime<Utc>,
         quality: QualityReport,
         model_sha256: &str,
         model_version: &str,

@@ -1,13 +1,20 @@
 //! The model on the device: a signed model file opened under the trust policy, run with tract
 //! through `dermo_model`'s runtime, its logits turned into a decision by the shared rule.
 
-use crate::capture::Classified;
 use dermo_model::decision::{decide, Decision};
 use dermo_model::preprocess::{prepare, to_tensor, PreprocessConfig, Tensor};
 use dermo_model::signature::{read_verifying_key, SignatureError};
 use dermo_model::{AttentionMaps, ModelFile, ModelFileError, Runtime, RuntimeError, TrustPolicy};
 use image::RgbImage;
 use std::path::{Path, PathBuf};
+
+/// What the model said about a frame that passed the gate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Classified {
+    pub decision: Decision,
+    /// Where it looked, when the model file has class maps.
+    pub maps: Option<AttentionMaps>,
+}
 
 /// Why the model cannot be used; each message names the file once.
 #[derive(Debug, thiserror::Error)]

@@ -1,18 +1,23 @@
 //! `dermo-scope.toml`: every setting has a default that works, so the file only lists what a
-//! device changes. Relative paths are relative to the config file's directory. A path key set to
-//! `""` and a zero `max_input_mb` are refused at load, naming the key and the file (an empty
-//! `data_dir` would otherwise journal into the config's folder).
+//! device changes. Relative paths are relative to the config file's directory. The source,
+//! display and trigger are parsed into their specs at load, so a bad value is refused there, as
+//! are a path key set to `""` and a zero `max_input_mb`, naming the key and the file (an empty
+//! `data_dir` would otherwise journal into the config's folder). `dermo-scope run`'s flags
+//! override the file through [`RunFlags`].
 
-use crate::display::SpiConfig;
+use crate::controls::{TriggerSettings, TriggerSpec};
+use crate::display::{DisplayChoice, SpiConfig};
 use crate::journal::StoragePolicy;
+use crate::source::{SourceSettings, SourceSpec};
 use dermo_model::quality::QualityGate;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Where the service's config lives on a device.
 pub const SYSTEM_CONFIG: &str = "/etc/dermo/dermo-scope.toml";
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub model: ModelConfig,
@@ -23,7 +28,7 @@ pub struct Config {
     pub quality: QualityGate,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelConfig {
     /// The model file. Unset: `<store>/current.onnx`, then `/opt/dermo/model.onnx`, then the
@@ -49,11 +54,12 @@ impl Default for ModelConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SourceConfig {
     /// `camera[:DEVICE]`, `dir:PATH`, `file:PATH` or `synthetic[:COUNT]`.
-    pub source: String,
+    #[serde(deserialize_with = "from_text")]
+    pub source: SourceSpec,
     /// Requested camera size (the driver picks the nearest it has).
     pub width: u32,
     pub height: u32,
@@ -67,7 +73,9 @@ pub struct SourceConfig {
 impl Default for SourceConfig {
     fn default() -> Self {
         SourceConfig {
-            source: "camera".into(),
+            source: SourceSpec::Camera {
+                device: "/dev/video0".into(),
+            },
             width: 640,
             height: 480,
             reconnect_timeout_s: 0,
@@ -76,11 +84,12 @@ impl Default for SourceConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DisplayConfig {
     /// `fb[:DEVICE]`, `spi`, `png:DIR`, `text`, or `auto` (fb when /dev/fb0 exists, else text).
-    pub display: String,
+    #[serde(deserialize_with = "from_text")]
+    pub display: DisplayChoice,
     /// Size of the PNG and text displays (framebuffer and SPI panels report their own).
     pub width: u32,
     pub height: u32,
@@ -100,7 +109,7 @@ impl SourceConfig {
 impl Default for DisplayConfig {
     fn default() -> Self {
         DisplayConfig {
-            display: "auto".into(),
+            display: DisplayChoice::Auto,
             width: 320,
             height: 240,
             spi: SpiConfig::default(),
@@ -109,12 +118,13 @@ impl Default for DisplayConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ControlsConfig {
     /// `gpio`, `stdin`, `continuous`, or `auto` (continuous for replay and synthetic sources,
     /// stdin for a camera).
-    pub trigger: String,
+    #[serde(deserialize_with = "from_text")]
+    pub trigger: TriggerSpec,
     pub gpio_chip: PathBuf,
     /// Line offset of the capture button on `gpio_chip`.
     pub button_pin: u32,
@@ -127,7 +137,7 @@ pub struct ControlsConfig {
 impl Default for ControlsConfig {
     fn default() -> Self {
         ControlsConfig {
-            trigger: "auto".into(),
+            trigger: TriggerSpec::Auto,
             gpio_chip: "/dev/gpiochip0".into(),
             button_pin: 17,
             interval_ms: 0,
@@ -136,7 +146,7 @@ impl Default for ControlsConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct JournalConfig {
     /// Where captures are stored. Unset: `$HOME/.local/share/dermo-scope`, or `/var/lib/dermo`.
@@ -165,6 +175,32 @@ impl JournalConfig {
             max_journal_mb: self.max_journal_mb,
         }
     }
+}
+
+/// A value written as text in the file and parsed into its spec (the error names what is accepted).
+fn from_text<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: std::str::FromStr<Err = String>,
+{
+    String::deserialize(d)?
+        .parse()
+        .map_err(serde::de::Error::custom)
+}
+
+/// What `dermo-scope run`'s flags override; each `None` keeps the config's value.
+#[derive(Debug, Clone, Default)]
+pub struct RunFlags {
+    pub source: Option<SourceSpec>,
+    pub display: Option<DisplayChoice>,
+    /// Size of the PNG and text displays.
+    pub size: Option<(u32, u32)>,
+    pub trigger: Option<TriggerSpec>,
+    pub interval_ms: Option<u64>,
+    pub data_dir: Option<PathBuf>,
+    pub min_free_mb: Option<u64>,
+    pub max_journal_mb: Option<f64>,
+    pub reconnect_timeout_s: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -252,6 +288,48 @@ impl Config {
         self.model.trusted_keys.iter_mut().for_each(abs);
         if let Some(p) = &mut self.journal.data_dir {
             abs(p);
+        }
+    }
+
+    /// This config with `flags` put over it.
+    pub fn with_flags(mut self, flags: RunFlags) -> Config {
+        fn set<T>(slot: &mut T, flag: Option<T>) {
+            if let Some(v) = flag {
+                *slot = v;
+            }
+        }
+        set(&mut self.source.source, flags.source);
+        set(&mut self.display.display, flags.display);
+        if let Some((w, h)) = flags.size {
+            (self.display.width, self.display.height) = (w, h);
+        }
+        set(&mut self.controls.trigger, flags.trigger);
+        set(&mut self.controls.interval_ms, flags.interval_ms);
+        set(&mut self.journal.data_dir, flags.data_dir.map(Some));
+        set(&mut self.journal.min_free_mb, flags.min_free_mb);
+        set(&mut self.journal.max_journal_mb, flags.max_journal_mb);
+        set(
+            &mut self.source.reconnect_timeout_s,
+            flags.reconnect_timeout_s,
+        );
+        self
+    }
+
+    /// What the frame sources read from `[source]`.
+    pub fn source_settings(&self) -> SourceSettings {
+        SourceSettings {
+            width: self.source.width,
+            height: self.source.height,
+            max_input: self.source.max_input_bytes(),
+        }
+    }
+
+    /// What the triggers read from `[controls]`.
+    pub fn trigger_settings(&self) -> TriggerSettings {
+        TriggerSettings {
+            interval: Duration::from_millis(self.controls.interval_ms),
+            gpio_chip: self.controls.gpio_chip.clone(),
+            button_pin: self.controls.button_pin,
         }
     }
 
@@ -367,5 +445,63 @@ mod tests {
         std::fs::write(&p, "[source]\nmax_input_mb = 2\n").unwrap();
         let cfg = Config::from_file(&p).unwrap();
         assert_eq!(cfg.source.max_input_bytes(), 2 * 1024 * 1024);
+    }
+
+    #[test]
+    fn source_display_and_trigger_are_parsed_at_load_naming_key_and_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        for (text, key, problem) in [
+            (
+                "[source]\nsource = \"webcam\"\n",
+                "source",
+                "unknown source",
+            ),
+            (
+                "[display]\ndisplay = \"hdmi\"\n",
+                "display",
+                "unknown display",
+            ),
+            (
+                "[controls]\ntrigger = \"pedal\"\n",
+                "trigger",
+                "unknown trigger",
+            ),
+        ] {
+            std::fs::write(&p, text).unwrap();
+            let e = Config::from_file(&p).unwrap_err().to_string();
+            assert!(
+                e.contains("c.toml") && e.contains(key) && e.contains(problem),
+                "{text:?}: {e}"
+            );
+        }
+        std::fs::write(
+            &p,
+            "[source]\nsource = \"dir:frames\"\n[display]\ndisplay = \"png:out\"\n\
+             [controls]\ntrigger = \"stdin\"\n",
+        )
+        .unwrap();
+        let cfg = Config::from_file(&p).unwrap();
+        assert_eq!(
+            cfg.source.source,
+            SourceSpec::Replay {
+                path: "frames".into()
+            }
+        );
+        assert_eq!(
+            cfg.display.display.resolve(),
+            crate::display::DisplaySpec::Png { dir: "out".into() }
+        );
+        assert_eq!(cfg.controls.trigger, TriggerSpec::Stdin);
+        // A flag wins over the file; what it leaves out keeps the file's value.
+        let cfg = cfg.with_flags(RunFlags {
+            trigger: Some(TriggerSpec::Continuous),
+            ..RunFlags::default()
+        });
+        assert_eq!(cfg.controls.trigger, TriggerSpec::Continuous);
+        assert_eq!(
+            cfg.display.display.resolve(),
+            crate::display::DisplaySpec::Png { dir: "out".into() }
+        );
     }
 }

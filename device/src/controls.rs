@@ -141,6 +141,65 @@ pub fn gpio(chip: &std::path::Path, pin: u32) -> Result<ChannelTrigger, String> 
     })
 }
 
+/// What starts a capture, from `--trigger` or `[controls] trigger`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TriggerSpec {
+    /// Continuous for file and synthetic sources, stdin for a camera.
+    Auto,
+    /// The capture button on a GPIO line.
+    Gpio,
+    /// Enter on standard input (`q` quits, `m` toggles the map).
+    Stdin,
+    /// Every frame.
+    Continuous,
+}
+
+impl std::str::FromStr for TriggerSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(TriggerSpec::Auto),
+            "gpio" => Ok(TriggerSpec::Gpio),
+            "stdin" => Ok(TriggerSpec::Stdin),
+            "continuous" => Ok(TriggerSpec::Continuous),
+            _ => Err(format!(
+                "unknown trigger {s:?}; use gpio, stdin, continuous or auto"
+            )),
+        }
+    }
+}
+
+/// Where the trigger's settings come from (`[controls]`).
+#[derive(Debug, Clone)]
+pub struct TriggerSettings {
+    /// Least time between two continuous captures.
+    pub interval: Duration,
+    pub gpio_chip: std::path::PathBuf,
+    pub button_pin: u32,
+}
+
+/// Opens the trigger `spec` names; `auto` is continuous unless the source is a camera.
+pub fn open(
+    spec: TriggerSpec,
+    camera: bool,
+    settings: &TriggerSettings,
+) -> Result<Box<dyn Trigger>, String> {
+    Ok(match spec {
+        TriggerSpec::Continuous => Box::new(Continuous::new(settings.interval)),
+        TriggerSpec::Auto if !camera => Box::new(Continuous::new(settings.interval)),
+        TriggerSpec::Stdin | TriggerSpec::Auto => Box::new(stdin()),
+        #[cfg(all(target_os = "linux", feature = "gpio"))]
+        TriggerSpec::Gpio => Box::new(
+            gpio(&settings.gpio_chip, settings.button_pin)
+                .map_err(|e| format!("opening the capture button: {e}"))?,
+        ),
+        #[cfg(not(all(target_os = "linux", feature = "gpio")))]
+        TriggerSpec::Gpio => {
+            return Err("this build has no GPIO support (the gpio feature is off)".into())
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

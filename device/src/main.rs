@@ -2,22 +2,22 @@
 //!
 //! Decision support — not a diagnosis.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Args, CommandFactory, Parser, Subcommand};
-use dermo_device::app::{find_model, App, RunError, RunSettings, Screens};
+use dermo_device::app::{find_model, App, RunError};
+use dermo_device::capture::{CaptureStep, StepTimes};
 use dermo_device::classifier::{trust_policy, Classifier, ClassifierError};
-use dermo_device::config::Config;
-use dermo_device::controls::{self, Continuous, Trigger};
-use dermo_device::display::{self, DisplaySpec};
+use dermo_device::config::{Config, RunFlags};
+use dermo_device::controls::TriggerSpec;
+use dermo_device::display::DisplayChoice;
 use dermo_device::export::{ExportError, ExportOptions};
 use dermo_device::frame::read_image_file;
 use dermo_device::journal::{self, BadEntry, Journal};
 use dermo_device::modelstore::{ModelStore, StoreError};
-use dermo_device::source::{self, SourceSettings, SourceSpec};
-use dermo_device::{bench, export, CaptureResult};
+use dermo_device::source::{self, SourceSpec};
+use dermo_device::{bench, export};
 use embedded_graphics::prelude::Size;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// Exit status: 0 ok, 1 other failure, 2 bad usage, 3 model invalid, 4 storage full,
 /// 5 frame source lost, 6 damaged journal records (`journal` without `--repair`,
@@ -123,18 +123,18 @@ struct RunArgs {
     /// Frame source: camera[:DEVICE], dir:PATH, file:PATH or synthetic[:COUNT]. Default: [source] in the config.
     #[arg(long)]
     source: Option<SourceSpec>,
-    /// Display: fb[:DEVICE], spi, png:DIR or text. Default: [display] in the config.
+    /// Display: fb[:DEVICE], spi, png:DIR, text or auto. Default: [display] in the config.
     #[arg(long)]
-    display: Option<String>,
+    display: Option<DisplayChoice>,
     /// Size of png and text displays, WIDTHxHEIGHT (e.g. 240x240, 320x240, 800x480).
     #[arg(long, value_parser = parse_size)]
     size: Option<Size>,
     /// Capture every frame (same as --trigger continuous).
     #[arg(long, conflicts_with = "trigger")]
     continuous: bool,
-    /// What starts a capture: gpio (button), stdin (Enter; q quits) or continuous.
+    /// What starts a capture: gpio (button), stdin (Enter; q quits), continuous or auto.
     #[arg(long)]
-    trigger: Option<String>,
+    trigger: Option<TriggerSpec>,
     /// Journal directory. Default: [journal] data_dir in the config.
     #[arg(long, value_name = "DIR", value_parser = non_empty_path)]
     data_dir: Option<PathBuf>,
@@ -150,6 +150,26 @@ struct RunArgs {
     /// Continuous mode: least milliseconds between captures.
     #[arg(long, value_name = "MS")]
     interval_ms: Option<u64>,
+}
+
+impl RunArgs {
+    /// The flags as overrides of the config.
+    fn flags(&self) -> RunFlags {
+        RunFlags {
+            source: self.source.clone(),
+            display: self.display.clone(),
+            size: self.size.map(|s| (s.width, s.height)),
+            trigger: match self.continuous {
+                true => Some(TriggerSpec::Continuous),
+                false => self.trigger,
+            },
+            interval_ms: self.interval_ms,
+            data_dir: self.data_dir.clone(),
+            min_free_mb: self.min_free_mb,
+            max_journal_mb: self.max_journal_mb,
+            reconnect_timeout_s: self.reconnect_timeout,
+        }
+    }
 }
 
 /// A path argument that is not empty (an empty one would mean the working directory).
@@ -300,13 +320,17 @@ fn dispatch(cli: Cli) -> Result<()> {
             size,
         }) => {
             let classifier = load_classifier(&cli, &cfg)?;
-            let mut src = source::open(source, &source_settings(&cfg))
+            let mut src = source::open(source, &cfg.source_settings())
                 .with_context(|| format!("opening {source:?}"))?;
             if profile {
                 let counts = (warmup, frames);
                 return bench_profile(&cli, &cfg, &classifier, src.as_mut(), counts, nodes);
             }
-            let t = bench::run(src.as_mut(), &classifier, size, warmup, frames)?;
+            let step = CaptureStep {
+                gate: &cfg.quality,
+                classifier: &classifier,
+            };
+            let t = bench::run(src.as_mut(), step, size, warmup, frames)?;
             // One `name=value` line (medians, ms): easy to read and to parse in scripts/bench.
             let stages = [
                 ("capture_decode", &t.capture_decode),
@@ -326,6 +350,9 @@ fn dispatch(cli: Cli) -> Result<()> {
                 let s = bench::stat(v);
                 total += s.median_ms;
                 line.push_str(&format!(" {name}_ms={:.2}", s.median_ms));
+            }
+            if t.refused > 0 {
+                line.push_str(&format!(" refused_by_gate={}", t.refused));
             }
             println!(
                 "{line} total_ms={total:.2} model={}",
@@ -377,14 +404,6 @@ fn bench_profile(
     Ok(())
 }
 
-fn source_settings(cfg: &Config) -> SourceSettings {
-    SourceSettings {
-        width: cfg.source.width,
-        height: cfg.source.height,
-        max_input: cfg.source.max_input_bytes(),
-    }
-}
-
 fn model_path(cli: &Cli, cfg: &Config) -> Result<PathBuf> {
     let path =
         find_model(cli.model.as_deref(), &cfg.model_candidates()).map_err(anyhow::Error::msg)?;
@@ -411,110 +430,26 @@ fn once(cli: &Cli, cfg: &Config, image: &Path) -> Result<()> {
     let bytes = read_image_file(image, cfg.source.max_input_bytes())?;
     let img = dermo_model::preprocess::decode_bytes(&bytes, &image.display().to_string())?;
     let classifier = load_classifier(cli, cfg)?;
-    let quality = cfg.quality.check(&img);
-    let decision = if quality.passed() {
-        Some(classifier.classify(&img)?)
-    } else {
-        None
+    let step = CaptureStep {
+        gate: &cfg.quality,
+        classifier: &classifier,
     };
-    let result = CaptureResult::new(
+    let result = step.run(
+        &img,
         &image.display().to_string(),
         chrono::Utc::now(),
-        quality,
-        classifier.sha256(),
-        classifier.version(),
-        decision,
-    );
+        &mut StepTimes::default(),
+    )?;
     println!("{}", serde_json::to_string_pretty(&result)?);
     Ok(())
 }
 
 fn run(cli: &Cli, cfg: &Config, args: &RunArgs) -> Result<()> {
-    let source_spec = match &args.source {
-        Some(s) => s.clone(),
-        None => cfg
-            .source
-            .source
-            .parse::<SourceSpec>()
-            .map_err(anyhow::Error::msg)
-            .context("[source] source in the config")?,
-    };
-    let display_text = args
-        .display
-        .clone()
-        .unwrap_or_else(|| cfg.display.display.clone());
-    let display_spec = if display_text == "auto" {
-        if Path::new("/dev/fb0").exists() {
-            DisplaySpec::Framebuffer {
-                device: "/dev/fb0".into(),
-            }
-        } else {
-            DisplaySpec::Text
-        }
-    } else {
-        display_text.parse().map_err(anyhow::Error::msg)?
-    };
-    let size = args
-        .size
-        .unwrap_or(Size::new(cfg.display.width, cfg.display.height));
-    let display = display::open(&display_spec, &cfg.display.spi, size)?;
-
-    let trigger_name = if args.continuous {
-        "continuous".to_string()
-    } else {
-        args.trigger
-            .clone()
-            .unwrap_or_else(|| cfg.controls.trigger.clone())
-    };
-    let trigger: Box<dyn Trigger> = match trigger_name.as_str() {
-        "continuous" => Box::new(Continuous::new(Duration::from_millis(
-            args.interval_ms.unwrap_or(cfg.controls.interval_ms),
-        ))),
-        "auto" if !matches!(source_spec, SourceSpec::Camera { .. }) => Box::new(Continuous::new(
-            Duration::from_millis(args.interval_ms.unwrap_or(cfg.controls.interval_ms)),
-        )),
-        "stdin" | "auto" => Box::new(controls::stdin()),
-        #[cfg(all(target_os = "linux", feature = "gpio"))]
-        "gpio" => Box::new(
-            controls::gpio(&cfg.controls.gpio_chip, cfg.controls.button_pin)
-                .map_err(anyhow::Error::msg)
-                .context("opening the capture button")?,
-        ),
-        other => bail!("unknown trigger {other:?}; use gpio, stdin or continuous"),
-    };
-
-    let mut storage = cfg.journal.storage();
-    if let Some(v) = args.min_free_mb {
-        storage.min_free_mb = v;
-    }
-    if let Some(v) = args.max_journal_mb {
-        storage.max_journal_mb = v;
-    }
-    let reconnect_s = args
-        .reconnect_timeout
-        .unwrap_or(cfg.source.reconnect_timeout_s);
-    let settings = RunSettings {
-        model: model_path(cli, cfg)?,
-        trust: trust(cli, cfg)?,
-        gate: cfg.quality.clone(),
-        data_dir: args.data_dir.clone().unwrap_or_else(|| cfg.data_dir()),
-        storage,
-        reconnect_timeout: (reconnect_s > 0).then(|| Duration::from_secs(reconnect_s)),
-        result_hold: Duration::from_millis(cfg.controls.result_hold_ms),
-        show_map: cfg.display.show_map,
-    };
-    let source = source::open(&source_spec, &source_settings(cfg))
-        .with_context(|| format!("opening the frame source {source_spec:?}"))?;
+    let cfg = cfg.clone().with_flags(args.flags());
+    let (model, trust) = (model_path(cli, &cfg)?, trust(cli, &cfg)?);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    App {
-        settings,
-        screens: Screens::new(display),
-        source,
-        trigger,
-        out: &mut out,
-    }
-    .run()?;
+    App::from_config(&cfg, model, trust, &mut out)?.run()?;
     Ok(())
 }
 

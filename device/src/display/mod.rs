@@ -110,6 +110,42 @@ impl std::str::FromStr for DisplaySpec {
     }
 }
 
+/// `--display` or `[display] display`: a sink, or `auto`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DisplayChoice {
+    /// The framebuffer when `/dev/fb0` exists, else text.
+    Auto,
+    Spec(DisplaySpec),
+}
+
+impl std::str::FromStr for DisplayChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(DisplayChoice::Auto),
+            _ => s
+                .parse()
+                .map(DisplayChoice::Spec)
+                .map_err(|e: String| e.replace("or text", "text or auto")),
+        }
+    }
+}
+
+impl DisplayChoice {
+    /// The sink to open on this machine.
+    pub fn resolve(&self) -> DisplaySpec {
+        match self {
+            DisplayChoice::Spec(spec) => spec.clone(),
+            DisplayChoice::Auto if std::path::Path::new("/dev/fb0").exists() => {
+                DisplaySpec::Framebuffer {
+                    device: "/dev/fb0".into(),
+                }
+            }
+            DisplayChoice::Auto => DisplaySpec::Text,
+        }
+    }
+}
+
 /// Opens a sink. `size` is used by the sinks without a native size (PNG, text).
 pub fn open(
     spec: &DisplaySpec,
