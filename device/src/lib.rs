@@ -9,6 +9,7 @@ pub mod atomic;
 pub mod bench;
 pub mod capture;
 pub mod classifier;
+pub mod commands;
 pub mod config;
 pub mod controls;
 pub mod display;

@@ -2,22 +2,15 @@
 //!
 //! Decision support — not a diagnosis.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, CommandFactory, Parser, Subcommand};
-use dermo_device::app::{find_model, App, RunError};
-use dermo_device::capture::{CaptureStep, StepTimes};
-use dermo_device::classifier::{trust_policy, Classifier, ClassifierError};
+use dermo_device::commands::{self, exit_code, BenchOptions, ModelAction, ModelChoice};
 use dermo_device::config::{Config, RunFlags};
 use dermo_device::controls::TriggerSpec;
 use dermo_device::display::DisplayChoice;
-use dermo_device::export::{ExportError, ExportOptions};
-use dermo_device::frame::read_image_file;
-use dermo_device::journal::{self, BadEntry, Journal};
-use dermo_device::modelstore::{ModelStore, StoreError};
-use dermo_device::source::{self, SourceSpec};
-use dermo_device::{bench, export};
+use dermo_device::source::SourceSpec;
 use embedded_graphics::prelude::Size;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Exit status: 0 ok, 1 other failure, 2 bad usage, 3 model invalid, 4 storage full,
 /// 5 frame source lost, 6 damaged journal records (`journal` without `--repair`,
@@ -69,7 +62,7 @@ enum Command {
     /// Manage the installed models (current.onnx and previous.onnx in the model store).
     Model {
         #[command(subcommand)]
-        action: ModelAction,
+        action: ModelCommand,
     },
     /// Check the journal: repair what a crash left, then verify every record against its hashes
     /// (exit 6 when any fails).
@@ -109,7 +102,7 @@ enum Command {
 }
 
 #[derive(Subcommand)]
-enum ModelAction {
+enum ModelCommand {
     /// Make the previous model current again (and the current one previous), atomically.
     Rollback,
     /// Check FILE's signature and install it as current; the current model becomes previous.
@@ -214,295 +207,53 @@ fn main() {
     std::process::exit(code);
 }
 
-/// The documented exit status of a failure (see `after_help`).
-fn exit_code(e: &anyhow::Error) -> i32 {
-    if let Some(e) = e.downcast_ref::<RunError>() {
-        e.exit_code()
-    } else if let Some(e) = e.downcast_ref::<StoreError>() {
-        e.exit_code()
-    } else if matches!(
-        e.downcast_ref::<ExportError>(),
-        Some(ExportError::Damaged { .. })
-    ) || e.is::<DamagedJournal>()
-    {
-        6
-    } else {
-        1
-    }
-}
-
-/// `dermo-scope journal` found records that fail verification (exit 6).
-#[derive(Debug, thiserror::Error)]
-#[error("{bad} of {records} records of journal {root} fail verification (listed above); `dermo-scope journal --repair` moves them to quarantine")]
-struct DamagedJournal {
-    root: PathBuf,
-    bad: usize,
-    records: usize,
-}
-
-/// One line on stderr per record that failed its checks.
-fn report_bad(bad: &[BadEntry]) {
-    for b in bad {
-        let id = b.id.as_deref().map_or("?".into(), |id| format!("{id:?}"));
-        eprintln!(
-            "dermo-scope: bad record {id} (index line {}): {}",
-            b.line, b.reason
-        );
-    }
-}
-
 fn dispatch(cli: Cli) -> Result<()> {
     // Every config error names the file already.
     let cfg = Config::load(cli.config.as_deref())?;
+    let m = ModelChoice {
+        model: cli.model.clone(),
+        allow_unsigned: cli.allow_unsigned,
+    };
     if let Some(image) = &cli.once {
-        return once(&cli, &cfg, image);
+        return commands::once(&m, &cfg, image);
     }
     match cli.command {
-        None => run(&cli, &cfg, &RunArgs::default()),
-        Some(Command::Run(ref args)) => run(&cli, &cfg, args),
+        None => commands::run(&m, &cfg, RunFlags::default()),
+        Some(Command::Run(args)) => commands::run(&m, &cfg, args.flags()),
         Some(Command::Export {
-            ref out,
-            ref data_dir,
+            out,
+            data_dir,
             strict,
-        }) => {
-            let data_dir = data_dir.clone().unwrap_or_else(|| cfg.data_dir());
-            let options = ExportOptions {
-                progress: true,
-                strict,
+        }) => commands::export(&cfg, &out, data_dir, strict),
+        Some(Command::Model { action }) => {
+            let action = match action {
+                ModelCommand::Rollback => ModelAction::Rollback,
+                ModelCommand::Install { file } => ModelAction::Install(file),
+                ModelCommand::Status => ModelAction::Status,
             };
-            let s = match export::export_bundle(&data_dir, out, options) {
-                Ok(s) => s,
-                Err(e) => {
-                    if let ExportError::Damaged { bad, .. } = &e {
-                        report_bad(bad);
-                    }
-                    return Err(e).with_context(|| {
-                        format!("exporting {} to {}", data_dir.display(), out.display())
-                    });
-                }
-            };
-            report_bad(&s.skipped);
-            let skipped = match s.skipped.len() {
-                0 => String::new(),
-                n => {
-                    let ids: Vec<String> = s
-                        .skipped
-                        .iter()
-                        .map(|b| b.id.as_deref().map_or("?".into(), |id| format!("{id:?}")))
-                        .collect();
-                    format!("; skipped {n} bad record(s): {}", ids.join(", "))
-                }
-            };
-            println!(
-                "exported {} captures ({} predictions, {} abstained, {} retakes) to {}{skipped}",
-                s.captures,
-                s.predictions,
-                s.abstained,
-                s.retakes,
-                out.display()
-            );
-            Ok(())
+            commands::model(&m, &cfg, &action)
         }
-        Some(Command::Model { ref action }) => model_command(&cli, &cfg, action),
-        Some(Command::Journal {
-            ref data_dir,
-            repair,
-        }) => {
-            let data_dir = data_dir.clone().unwrap_or_else(|| cfg.data_dir());
-            journal_check(&cfg, &data_dir, repair)
-        }
+        Some(Command::Journal { data_dir, repair }) => commands::journal(&cfg, data_dir, repair),
         Some(Command::Bench {
             profile,
             nodes,
-            ref source,
+            source,
             frames,
             warmup,
             size,
-        }) => {
-            let classifier = load_classifier(&cli, &cfg)?;
-            let mut src = source::open(source, &cfg.source_settings())
-                .with_context(|| format!("opening {source:?}"))?;
-            if profile {
-                let counts = (warmup, frames);
-                return bench_profile(&cli, &cfg, &classifier, src.as_mut(), counts, nodes);
-            }
-            let step = CaptureStep {
-                gate: &cfg.quality,
-                classifier: &classifier,
-            };
-            let t = bench::run(src.as_mut(), step, size, warmup, frames)?;
-            // One `name=value` line (medians, ms): easy to read and to parse in scripts/bench.
-            let stages = [
-                ("capture_decode", &t.capture_decode),
-                ("quality_gate", &t.quality_gate),
-                ("preprocess", &t.preprocess),
-                ("inference", &t.inference),
-                ("draw", &t.draw),
-            ];
-            let mut line = format!(
-                "frames={} screen={}x{}",
-                t.inference.len(),
-                size.width,
-                size.height
-            );
-            let mut total = 0.0;
-            for (name, v) in stages {
-                let s = bench::stat(v);
-                total += s.median_ms;
-                line.push_str(&format!(" {name}_ms={:.2}", s.median_ms));
-            }
-            if t.refused > 0 {
-                line.push_str(&format!(" refused_by_gate={}", t.refused));
-            }
-            println!(
-                "{line} total_ms={total:.2} model={}",
-                classifier.path().display()
-            );
-            Ok(())
-        }
+        }) => commands::bench(
+            &m,
+            &cfg,
+            &BenchOptions {
+                profile,
+                nodes,
+                source,
+                frames,
+                warmup,
+                size,
+            },
+        ),
     }
-}
-
-/// `bench --profile`: the plan built again, as the classifier builds it, with tract's per-node
-/// timing hook; the table, then the `name=value` line.
-fn bench_profile(
-    cli: &Cli,
-    cfg: &Config,
-    classifier: &Classifier,
-    src: &mut dyn source::FrameSource,
-    (warmup, frames): (usize, usize),
-    list_nodes: bool,
-) -> Result<()> {
-    let model = dermo_model::ModelFile::open(classifier.path(), &trust(cli, cfg)?)
-        .map_err(|e| RunError::ModelInvalid(ClassifierError::Model(e)))?;
-    let mut profiler = dermo_model::Profiler::new(&model).with_context(|| {
-        format!(
-            "building the profiled plan of {}",
-            classifier.path().display()
-        )
-    })?;
-    let p = bench::profile(src, classifier, &mut profiler, warmup, frames)?;
-    println!(
-        "tract per-operator time: {}, {} frames (mean per frame), 1 thread",
-        classifier.path().display(),
-        p.frames
-    );
-    print!("{}", p.table());
-    if list_nodes {
-        for (n, ms) in profiler.node_times() {
-            println!(
-                "node {:>4} {:<40} {ms:>8.3} ms  {:<20} {}  ({})",
-                n.id,
-                n.kind.label(),
-                n.op,
-                n.name,
-                n.unit.as_deref().unwrap_or("-")
-            );
-        }
-    }
-    println!("{} model={}", p.summary_line(), classifier.path().display());
-    Ok(())
-}
-
-fn model_path(cli: &Cli, cfg: &Config) -> Result<PathBuf> {
-    let path =
-        find_model(cli.model.as_deref(), &cfg.model_candidates()).map_err(anyhow::Error::msg)?;
-    Ok(path)
-}
-
-/// The trust policy; a trusted key that cannot be read leaves no model usable (exit 3).
-fn trust(cli: &Cli, cfg: &Config) -> Result<dermo_model::TrustPolicy> {
-    trust_policy(
-        &cfg.trusted_keys(),
-        cli.allow_unsigned || cfg.model.allow_unsigned,
-    )
-    .map_err(|e| RunError::ModelInvalid(e).into())
-}
-
-fn load_classifier(cli: &Cli, cfg: &Config) -> Result<Classifier> {
-    let path = model_path(cli, cfg)?;
-    Classifier::load(&path, &trust(cli, cfg)?).map_err(|e| RunError::ModelInvalid(e).into())
-}
-
-/// `--once IMAGE`: the scriptable path. The image is read (under `[source] max_input_mb`)
-/// before the model is loaded.
-fn once(cli: &Cli, cfg: &Config, image: &Path) -> Result<()> {
-    let bytes = read_image_file(image, cfg.source.max_input_bytes())?;
-    let img = dermo_model::preprocess::decode_bytes(&bytes, &image.display().to_string())?;
-    let classifier = load_classifier(cli, cfg)?;
-    let step = CaptureStep {
-        gate: &cfg.quality,
-        classifier: &classifier,
-    };
-    let result = step.run(
-        &img,
-        &image.display().to_string(),
-        chrono::Utc::now(),
-        &mut StepTimes::default(),
-    )?;
-    println!("{}", serde_json::to_string_pretty(&result)?);
-    Ok(())
-}
-
-fn run(cli: &Cli, cfg: &Config, args: &RunArgs) -> Result<()> {
-    let cfg = cfg.clone().with_flags(args.flags());
-    let (model, trust) = (model_path(cli, &cfg)?, trust(cli, &cfg)?);
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    App::from_config(&cfg, model, trust, &mut out)?.run()?;
-    Ok(())
-}
-
-fn model_command(cli: &Cli, cfg: &Config, action: &ModelAction) -> Result<()> {
-    let store = ModelStore::new(&cfg.model.store);
-    let trust = trust(cli, cfg)?;
-    let status = match action {
-        ModelAction::Rollback => store.rollback(&trust)?,
-        ModelAction::Install { file } => store.install(file, &trust)?,
-        ModelAction::Status => store.status()?,
-    };
-    println!(
-        "{}",
-        serde_json::json!({
-            "store": cfg.model.store,
-            "current_sha256": status.current,
-            "previous_sha256": status.previous,
-        })
-    );
-    Ok(())
-}
-
-/// `dermo-scope journal [--repair]`: crash repair, then every record verified; prints one JSON
-/// object. Without `--repair`, records that fail are listed and the exit status is 6; with it,
-/// they are quarantined and listed.
-fn journal_check(cfg: &Config, data_dir: &Path, repair: bool) -> Result<()> {
-    let (mut opened, recovery) = Journal::open(data_dir, cfg.journal.storage())?;
-    let found = journal::verify(opened.root())?;
-    let records = found.good.len() + found.bad.len();
-    let mut report = serde_json::json!({
-        "journal": data_dir,
-        "records": records,
-        "verified": found.good.len(),
-        "bad": found.bad,
-        "recovery": recovery,
-    });
-    if repair && !found.bad.is_empty() {
-        let quarantine = opened.quarantine()?;
-        report["quarantine"] = serde_json::to_value(&quarantine)?;
-        println!("{report}");
-        return Ok(());
-    }
-    println!("{report}");
-    if found.bad.is_empty() {
-        return Ok(());
-    }
-    report_bad(&found.bad);
-    Err(DamagedJournal {
-        root: data_dir.to_path_buf(),
-        bad: found.bad.len(),
-        records,
-    }
-    .into())
 }
 
 #[cfg(test)]
