@@ -2,7 +2,7 @@
 //! through `dermo_model`'s runtime, its logits turned into a decision by the shared rule.
 
 use dermo_model::decision::{decide, Decision};
-use dermo_model::preprocess::{prepare, to_tensor, PreprocessConfig, Tensor};
+use dermo_model::preprocess::{prepare, to_tensor_with, Normalization, PreprocessConfig, Tensor};
 use dermo_model::signature::{read_verifying_key, SignatureError};
 use dermo_model::{AttentionMaps, ModelFile, ModelFileError, Runtime, RuntimeError, TrustPolicy};
 use image::RgbImage;
@@ -78,6 +78,8 @@ pub struct Classifier {
     sha256: String,
     version: String,
     preprocess: PreprocessConfig,
+    /// The file's own `(x − mean) / std` (its layout, NCHW, is checked when the file opens).
+    normalization: Normalization,
     calibration: dermo_model::CalibrationSpec,
     runtime: Runtime,
 }
@@ -105,10 +107,8 @@ impl Classifier {
             path: path.to_path_buf(),
             sha256: model.sha256.clone(),
             version,
-            preprocess: PreprocessConfig {
-                size: m.input.size,
-                color_constancy: m.input.color_constancy,
-            },
+            preprocess: m.input.preprocess,
+            normalization: m.input.normalization(),
             calibration: m.calibration.clone(),
             runtime,
         })
@@ -130,7 +130,7 @@ impl Classifier {
 
     /// Step 1: the shared preprocessing — the same function the host trains and evaluates with.
     pub fn preprocess(&self, img: &RgbImage) -> Tensor {
-        to_tensor(&prepare(img.clone(), &self.preprocess))
+        to_tensor_with(&prepare(img.clone(), &self.preprocess), &self.normalization)
     }
 
     /// Step 2: the network.

@@ -34,7 +34,7 @@ fn run_dir() -> &'static Path {
         let data = TrainData::load(&t, &v, &cfg, &cache).unwrap();
         let recipe = Recipe {
             mode: Mode::Probe,
-            size: SIZE,
+            preprocess: cfg,
             batch: 16,
             epochs: 6,
             patience: 0,
@@ -175,7 +175,7 @@ fn int8_export_is_signed_verified_and_inspected() {
     // The device's loader accepts it with the same key and runs it.
     let key = dermo_model::signature::read_verifying_key(&public).unwrap();
     let file = ModelFile::open(&model, &TrustPolicy::signed_by(vec![key])).unwrap();
-    assert_eq!(file.metadata.input.size, SIZE);
+    assert_eq!(file.metadata.input.preprocess.size, SIZE);
     assert_eq!(file.metadata.provenance.precision, "int8");
     assert!(Runtime::new(&file).is_ok());
 

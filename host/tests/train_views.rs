@@ -30,7 +30,7 @@ fn augmented_cached_views_are_new_pixels_repeatable_and_train() {
     pretrained::load_imagenet(&vs, &pretrained(), Head::Fresh).unwrap();
     let recipe = Recipe {
         mode: Mode::Partial,
-        size: 64,
+        preprocess: cfg,
         batch: 16,
         epochs: 1,
         frozen_blocks: 10,

@@ -101,10 +101,10 @@ fn write_models(a: &Args) {
         WeightTensor::new(vec![7], vec![0.0; 7]).unwrap(),
     );
     let meta = |p: Precision| {
-        let input = InputSpec {
+        let input = InputSpec::new(dermo_model::PreprocessConfig {
             size: a.size,
-            ..InputSpec::default()
-        };
+            color_constancy: false,
+        });
         let provenance = Provenance {
             arch: spec.name.clone(),
             precision: p.as_str().into(),

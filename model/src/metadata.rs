@@ -3,6 +3,7 @@
 //! Every key holds one JSON document, so a person can read them with any ONNX tool and the device
 //! reads them without knowing how the file was trained.
 
+use crate::preprocess::{Normalization, PreprocessConfig};
 use crate::taxonomy::{Class, CLASSES};
 use serde::{Deserialize, Serialize};
 
@@ -62,27 +63,46 @@ impl From<Class> for ClassInfo {
     }
 }
 
-/// How the network's input was made: `(x − mean) / std` on 0–255 RGB, resized to `size`×`size`.
+/// How the network's input was made: the preprocessing (`size`, `color_constancy`, carried whole
+/// and flat in the JSON), then `(x − mean) / std` per channel on 0–255 RGB, laid out `layout`. The
+/// device builds its tensor from these; a file whose spec it cannot honour is refused at load.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InputSpec {
-    pub size: u32,
+    #[serde(flatten)]
+    pub preprocess: PreprocessConfig,
     pub mean: [f32; 3],
     pub std: [f32; 3],
-    /// Shades-of-Gray colour constancy applied before resizing.
-    pub color_constancy: bool,
-    /// Always `"NCHW"`.
+    /// The only layout the runtime feeds: `"NCHW"`.
     pub layout: String,
+}
+
+/// The one input layout the runtime feeds.
+pub const LAYOUT: &str = "NCHW";
+
+impl InputSpec {
+    /// The spec of a network trained with `preprocess` and the contract's normalization.
+    pub fn new(preprocess: PreprocessConfig) -> InputSpec {
+        let norm = Normalization::default();
+        InputSpec {
+            preprocess,
+            mean: norm.mean,
+            std: norm.std,
+            layout: LAYOUT.into(),
+        }
+    }
+
+    /// The normalization the file asks for.
+    pub fn normalization(&self) -> Normalization {
+        Normalization {
+            mean: self.mean,
+            std: self.std,
+        }
+    }
 }
 
 impl Default for InputSpec {
     fn default() -> Self {
-        InputSpec {
-            size: 256,
-            mean: [127.0; 3],
-            std: [128.0; 3],
-            color_constancy: false,
-            layout: "NCHW".into(),
-        }
+        InputSpec::new(PreprocessConfig::default())
     }
 }
 
@@ -199,6 +219,12 @@ pub enum MetadataError {
     InputSize {
         found: u32,
     },
+    /// An input normalization or layout the runtime cannot apply.
+    Input {
+        field: &'static str,
+        found: String,
+        expected: &'static str,
+    },
     Calibration {
         field: &'static str,
         value: f32,
@@ -232,6 +258,14 @@ impl std::fmt::Display for MetadataError {
                 "metadata key {KEY_INPUT:?}: size {found} is outside {}..={}",
                 INPUT_SIZE_RANGE.start(),
                 INPUT_SIZE_RANGE.end()
+            ),
+            Input {
+                field,
+                found,
+                expected,
+            } => write!(
+                f,
+                "metadata key {KEY_INPUT:?}: {field} is {found}, expected {expected}"
             ),
             Calibration {
                 field,
@@ -322,12 +356,35 @@ impl Metadata {
     }
 
     /// Refuses values the runtime and the decision rule cannot use: an input size outside
-    /// [`INPUT_SIZE_RANGE`], a temperature that is not positive and finite, and a refer threshold
-    /// or minimum confidence outside `[0, 1]`.
+    /// [`INPUT_SIZE_RANGE`], a layout other than [`LAYOUT`], a mean that is not finite or a std
+    /// that is not positive and finite, a temperature that is not positive and finite, and a refer
+    /// threshold or minimum confidence outside `[0, 1]`.
     fn check_ranges(&self) -> Result<(), MetadataError> {
-        if !INPUT_SIZE_RANGE.contains(&self.input.size) {
+        let input = &self.input;
+        if !INPUT_SIZE_RANGE.contains(&input.preprocess.size) {
             return Err(MetadataError::InputSize {
-                found: self.input.size,
+                found: input.preprocess.size,
+            });
+        }
+        if input.layout != LAYOUT {
+            return Err(MetadataError::Input {
+                field: "layout",
+                found: format!("{:?}", input.layout),
+                expected: "\"NCHW\"",
+            });
+        }
+        if !input.mean.iter().all(|m| m.is_finite()) {
+            return Err(MetadataError::Input {
+                field: "mean",
+                found: format!("{:?}", input.mean),
+                expected: "finite values",
+            });
+        }
+        if !input.std.iter().all(|s| *s > 0.0 && s.is_finite()) {
+            return Err(MetadataError::Input {
+                field: "std",
+                found: format!("{:?}", input.std),
+                expected: "finite values > 0",
             });
         }
         let cal = &self.calibration;
@@ -425,7 +482,7 @@ mod tests {
         };
         for size in [0, 31, 1025, 60000] {
             let mut m = sample();
-            m.input.size = size;
+            m.input.preprocess.size = size;
             let e = Metadata::from_props(&m.to_props()).unwrap_err().to_string();
             assert!(
                 e.contains(KEY_INPUT) && e.contains(&format!("size {size}")),
@@ -445,6 +502,19 @@ mod tests {
             ),
         ] {
             assert!(e.contains(KEY_CALIBRATION) && e.contains(field), "{e}");
+        }
+        for (e, field) in [
+            (refused(|m| m.input.layout = "NHWC".into()), "layout"),
+            (refused(|m| m.input.std = [128.0, 0.0, 128.0]), "std"),
+            (refused(|m| m.input.std = [-1.0; 3]), "std"),
+        ] {
+            assert!(e.contains(KEY_INPUT) && e.contains(field), "{e}");
+        }
+        // The preprocessing travels whole but flat: `size` and `color_constancy` sit beside
+        // `mean`, `std` and `layout` in the JSON, as in files written before.
+        let input = serde_json::to_value(&sample().input).unwrap();
+        for key in ["size", "color_constancy", "mean", "std", "layout"] {
+            assert!(input.get(key).is_some(), "{input}");
         }
         // JSON has no NaN or infinity; a non-finite temperature cannot even be written.
         let mut props = sample().to_props();

@@ -178,7 +178,7 @@ impl ModelFile {
 
     /// The input side length `S` of `[1,3,S,S]`.
     pub fn input_size(&self) -> u32 {
-        self.metadata.input.size
+        self.metadata.input.preprocess.size
     }
 
     /// What the ONNX graph declares, for `dermo inspect`.
@@ -324,7 +324,7 @@ fn check_graph(path: &Path, graph: &GraphProto, meta: &Metadata) -> Result<(), M
         .input
         .first()
         .ok_or_else(|| missing("input", crate::onnx::INPUT))?;
-    let size = meta.input.size as usize;
+    let size = meta.input.preprocess.size as usize;
     for side in fixed_dims(input).into_iter().skip(2).flatten() {
         if side != size {
             return Err(mismatch(KEY_INPUT, "size", size, input, side));

@@ -20,13 +20,15 @@ pub use decode::{decode_bytes, decode_file, decode_mask_file, MAX_ALLOC, MAX_SID
 pub use error::PreprocessError;
 pub use mask::apply_mask;
 pub use resize::resize_square;
-pub use tensor::{normalize_into, to_tensor, Tensor, MEAN, STD};
+pub use tensor::{normalize_into, to_tensor, to_tensor_with, Normalization, Tensor, MEAN, STD};
 
 /// The Minkowski norm used by [`prepare`] when colour constancy is on.
 pub const SHADES_OF_GRAY_P: f32 = 6.0;
 
-/// How a decoded image becomes network input; saved in the model file so the device repeats it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// How a decoded image becomes network input: one type, carried whole by the training recipe,
+/// the image caches and the model file's input spec, so the device repeats what training did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PreprocessConfig {
     /// Side of the square network input, in pixels.
     pub size: u32,
@@ -35,9 +37,10 @@ pub struct PreprocessConfig {
 }
 
 impl Default for PreprocessConfig {
+    /// The one default: 224 px (EfficientNet-Lite0's native input), no colour constancy.
     fn default() -> Self {
         Self {
-            size: 256,
+            size: 224,
             color_constancy: false,
         }
     }

@@ -186,7 +186,8 @@ fn preprocess_file_is_decode_then_prepare_then_normalize() {
         "colour constancy must change the input"
     );
     let with_default = preprocess_image(sample(), &PreprocessConfig::default());
-    assert_eq!(with_default.shape, [1, 3, 256, 256]);
+    // The one default (the recipe's and the model file's too): 224 px.
+    assert_eq!(with_default.shape, [1, 3, 224, 224]);
 }
 
 #[test]

@@ -92,10 +92,7 @@ fn run_on_shared_images_writes_screens_results_journal_and_bundle() {
     let mf =
         dermo_model::ModelFile::open(&model.path, &dermo_model::TrustPolicy::unsigned()).unwrap();
     let rt = dermo_model::Runtime::new(&mf).unwrap();
-    let cfg = dermo_model::PreprocessConfig {
-        size: mf.metadata.input.size,
-        color_constancy: mf.metadata.input.color_constancy,
-    };
+    let cfg = mf.metadata.input.preprocess;
     for cap in &captures {
         let r: dermo_device::CaptureResult = serde_json::from_value(cap["result"].clone()).unwrap();
         let tensor = dermo_model::preprocess_file(Path::new(&r.origin), &cfg).unwrap();

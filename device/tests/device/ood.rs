@@ -82,7 +82,7 @@ fn trained_model() -> Option<PathBuf> {
 fn features(model: &Path, images: &[PathBuf]) -> Vec<Vec<f32>> {
     let mf = dermo_model::ModelFile::open(model, &TrustPolicy::unsigned()).unwrap();
     let rt = dermo_model::Runtime::new(&mf).unwrap();
-    let cfg = dermo_model::PreprocessConfig::default();
+    let cfg = mf.metadata.input.preprocess;
     images
         .iter()
         .map(|p| {

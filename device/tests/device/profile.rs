@@ -4,7 +4,7 @@
 //! timing thresholds: speed belongs in `scripts/bench profile`.
 
 use crate::common;
-use dermo_model::{ModelFile, OpKind, PreprocessConfig, Profiler, Runtime, TrustPolicy};
+use dermo_model::{ModelFile, OpKind, Profiler, Runtime, TrustPolicy};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -29,10 +29,7 @@ fn samples() -> Vec<PathBuf> {
 #[test]
 fn the_profile_charges_every_node_once_and_adds_up_to_the_plan_run() {
     let file = ModelFile::open(&bundled_model(), &TrustPolicy::unsigned()).unwrap();
-    let cfg = PreprocessConfig {
-        size: file.metadata.input.size,
-        color_constancy: file.metadata.input.color_constancy,
-    };
+    let cfg = file.metadata.input.preprocess;
     let mut profiler = Profiler::new(&file).unwrap();
     let runtime = Runtime::new(&file).unwrap();
     // A warm-up frame, forgotten, then two timed frames.

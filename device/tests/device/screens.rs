@@ -215,10 +215,7 @@ fn the_result_screen_blends_the_default_models_map_over_the_capture_only() {
     let model =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/dermo-default.onnx");
     let file = dermo_model::ModelFile::open(&model, &dermo_model::TrustPolicy::unsigned()).unwrap();
-    let cfg = dermo_model::PreprocessConfig {
-        size: file.metadata.input.size,
-        color_constancy: file.metadata.input.color_constancy,
-    };
+    let cfg = file.metadata.input.preprocess;
     let out = dermo_model::Runtime::new(&file)
         .unwrap()
         .run(&dermo_model::preprocess_image(img.clone(), &cfg))

@@ -240,7 +240,7 @@ fn write_cache(m: &Manifest, cfg: &PreprocessConfig, tmp: &Path) -> anyhow::Resu
         .with_context(|| format!("cannot sync {}", pixels_path.display()))?;
     let meta = CacheMeta {
         manifest_hash: m.hash(),
-        preprocess: cfg.clone(),
+        preprocess: *cfg,
         count: m.len(),
         image_ids: m.records.iter().map(|r| r.image_id.clone()).collect(),
         labels: m.records.iter().map(|r| r.label.index() as u8).collect(),

@@ -199,7 +199,7 @@ pub struct CacheArgs {
     /// Manifest CSV to cache (masked rows get their lesion mask applied first).
     manifest: PathBuf,
     /// Side of the square images, in pixels.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = PreprocessConfig::default().size)]
     size: u32,
     /// Apply Shades-of-Gray colour constancy before resizing.
     #[arg(long)]

@@ -139,7 +139,7 @@ impl Network for Checkpoint {
     }
 
     fn run(&mut self, data: &[f32], batch: usize) -> anyhow::Result<Batch> {
-        let s = self.model.recipe.size as i64;
+        let s = self.model.recipe.preprocess.size as i64;
         let device = self.model.vs.device();
         let net = &self.model.net;
         let (logits, ood) = tch::no_grad(|| {
@@ -179,7 +179,7 @@ impl Network for Checkpoint {
     }
 
     fn class_maps(&mut self, data: &[f32], batch: usize) -> anyhow::Result<Option<ClassMaps>> {
-        let s = self.model.recipe.size as i64;
+        let s = self.model.recipe.preprocess.size as i64;
         let device = self.model.vs.device();
         let net = &self.model.net;
         let maps = tch::no_grad(|| {
@@ -254,10 +254,7 @@ impl Network for ModelFileNetwork {
 
     fn preprocess(&self) -> PreprocessConfig {
         let input = &self.file.metadata.input;
-        PreprocessConfig {
-            size: input.size,
-            color_constancy: input.color_constancy,
-        }
+        input.preprocess
     }
 
     fn run(&mut self, data: &[f32], batch: usize) -> anyhow::Result<Batch> {

@@ -95,7 +95,7 @@ pub fn export(run: &Path, plan: &ExportPlan) -> anyhow::Result<ExportReport> {
     };
     let options = |precision, ranges| ExportOptions {
         precision,
-        input_size: source.recipe.size,
+        input_size: source.recipe.preprocess.size,
         with_features: plan.with_features,
         activation_ranges: ranges,
         ood_block: ood.block,

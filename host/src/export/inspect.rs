@@ -62,12 +62,12 @@ pub fn report(file: &ModelFile, graph: &GraphInfo) -> String {
         "input preprocessing",
         format!(
             "{}×{} {}, (x − {:?}) / {:?}, colour constancy {}",
-            i.size,
-            i.size,
+            i.preprocess.size,
+            i.preprocess.size,
             i.layout,
             i.mean,
             i.std,
-            if i.color_constancy {
+            if i.preprocess.color_constancy {
                 "on (Shades of Gray)"
             } else {
                 "off"

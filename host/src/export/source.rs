@@ -8,7 +8,6 @@ use anyhow::Context;
 use dermo_model::arch::ArchSpec;
 use dermo_model::metadata::{CalibrationSpec, InputSpec, Metadata, Provenance};
 use dermo_model::onnx::Precision;
-use dermo_model::preprocess::{MEAN, STD};
 use dermo_model::{NamedWeights, PreprocessConfig};
 use std::path::{Path, PathBuf};
 
@@ -69,21 +68,12 @@ impl RunSource {
     }
 
     pub fn preprocess(&self) -> PreprocessConfig {
-        PreprocessConfig {
-            size: self.recipe.size,
-            color_constancy: self.recipe.color_constancy,
-        }
+        self.recipe.preprocess
     }
 
     /// The metadata of a file of `precision` exported from this run.
     pub fn metadata(&self, precision: Precision) -> anyhow::Result<Metadata> {
-        let input = InputSpec {
-            size: self.recipe.size,
-            mean: [MEAN; 3],
-            std: [STD; 3],
-            color_constancy: self.recipe.color_constancy,
-            layout: "NCHW".into(),
-        };
+        let input = InputSpec::new(self.recipe.preprocess);
         let provenance = Provenance {
             manifest_hash: self.info.train_manifest_hash.clone(),
             split_seed: self.info.split_seed.unwrap_or(0),

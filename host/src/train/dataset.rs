@@ -86,7 +86,7 @@ impl Examples {
             lesion_ids: cache.meta.lesion_ids.clone(),
             manifest: manifest.to_owned(),
             manifest_hash: cache.meta.manifest_hash.clone(),
-            preprocess: cache.meta.preprocess.clone(),
+            preprocess: cache.meta.preprocess,
         }
     }
 

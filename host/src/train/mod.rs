@@ -139,10 +139,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
             .as_ref()
             .and_then(|i| i.external.as_ref().map(|(p, _)| p.clone()))
     });
-    let cfg = dermo_model::PreprocessConfig {
-        size: recipe.size,
-        color_constancy: recipe.color_constancy,
-    };
+    let cfg = recipe.preprocess;
     let data = TrainData::load(&train_manifest, &val_manifest, &cfg, &a.cache_root)?;
     let external = match &external_set {
         Some(path) => Some(std::rc::Rc::new(dataset::ExternalExamples::load(

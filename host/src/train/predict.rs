@@ -54,10 +54,7 @@ impl TrainedModel {
 
     /// The preprocessing the run was trained with.
     pub fn preprocess(&self) -> PreprocessConfig {
-        PreprocessConfig {
-            size: self.recipe.size,
-            color_constancy: self.recipe.color_constancy,
-        }
+        self.recipe.preprocess
     }
 
     /// Logits and pooled features of already loaded examples.

@@ -1,6 +1,7 @@
 //! The training recipe as data: read from TOML, overridden by `--set key=value`, saved as the
 //! run folder's `config.toml` so a run can be repeated from its folder alone.
 
+use dermo_model::PreprocessConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -16,6 +17,8 @@ pub enum RecipeError {
         path: PathBuf,
         source: toml::de::Error,
     },
+    #[error("recipe {path}: unknown key `{key}` (the keys are those of `dermo train` recipes, see docs/training.md)")]
+    UnknownKey { path: PathBuf, key: String },
     #[error("--set {0}: expected key=value (for example lr=3e-4 or augment.hflip=false)")]
     SetSyntax(String),
     #[error("--set {assignment}: {message}")]
@@ -124,17 +127,19 @@ impl Default for Augment {
 }
 
 /// Everything that decides how a run trains. Every field has a default; a TOML file or `--set`
-/// changes any of them.
+/// changes any of them. Unknown keys are refused ([`Recipe::load`] checks the top level itself:
+/// serde cannot deny unknown fields next to a flattened one).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct Recipe {
     pub mode: Mode,
     /// Blocks frozen and cached in `partial` mode (0‥16).
     pub frozen_blocks: usize,
-    /// Square network input side, in pixels.
-    pub size: u32,
-    /// Shades-of-Gray colour constancy in preprocessing (part of the cache key and of the model file).
-    pub color_constancy: bool,
+    /// The preprocessing (`size`: square network input side in pixels; `color_constancy`:
+    /// Shades-of-Gray before resizing), flat in the TOML; part of the cache key and of the model
+    /// file.
+    #[serde(flatten)]
+    pub preprocess: PreprocessConfig,
     pub batch: usize,
     pub epochs: usize,
     pub optimizer: OptimizerKind,
@@ -186,8 +191,7 @@ impl Default for Recipe {
         Recipe {
             mode: Mode::Partial,
             frozen_blocks: 8,
-            size: 224,
-            color_constancy: false,
+            preprocess: PreprocessConfig::default(),
             batch: 32,
             epochs: 10,
             optimizer: OptimizerKind::Adamw,
@@ -225,10 +229,18 @@ impl Recipe {
             path: path.to_owned(),
             source,
         })?;
-        let recipe: Recipe = toml::from_str(&text).map_err(|source| RecipeError::Parse {
+        let parse = |source| RecipeError::Parse {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        let table: toml::Table = toml::from_str(&text).map_err(parse)?;
+        if let Some(key) = unknown_key(&table) {
+            return Err(RecipeError::UnknownKey {
+                path: path.to_owned(),
+                key,
+            });
+        }
+        let recipe: Recipe = table.try_into().map_err(parse)?;
         recipe.validate()?;
         Ok(recipe)
     }
@@ -277,7 +289,8 @@ impl Recipe {
     /// Each value on its own (checked after every `--set`).
     fn validate_values(&self) -> Result<(), RecipeError> {
         let bad = |m: &str| Err(RecipeError::Invalid(m.to_owned()));
-        if self.size < 32 || !self.size.is_multiple_of(32) {
+        let size = self.preprocess.size;
+        if size < 32 || !size.is_multiple_of(32) {
             return bad("size must be a multiple of 32, at least 32");
         }
         if self.batch == 0 || self.epochs == 0 {
@@ -364,6 +377,12 @@ fn parse_value(raw: &str) -> toml::Value {
         .unwrap_or_else(|_| toml::Value::String(raw.to_owned()))
 }
 
+/// The first top-level key of `table` that no recipe has (nested tables deny their own).
+fn unknown_key(table: &toml::Table) -> Option<String> {
+    let known = toml::Table::try_from(Recipe::default()).expect("a recipe always serializes");
+    table.keys().find(|k| !known.contains_key(*k)).cloned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -420,6 +439,27 @@ mod tests {
         assert!(r.set("mixup_alpha=-0.2").is_err());
         r.set("mixup_alpha=0.2").unwrap();
         r.set("drop_connect=0.2").unwrap();
+    }
+
+    #[test]
+    fn files_keep_size_flat_and_unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.toml");
+        std::fs::write(&p, "size = 256\ncolor_constancy = true\nlr = 3e-4\n").unwrap();
+        let r = Recipe::load(&p).unwrap();
+        assert_eq!(
+            r.preprocess,
+            PreprocessConfig {
+                size: 256,
+                color_constancy: true
+            }
+        );
+        assert!(r.to_toml().lines().any(|l| l == "size = 256"));
+        std::fs::write(&p, "size = 256\nsise = 224\n").unwrap();
+        let e = Recipe::load(&p).unwrap_err().to_string();
+        assert!(e.contains("sise") && e.contains("r.toml"), "{e}");
+        std::fs::write(&p, "[augment]\nhflipp = true\n").unwrap();
+        assert!(Recipe::load(&p).is_err());
     }
 
     #[test]

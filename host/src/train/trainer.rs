@@ -488,7 +488,7 @@ pub fn bench_full_steps(
         bench.weight_decay,
         bench.momentum,
     );
-    let (b, s) = (bench.batch as i64, i64::from(bench.size));
+    let (b, s) = (bench.batch as i64, i64::from(bench.preprocess.size));
     let images = Tensor::randint(256, [b, s, s, 3], (Kind::Uint8, device));
     let inputs = Inputs::Images {
         train: images.shallow_clone(),
@@ -532,12 +532,11 @@ fn check_data(recipe: &Recipe, data: &TrainData) -> anyhow::Result<()> {
             .into());
         }
         anyhow::ensure!(
-            ex.preprocess.size == recipe.size && ex.preprocess.color_constancy == recipe.color_constancy,
-            "{}: the examples were prepared as {:?}, the recipe asks for size {} and color_constancy {}",
+            ex.preprocess == recipe.preprocess,
+            "{}: the examples were prepared as {:?}, the recipe asks for {:?}",
             ex.manifest.display(),
             ex.preprocess,
-            recipe.size,
-            recipe.color_constancy
+            recipe.preprocess
         );
     }
     let missing = data.train.missing_classes();

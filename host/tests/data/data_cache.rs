@@ -104,15 +104,7 @@ fn other_parameters_get_their_own_cache() {
         color_constancy: true,
     };
     let a = ensure_cache(&manifest, &cfg, &root).unwrap();
-    let b = ensure_cache(
-        &manifest,
-        &PreprocessConfig {
-            size: 128,
-            ..cfg.clone()
-        },
-        &root,
-    )
-    .unwrap();
+    let b = ensure_cache(&manifest, &PreprocessConfig { size: 128, ..cfg }, &root).unwrap();
     assert!(a.built && b.built && a.dir != b.dir);
     let cache = Cache::open(&a.dir).unwrap();
     let m = Manifest::load(&manifest).unwrap();

@@ -26,7 +26,7 @@ fn cfg() -> PreprocessConfig {
 fn small_recipe(mode: Mode, epochs: usize) -> Recipe {
     let mut r = Recipe {
         mode,
-        size: SIZE,
+        preprocess: cfg(),
         batch: 16,
         epochs,
         frozen_blocks: 8,

@@ -5,6 +5,7 @@
 
 use dermo_host::train::recipe::Recipe;
 use dermo_host::train::trainer::bench_full_steps;
+use dermo_model::PreprocessConfig;
 use tch::Device;
 
 fn knob(name: &str, default: usize) -> usize {
@@ -25,7 +26,10 @@ fn bench_train_throughput() {
     };
     tch::set_num_threads(threads as i32);
     let recipe = Recipe {
-        size: knob("DERMO_BENCH_SIZE", 128) as u32,
+        preprocess: PreprocessConfig {
+            size: knob("DERMO_BENCH_SIZE", 128) as u32,
+            color_constancy: false,
+        },
         batch: knob("DERMO_BENCH_BATCH", 16),
         weight_decay: 1e-2,
         amp: knob("DERMO_BENCH_AMP", 1) == 1,
@@ -40,7 +44,7 @@ fn bench_train_throughput() {
         "impl=dermo-tch images_per_s={ips:.3} batch={} size={} steps={steps} threads={threads} \
          precision={} channels_last={}",
         recipe.batch,
-        recipe.size,
+        recipe.preprocess.size,
         precision.name().replace(' ', "-"),
         recipe.channels_last
     );

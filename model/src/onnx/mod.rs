@@ -202,9 +202,9 @@ pub fn write_onnx(
     if opts.input_size < 32 {
         return Err(OnnxError::InputSize(opts.input_size));
     }
-    if meta.input.size != opts.input_size {
+    if meta.input.preprocess.size != opts.input_size {
         return Err(OnnxError::SizeMismatch {
-            meta: meta.input.size,
+            meta: meta.input.preprocess.size,
             export: opts.input_size,
         });
     }

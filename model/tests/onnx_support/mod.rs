@@ -302,10 +302,10 @@ fn reference_feature_map(spec: &ArchSpec, w: &NamedWeights, image: &Tensor) -> F
 
 pub fn metadata(size: u32, precision: &str) -> Metadata {
     let mut m = Metadata::new(
-        InputSpec {
+        InputSpec::new(dermo_model::PreprocessConfig {
             size,
-            ..InputSpec::default()
-        },
+            color_constancy: false,
+        }),
         CalibrationSpec {
             temperature: 1.3,
             refer_threshold: 0.25,

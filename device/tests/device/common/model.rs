@@ -44,6 +44,9 @@ pub fn seven_class_weights() -> NamedWeights {
     w
 }
 
+/// The input side of the test models.
+const INPUT_SIZE: u32 = 256;
+
 /// Writes `dir/<name>.onnx`, its `.sig` and the test key pair (`dermo-signing.pub`).
 pub fn build(
     dir: &Path,
@@ -53,7 +56,10 @@ pub fn build(
     calibration: CalibrationSpec,
 ) -> TestModel {
     let meta = Metadata::new(
-        InputSpec::default(),
+        InputSpec::new(dermo_model::PreprocessConfig {
+            size: INPUT_SIZE,
+            color_constancy: false,
+        }),
         calibration,
         Provenance {
             arch: "efficientnet-lite0".into(),
@@ -65,7 +71,7 @@ pub fn build(
     );
     let opts = ExportOptions {
         precision,
-        input_size: 256,
+        input_size: INPUT_SIZE,
         with_features: true,
         activation_ranges: None,
         ood_block: None,

@@ -53,10 +53,7 @@ pub(super) fn train_and_evaluate(
 ) -> anyhow::Result<()> {
     let started = Instant::now();
     let recipe = setup.grid.recipe(cell, seed)?;
-    let cfg = dermo_model::PreprocessConfig {
-        size: recipe.size,
-        color_constancy: recipe.color_constancy,
-    };
+    let cfg = recipe.preprocess;
     let cache_root = &setup.grid.data.cache_root;
     let train_data = TrainData::load(&data.train, &data.val, &cfg, cache_root)?;
     let options = TrainOptions {
