@@ -18,17 +18,21 @@ pub mod quality;
 pub mod runtime;
 pub mod signature;
 pub mod taxonomy;
+#[cfg(feature = "writer")]
 pub mod weights;
 
 pub use decision::{decide, AbstainReason, Decision};
 pub use maps::AttentionMaps;
 pub use metadata::{CalibrationSpec, ClassInfo, InputSpec, Metadata, OodSpec, Provenance};
 pub use modelfile::{GraphInfo, ModelFile, ModelFileError, TrustPolicy};
-pub use onnx::{write_onnx, ExportOptions, Precision};
+pub use onnx::Precision;
+#[cfg(feature = "writer")]
+pub use onnx::{write_onnx, ExportOptions};
 pub use preprocess::{
     decode_file, preprocess_file, preprocess_image, PreprocessConfig, PreprocessError, Tensor,
 };
 pub use profile::{OpKind, Profile, Profiler};
 pub use runtime::{ActivationProbe, ActivationStats, ClassMaps, Output, Runtime, RuntimeError};
 pub use taxonomy::{Class, CLASSES, NUM_CLASSES};
+#[cfg(feature = "writer")]
 pub use weights::{NamedWeights, WeightTensor, WeightsError};

@@ -1,7 +1,8 @@
 //! Writing the layer list as ONNX nodes: a float graph (fp32 weights, or int8 weights dequantized
 //! in the graph) and a fully quantized graph (QLinearConv / QLinearMatMul).
 
-use super::network::{ConvLayer, Layer, CLASS_MAPS, FEATURES, INPUT, OOD_FEATURES};
+use super::names::{CLASS_MAPS, FEATURES, INPUT, OOD_FEATURES};
+use super::network::{ConvLayer, Layer};
 use super::proto::{attr_int, attr_ints, GraphBuilder};
 use super::quant::{
     conv_coding, dense_coding, per_channel_int8, symmetric_int8, Affine, WeightCoding,

@@ -1,31 +1,49 @@
-//! The ONNX writer: the network graph built from [`ArchSpec`] and [`NamedWeights`], with no Python
-//! and no torch.
+//! The ONNX writer: the network graph built from [`ArchSpec`] and `NamedWeights`, with no Python
+//! and no torch. The writer itself (and the weights it reads) builds only with the `writer`
+//! feature, which the host turns on; the device build has the tensor names ([`names`]) and
+//! [`Precision`] only.
 //!
 //! BatchNorm is folded into the convolutions, ReLU6 is `Clip(0, 6)`, opset 13, IR 8. The graph has
 //! input `input [N,3,S,S]` (N symbolic), output `logits [N,classes]` and optionally `features`, the
 //! last feature map `[N,C,h,w]` for class-activation maps and the out-of-distribution score.
 
+#[cfg(feature = "writer")]
 mod correction;
+#[cfg(feature = "writer")]
 mod emit;
+pub mod names;
+#[cfg(feature = "writer")]
 mod network;
+#[cfg(feature = "writer")]
 mod proto;
+#[cfg(feature = "writer")]
 mod quant;
 
+#[cfg(feature = "writer")]
 pub use correction::bias_corrected;
-pub use network::{
-    block_output, feature_map_side, layers, ood_trunk, ConvLayer, Layer, CLASS_MAPS, FEATURES,
-    INPUT, LOGITS, OOD_FEATURES, OOD_PREFIX, POOLED,
+pub use names::{
+    block_output, feature_map_side, CLASS_MAPS, FEATURES, INPUT, LOGITS, OOD_FEATURES,
+    OOD_PREFIX, POOLED,
 };
+#[cfg(feature = "writer")]
+pub use network::{layers, ood_trunk, ConvLayer, Layer};
+#[cfg(feature = "writer")]
 pub use quant::{Affine, WeightCoding};
 
 use crate::arch::ArchSpec;
+#[cfg(feature = "writer")]
 use crate::metadata::{Metadata, KEY_OUTPUTS};
+#[cfg(feature = "writer")]
 use crate::weights::{NamedWeights, WeightsError};
+#[cfg(feature = "writer")]
 use prost::Message;
+#[cfg(feature = "writer")]
 use proto::{float_value, Dim};
+#[cfg(feature = "writer")]
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
+#[cfg(feature = "writer")]
 use tract_onnx::pb::{ModelProto, OperatorSetIdProto, StringStringEntryProto};
 
 pub const OPSET: i64 = 13;
@@ -72,6 +90,7 @@ impl FromStr for Precision {
 }
 
 /// How to write the file.
+#[cfg(feature = "writer")]
 #[derive(Debug, Clone)]
 pub struct ExportOptions {
     pub precision: Precision,
@@ -91,11 +110,12 @@ pub struct ExportOptions {
     pub ood_weights: Option<NamedWeights>,
 }
 
+#[cfg(feature = "writer")]
 impl Default for ExportOptions {
     fn default() -> Self {
         ExportOptions {
             precision: Precision::Int8,
-            input_size: 256,
+            input_size: crate::PreprocessConfig::default().size,
             with_features: true,
             activation_ranges: None,
             ood_block: None,
@@ -106,6 +126,7 @@ impl Default for ExportOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum OnnxError {
+    #[cfg(feature = "writer")]
     #[error("the weights do not fit the architecture: {0}")]
     Weights(#[from] WeightsError),
     #[error("unknown precision {0:?}; expected fp32, int8 or int8-full")]
@@ -175,6 +196,7 @@ pub fn ood_range_names(spec: &ArchSpec, block: usize) -> Vec<String> {
 }
 
 /// The `dermo.outputs` metadata value: what each of the graph's outputs holds.
+#[cfg(feature = "writer")]
 fn describe_outputs(outputs: &[tract_onnx::pb::ValueInfoProto]) -> String {
     let about = |name: &str| {
         match name {
@@ -193,6 +215,7 @@ fn describe_outputs(outputs: &[tract_onnx::pb::ValueInfoProto]) -> String {
 }
 
 /// Encodes the network and its metadata as an ONNX `ModelProto`.
+#[cfg(feature = "writer")]
 pub fn write_onnx(
     spec: &ArchSpec,
     w: &NamedWeights,

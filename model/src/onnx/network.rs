@@ -4,30 +4,9 @@
 //! Tensor names here are the names in the written graph, so activation ranges measured on the
 //! fp32 file apply 1:1 to the int8-full file.
 
-use crate::arch::{padding, ArchSpec, Block};
+use super::names::{FEATURES, INPUT, LOGITS, OOD_PREFIX, POOLED};
+use crate::arch::{padding, ArchSpec};
 use crate::weights::{NamedWeights, WeightTensor, WeightsError};
-
-/// Name of the network input.
-pub const INPUT: &str = "input";
-/// Name of the last feature map (after the head conv, BatchNorm and ReLU6).
-pub const FEATURES: &str = "features";
-/// Name of the global-average-pooled, flattened features `[N, C]`.
-pub const POOLED: &str = "pooled";
-/// Name of the logits.
-pub const LOGITS: &str = "logits";
-/// Name of the class-activation maps `[N, classes, h, w]`: the classifier applied at every cell
-/// of the last feature map, so each map's spatial mean is that class's logit.
-pub const CLASS_MAPS: &str = "class_maps";
-/// Name of the global-average-pooled output of the block the OOD rule reads `[N, C]`.
-pub const OOD_FEATURES: &str = "ood_features";
-
-/// Name of block `index`'s output tensor: its residual sum, or its projection when it has none.
-/// `None` when the network has no such block.
-pub fn block_output(spec: &ArchSpec, index: usize) -> Option<String> {
-    let b = spec.blocks().into_iter().nth(index)?;
-    let step = if b.has_skip() { "add" } else { "project" };
-    Some(format!("blocks.{index}.{step}"))
-}
 
 /// A convolution with its BatchNorm folded in.
 #[derive(Debug, Clone)]
@@ -81,9 +60,6 @@ impl Layer {
         }
     }
 }
-
-/// Prefix of the tensor names of the frozen OOD branch (see [`ood_trunk`]).
-pub const OOD_PREFIX: &str = "ood.";
 
 /// Builds the layer list; every weight is checked against the shape the spec implies.
 pub fn layers(spec: &ArchSpec, w: &NamedWeights) -> Result<Vec<Layer>, WeightsError> {
@@ -236,14 +212,6 @@ fn trunk(spec: &ArchSpec, w: &NamedWeights, blocks: usize) -> Result<Vec<Layer>,
         }
     }
     Ok(out)
-}
-
-/// The spatial side of the last feature map for a square input of side `size`.
-pub fn feature_map_side(spec: &ArchSpec, size: usize) -> usize {
-    let down = |s: usize, k: usize, stride: usize| (s + 2 * padding(k) - k) / stride + 1;
-    spec.blocks()
-        .iter()
-        .fold(down(size, 3, 2), |s, b: &Block| down(s, b.kernel, b.stride))
 }
 
 #[allow(clippy::too_many_arguments)]

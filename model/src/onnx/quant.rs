@@ -1,7 +1,8 @@
 //! Quantization parameters: symmetric per-channel int8 for weights, affine uint8 for activations,
 //! and which weights each precision quantizes.
 
-use super::network::{ConvLayer, INPUT};
+use super::names::INPUT;
+use super::network::ConvLayer;
 use super::Precision;
 
 /// How one layer's weights are stored.
