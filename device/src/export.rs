@@ -10,9 +10,9 @@
 //! (ids and paths inside the journal, hashes); a record that fails is skipped and reported in
 //! [`ExportSummary::skipped`], or, with `strict`, fails the export.
 
-use crate::atomic::{create_dir_all_durable, sync_dir, write_atomic, TEMP_PREFIX};
 use crate::capture::OutcomeKind;
 use crate::journal::{read_index_lines, BadEntry, JournalError, Verifier};
+use dermo_model::atomic::{create_dir_all_durable, sync_dir, write_atomic, TEMP_PREFIX};
 use dermo_model::bundle::{BundleRow, CSV_FILE, IMAGES_DIR};
 use dermo_model::CLASSES;
 use indicatif::{ProgressBar, ProgressStyle};

@@ -29,8 +29,8 @@
 //! without the bad lines: a crash in between leaves the bad lines indexed (and still failing), so
 //! running it again finishes the job, and no file is ever lost.
 
-use crate::atomic::{create_dir_all_durable, sync_dir, write_atomic, TEMP_PREFIX};
 use crate::capture::{CaptureResult, OutcomeKind};
+use dermo_model::atomic::{create_dir_all_durable, sync_dir, write_atomic, TEMP_PREFIX};
 use dermo_model::Class;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

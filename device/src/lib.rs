@@ -5,7 +5,6 @@
 //! sink, and every capture is stored by the [`journal`]. [`app`] is the loop that joins them.
 
 pub mod app;
-pub mod atomic;
 pub mod bench;
 pub mod capture;
 pub mod classifier;

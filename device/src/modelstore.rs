@@ -12,7 +12,7 @@
 //! `rename` — the one atomic step. Readers always see a complete generation. A store that is a
 //! plain directory (as `scripts/deploy` first creates it) is adopted as the first generation.
 
-use crate::atomic::{create_dir_all_durable, sync_dir, TEMP_PREFIX};
+use dermo_model::atomic::{create_dir_all_durable, sync_dir, TEMP_PREFIX};
 use dermo_model::signature::signature_path;
 use dermo_model::{ModelFile, ModelFileError, TrustPolicy};
 use std::fs;

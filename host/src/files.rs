@@ -3,7 +3,6 @@
 
 use anyhow::Context;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// A suffix for temporary files that no other writer uses: host name and process id, since a
@@ -24,30 +23,10 @@ pub fn temp_suffix() -> String {
 /// Writes `bytes` to `path` so that a reader sees either the old file or the whole new one:
 /// a temporary file beside it, fsync, rename, then fsync of the folder. Creates missing folders.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
-    if let Some(dir) = dir {
+    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(dir)?;
     }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", temp_suffix()));
-    let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        if let Some(dir) = dir {
-            // Make the rename itself durable; not every filesystem allows syncing a folder.
-            let _ = fs::File::open(dir).and_then(|d| d.sync_all());
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    dermo_model::atomic::write_atomic_tagged(path, bytes, &temp_suffix())
 }
 
 /// Reads a JSON document; errors name the file.

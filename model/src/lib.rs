@@ -6,6 +6,7 @@
 //! an image is worth classifying at all (the device's gate and the host's data check).
 
 pub mod arch;
+pub mod atomic;
 pub mod bundle;
 pub mod decision;
 pub mod maps;

@@ -1,8 +1,8 @@
 //! Writes each presented screen to `DIR/NNNN-<screen>.png`: for tests, docs and headless runs.
 
 use super::{Display, DisplayError};
-use crate::atomic::{create_dir_all_durable, write_atomic};
 use crate::ui::{Canvas, Screen};
+use dermo_model::atomic::{create_dir_all_durable, write_atomic};
 use embedded_graphics::prelude::Size;
 use std::path::{Path, PathBuf};
 

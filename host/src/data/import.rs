@@ -567,18 +567,21 @@ pub(crate) fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, ImportError> {
 /// Every file below `dir` whose extension is one of `extensions`, in sorted path order; hidden
 /// files and folders are skipped.
 pub(crate) fn walk_files(dir: &Path, extensions: &[&str]) -> Result<Vec<PathBuf>, ImportError> {
+    let hidden =
+        |e: &walkdir::DirEntry| e.depth() > 0 && e.file_name().to_string_lossy().starts_with('.');
     let mut out = Vec::new();
-    for path in sorted_entries(dir)? {
-        let hidden = path
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
-        if hidden {
-            continue;
-        }
-        if path.is_dir() {
-            out.extend(walk_files(&path, extensions)?);
-        } else if has_extension(&path, extensions) {
-            out.push(path);
+    let walk = walkdir::WalkDir::new(dir)
+        .follow_links(true)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| !hidden(e));
+    for entry in walk {
+        let entry = entry.map_err(|e| ImportError::Io {
+            path: e.path().unwrap_or(dir).to_owned(),
+            source: e.into(),
+        })?;
+        if !entry.file_type().is_dir() && has_extension(entry.path(), extensions) {
+            out.push(entry.into_path());
         }
     }
     Ok(out)

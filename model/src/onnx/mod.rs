@@ -22,8 +22,8 @@ mod quant;
 #[cfg(feature = "writer")]
 pub use correction::bias_corrected;
 pub use names::{
-    block_output, feature_map_side, CLASS_MAPS, FEATURES, INPUT, LOGITS, OOD_FEATURES,
-    OOD_PREFIX, POOLED,
+    block_output, feature_map_side, CLASS_MAPS, FEATURES, INPUT, LOGITS, OOD_FEATURES, OOD_PREFIX,
+    POOLED,
 };
 #[cfg(feature = "writer")]
 pub use network::{layers, ood_trunk, ConvLayer, Layer};

@@ -1,5 +1,7 @@
 //! Crash-safe file writes: write a temporary file, fsync it, rename it over the target, fsync the
 //! directory. After a power cut the target holds either the old or the new bytes, never a mix.
+//! One implementation for both halves: the device's journal, store and bundles, and the host's
+//! records (`dermo_host::files::write_atomic`, which also creates missing folders).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -8,10 +10,17 @@ use std::path::{Path, PathBuf};
 /// Prefix of temporary files; anything starting with it is debris from an interrupted write.
 pub const TEMP_PREFIX: &str = ".tmp-";
 
-/// Writes `bytes` to `path` atomically (see the module docs).
+/// Writes `bytes` to `path` atomically (see the module docs); the folder must exist. The
+/// temporary file is `TEMP_PREFIX<pid>-<name>` beside it.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomic_tagged(path, bytes, &std::process::id().to_string())
+}
+
+/// [`write_atomic`] with the temporary file named `TEMP_PREFIX<tag>-<name>`: a tag no other
+/// writer uses (a host name and process id where several machines share the folder).
+pub fn write_atomic_tagged(path: &Path, bytes: &[u8], tag: &str) -> io::Result<()> {
     let dir = parent_dir(path);
-    let tmp = temp_path(path);
+    let tmp = temp_path(path, tag);
     let result = (|| {
         let mut f = OpenOptions::new()
             .write(true)
@@ -31,8 +40,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 /// Makes a directory's entries (new, renamed, removed files) durable.
+///
+/// A file system that cannot sync a directory at all (EINVAL, as some network and FUSE file
+/// systems answer) is taken at its word: there is nothing more to make durable there.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    match File::open(dir)?.sync_all() {
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput => Ok(()),
+        other => other,
+    }
 }
 
 /// Creates `dir` and its parents, and makes each new entry durable.
@@ -57,12 +72,12 @@ fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
-fn temp_path(path: &Path) -> PathBuf {
+fn temp_path(path: &Path, tag: &str) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    parent_dir(path).join(format!("{TEMP_PREFIX}{}-{name}", std::process::id()))
+    parent_dir(path).join(format!("{TEMP_PREFIX}{tag}-{name}"))
 }
 
 #[cfg(test)]
