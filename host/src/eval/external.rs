@@ -91,17 +91,26 @@ pub fn evaluate_external(
     Ok(record)
 }
 
+/// One row of an external evaluation's predictions table.
+#[derive(Serialize)]
+struct CaseRow<'a> {
+    image_id: &'a str,
+    melanoma: u8,
+    melanoma_prob: f64,
+    refer: u8,
+    abstain: u8,
+}
+
 fn write_cases(path: &Path, set: &ExternalSet, cases: &[MelanomaCase]) -> anyhow::Result<()> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(["image_id", "melanoma", "melanoma_prob", "refer", "abstain"])?;
     for (r, c) in set.records.iter().zip(cases) {
-        w.write_record([
-            r.image_id.as_str(),
-            if c.melanoma { "1" } else { "0" },
-            &c.melanoma_prob.to_string(),
-            if c.referred { "1" } else { "0" },
-            if c.abstained { "1" } else { "0" },
-        ])?;
+        w.serialize(CaseRow {
+            image_id: &r.image_id,
+            melanoma: u8::from(c.melanoma),
+            melanoma_prob: c.melanoma_prob,
+            refer: u8::from(c.referred),
+            abstain: u8::from(c.abstained),
+        })?;
     }
     let bytes = w.into_inner().context("cannot encode predictions")?;
     crate::files::write_atomic(path, &bytes)

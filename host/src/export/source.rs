@@ -84,7 +84,7 @@ impl RunSource {
                 .unwrap_or_else(|| "unknown".into()),
             arch: self.spec().name.clone(),
             recipe: serde_json::to_value(&self.recipe).context("cannot serialize the recipe")?,
-            created: chrono::Utc::now().to_rfc3339(),
+            created: crate::files::now(),
             precision: precision.as_str().into(),
         };
         let mut meta = Metadata::new(input, self.calibration.clone(), provenance);
