@@ -123,10 +123,9 @@ impl std::str::FromStr for DisplayChoice {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "auto" => Ok(DisplayChoice::Auto),
-            _ => s
-                .parse()
-                .map(DisplayChoice::Spec)
-                .map_err(|e: String| e.replace("or text", "text or auto")),
+            _ => s.parse().map(DisplayChoice::Spec).map_err(|_: String| {
+                format!("unknown display {s:?}; use fb[:DEVICE], spi, png:DIR, text or auto")
+            }),
         }
     }
 }
