@@ -43,21 +43,38 @@ impl ModelChoice {
 }
 
 /// What `dermo-scope model` does.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Subcommand)]
 pub enum ModelAction {
+    /// Make the previous model current again (and the current one previous), atomically.
     Rollback,
-    Install(PathBuf),
+    /// Check FILE's signature and install it as current; the current model becomes previous.
+    Install { file: PathBuf },
+    /// Print the SHA-256 of the current and previous models.
     Status,
 }
 
 /// What `dermo-scope bench` times.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct BenchOptions {
+    /// Time inference operator by operator instead: tract's mean milliseconds per frame and
+    /// share by kind of operator (stem, 1x1 conv, depthwise conv by kernel and stride, head,
+    /// pooling, elementwise, quantize/dequantize, other), as a table, then one name=value line.
+    #[arg(long)]
     pub profile: bool,
+    /// With --profile, also list every plan node: id, kind, ms/frame, op, name, ONNX node.
+    #[arg(long, requires = "profile")]
     pub nodes: bool,
+    /// Frames to time: dir:PATH, file:PATH, synthetic[:COUNT] or camera[:DEVICE].
+    #[arg(long, default_value = "synthetic")]
     pub source: SourceSpec,
+    /// Timed frames.
+    #[arg(long, default_value_t = 50)]
     pub frames: usize,
+    /// Untimed frames run first.
+    #[arg(long, default_value_t = 3)]
     pub warmup: usize,
+    /// Screen size the result is drawn at, WIDTHxHEIGHT.
+    #[arg(long, default_value = "320x240", value_parser = parse_size)]
     pub size: Size,
 }
 
@@ -96,6 +113,20 @@ fn report_bad(bad: &[BadEntry]) {
             b.line, b.reason
         );
     }
+}
+
+/// A screen size, WIDTHxHEIGHT, each side 16‥4096 pixels.
+pub fn parse_size(s: &str) -> Result<Size, String> {
+    let (w, h) = s
+        .split_once('x')
+        .ok_or_else(|| format!("size {s:?} is not WIDTHxHEIGHT"))?;
+    let n = |v: &str| {
+        v.parse::<u32>()
+            .ok()
+            .filter(|&n| (16..=4096).contains(&n))
+            .ok_or_else(|| format!("size {s:?}: {v:?} is not a number of pixels in 16..4096"))
+    };
+    Ok(Size::new(n(w)?, n(h)?))
 }
 
 /// `dermo-scope export`: the journal's captures as a bundle.
@@ -267,7 +298,7 @@ pub fn model(m: &ModelChoice, cfg: &Config, action: &ModelAction) -> Result<()> 
     let trust = m.trust(cfg)?;
     let status = match action {
         ModelAction::Rollback => store.rollback(&trust)?,
-        ModelAction::Install(file) => store.install(file, &trust)?,
+        ModelAction::Install { file } => store.install(file, &trust)?,
         ModelAction::Status => store.status()?,
     };
     println!(

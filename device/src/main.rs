@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 use clap::{Args, CommandFactory, Parser, Subcommand};
-use dermo_device::commands::{self, exit_code, BenchOptions, ModelAction, ModelChoice};
+use dermo_device::commands::{self, exit_code, parse_size, BenchOptions, ModelAction, ModelChoice};
 use dermo_device::config::{Config, RunFlags};
 use dermo_device::controls::TriggerSpec;
 use dermo_device::display::DisplayChoice;
@@ -62,7 +62,7 @@ enum Command {
     /// Manage the installed models (current.onnx and previous.onnx in the model store).
     Model {
         #[command(subcommand)]
-        action: ModelCommand,
+        action: ModelAction,
     },
     /// Check the journal: repair what a crash left, then verify every record against its hashes
     /// (exit 6 when any fails).
@@ -77,38 +77,7 @@ enum Command {
     },
     /// Time the pipeline per frame: capture+decode, quality gate, preprocess, inference, draw
     /// (median milliseconds, printed as one name=value line).
-    Bench {
-        /// Time inference operator by operator instead: tract's mean milliseconds per frame and
-        /// share by kind of operator (stem, 1x1 conv, depthwise conv by kernel and stride, head,
-        /// pooling, elementwise, quantize/dequantize, other), as a table, then one name=value line.
-        #[arg(long)]
-        profile: bool,
-        /// With --profile, also list every plan node: id, kind, ms/frame, op, name, ONNX node.
-        #[arg(long, requires = "profile")]
-        nodes: bool,
-        /// Frames to time: dir:PATH, file:PATH, synthetic[:COUNT] or camera[:DEVICE].
-        #[arg(long, default_value = "synthetic")]
-        source: SourceSpec,
-        /// Timed frames.
-        #[arg(long, default_value_t = 50)]
-        frames: usize,
-        /// Untimed frames run first.
-        #[arg(long, default_value_t = 3)]
-        warmup: usize,
-        /// Screen size the result is drawn at, WIDTHxHEIGHT.
-        #[arg(long, default_value = "320x240", value_parser = parse_size)]
-        size: Size,
-    },
-}
-
-#[derive(Subcommand)]
-enum ModelCommand {
-    /// Make the previous model current again (and the current one previous), atomically.
-    Rollback,
-    /// Check FILE's signature and install it as current; the current model becomes previous.
-    Install { file: PathBuf },
-    /// Print the SHA-256 of the current and previous models.
-    Status,
+    Bench(BenchOptions),
 }
 
 #[derive(Args, Default)]
@@ -173,19 +142,6 @@ fn non_empty_path(s: &str) -> Result<PathBuf, String> {
     Ok(PathBuf::from(s))
 }
 
-fn parse_size(s: &str) -> Result<Size, String> {
-    let (w, h) = s
-        .split_once('x')
-        .ok_or_else(|| format!("size {s:?} is not WIDTHxHEIGHT"))?;
-    let n = |v: &str| {
-        v.parse::<u32>()
-            .ok()
-            .filter(|&n| (16..=4096).contains(&n))
-            .ok_or_else(|| format!("size {s:?}: {v:?} is not a number of pixels in 16..4096"))
-    };
-    Ok(Size::new(n(w)?, n(h)?))
-}
-
 fn main() {
     let cli = Cli::parse();
     // (`conflicts_with` cannot name the subcommand: clap's debug build refuses the whole CLI.)
@@ -225,34 +181,9 @@ fn dispatch(cli: Cli) -> Result<()> {
             data_dir,
             strict,
         }) => commands::export(&cfg, &out, data_dir, strict),
-        Some(Command::Model { action }) => {
-            let action = match action {
-                ModelCommand::Rollback => ModelAction::Rollback,
-                ModelCommand::Install { file } => ModelAction::Install(file),
-                ModelCommand::Status => ModelAction::Status,
-            };
-            commands::model(&m, &cfg, &action)
-        }
+        Some(Command::Model { action }) => commands::model(&m, &cfg, &action),
         Some(Command::Journal { data_dir, repair }) => commands::journal(&cfg, data_dir, repair),
-        Some(Command::Bench {
-            profile,
-            nodes,
-            source,
-            frames,
-            warmup,
-            size,
-        }) => commands::bench(
-            &m,
-            &cfg,
-            &BenchOptions {
-                profile,
-                nodes,
-                source,
-                frames,
-                warmup,
-                size,
-            },
-        ),
+        Some(Command::Bench(options)) => commands::bench(&m, &cfg, &options),
     }
 }
 
