@@ -10,7 +10,7 @@ use crate::source::{self, FrameSource, SourceError, SourceSpec};
 use crate::ui::{self, Canvas, ErrorKind, ErrorView, PreviewView, ResultView, Screen};
 use anyhow::Context;
 use dermo_model::quality::QualityGate;
-use dermo_model::TrustPolicy;
+use dermo_model::{RuntimeOptions, TrustPolicy};
 use embedded_graphics::prelude::Size;
 use image::RgbImage;
 use serde_json::json;
@@ -58,6 +58,8 @@ impl RunError {
 pub struct RunSettings {
     pub model: PathBuf,
     pub trust: TrustPolicy,
+    /// The inference threads and kernels ([`Config::runtime_options`]).
+    pub runtime: RuntimeOptions,
     pub gate: QualityGate,
     pub data_dir: PathBuf,
     pub storage: StoragePolicy,
@@ -138,6 +140,7 @@ impl<'a> App<'a> {
         let settings = RunSettings {
             model,
             trust,
+            runtime: cfg.runtime_options(),
             gate: cfg.quality.clone(),
             data_dir: cfg.data_dir(),
             storage: cfg.journal.storage(),
@@ -160,7 +163,11 @@ impl<'a> App<'a> {
     /// is `finished` (with how it `stopped`) after the source ends, a quit, a storage-full stop
     /// and a source that stays lost, as long as stdout can still be written.
     pub fn run(mut self) -> Result<RunSummary, RunError> {
-        let classifier = match Classifier::load(&self.settings.model, &self.settings.trust) {
+        let classifier = match Classifier::load(
+            &self.settings.model,
+            &self.settings.trust,
+            self.settings.runtime,
+        ) {
             Ok(c) => c,
             Err(e) => {
                 self.screens.error(ErrorKind::ModelInvalid, e.to_string())?;

@@ -4,7 +4,9 @@
 use dermo_model::decision::{decide, Decision};
 use dermo_model::preprocess::{prepare, to_tensor_with, Normalization, PreprocessConfig, Tensor};
 use dermo_model::signature::{read_verifying_key, SignatureError};
-use dermo_model::{AttentionMaps, ModelFile, ModelFileError, Runtime, RuntimeError, TrustPolicy};
+use dermo_model::{
+    AttentionMaps, ModelFile, ModelFileError, Runtime, RuntimeError, RuntimeOptions, TrustPolicy,
+};
 use image::RgbImage;
 use std::path::{Path, PathBuf};
 
@@ -86,12 +88,17 @@ pub struct Classifier {
 
 impl Classifier {
     /// Opens `path` (signature and metadata checked against `trust`) and builds the tract plan.
-    pub fn load(path: &Path, trust: &TrustPolicy) -> Result<Classifier, ClassifierError> {
+    pub fn load(
+        path: &Path,
+        trust: &TrustPolicy,
+        options: RuntimeOptions,
+    ) -> Result<Classifier, ClassifierError> {
         let model = ModelFile::open(path, trust).map_err(ClassifierError::Model)?;
-        let runtime = Runtime::new(&model).map_err(|cause| ClassifierError::Runtime {
-            path: path.to_path_buf(),
-            cause,
-        })?;
+        let runtime =
+            Runtime::with_options(&model, options).map_err(|cause| ClassifierError::Runtime {
+                path: path.to_path_buf(),
+                cause,
+            })?;
         let m = &model.metadata;
         let created = m.provenance.created.get(..10).unwrap_or("");
         let version = format!(

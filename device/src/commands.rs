@@ -12,7 +12,9 @@ use crate::journal::{self, BadEntry, Journal};
 use crate::modelstore::{ModelStore, StoreError};
 use crate::source::{self, SourceSpec};
 use anyhow::{Context, Result};
+use dermo_model::{DepthwiseKernel, RuntimeOptions};
 use embedded_graphics::prelude::Size;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
 /// Which model file, and whether an unsigned one is accepted (`--model`, `--allow-unsigned`).
@@ -36,9 +38,10 @@ impl ModelChoice {
         .map_err(|e| RunError::ModelInvalid(e).into())
     }
 
-    fn load(&self, cfg: &Config) -> Result<Classifier> {
+    fn load(&self, cfg: &Config, options: RuntimeOptions) -> Result<Classifier> {
         let path = self.path(cfg)?;
-        Classifier::load(&path, &self.trust(cfg)?).map_err(|e| RunError::ModelInvalid(e).into())
+        Classifier::load(&path, &self.trust(cfg)?, options)
+            .map_err(|e| RunError::ModelInvalid(e).into())
     }
 }
 
@@ -76,6 +79,26 @@ pub struct BenchOptions {
     /// Screen size the result is drawn at, WIDTHxHEIGHT.
     #[arg(long, default_value = "320x240", value_parser = parse_size)]
     pub size: Size,
+    /// Inference threads, over `[model] threads` in the config (default: every core).
+    #[arg(long)]
+    pub threads: Option<NonZeroUsize>,
+    /// Run tract's own depthwise convolution instead of dermo's, for comparison.
+    #[arg(long)]
+    pub tract_depthwise: bool,
+}
+
+impl BenchOptions {
+    /// The config's runtime options with this command's overrides.
+    fn runtime(&self, cfg: &Config) -> RuntimeOptions {
+        let mut options = cfg.runtime_options();
+        if let Some(n) = self.threads {
+            options.threads = n.get();
+        }
+        if self.tract_depthwise {
+            options.depthwise = DepthwiseKernel::Tract;
+        }
+        options
+    }
 }
 
 /// The documented exit status of a failure (see `after_help`).
@@ -178,13 +201,15 @@ pub fn bench(m: &ModelChoice, cfg: &Config, o: &BenchOptions) -> Result<()> {
         frames,
         warmup,
         size,
+        ..
     } = *o;
-    let classifier = m.load(cfg)?;
+    let runtime = o.runtime(cfg);
+    let classifier = m.load(cfg, runtime)?;
     let mut src = source::open(source, &cfg.source_settings())
         .with_context(|| format!("opening {source:?}"))?;
     if profile {
         let counts = (warmup, frames);
-        return bench_profile(m, cfg, &classifier, src.as_mut(), counts, nodes);
+        return bench_profile(m, cfg, &classifier, runtime, src.as_mut(), counts, nodes);
     }
     let step = CaptureStep {
         gate: &cfg.quality,
@@ -200,10 +225,12 @@ pub fn bench(m: &ModelChoice, cfg: &Config, o: &BenchOptions) -> Result<()> {
         ("draw", &t.draw),
     ];
     let mut line = format!(
-        "frames={} screen={}x{}",
+        "frames={} screen={}x{} threads={} depthwise={}",
         t.inference.len(),
         size.width,
-        size.height
+        size.height,
+        runtime.threads,
+        runtime.depthwise.name()
     );
     let mut total = 0.0;
     for (name, v) in stages {
@@ -227,13 +254,14 @@ fn bench_profile(
     m: &ModelChoice,
     cfg: &Config,
     classifier: &Classifier,
+    runtime: RuntimeOptions,
     src: &mut dyn source::FrameSource,
     (warmup, frames): (usize, usize),
     list_nodes: bool,
 ) -> Result<()> {
     let model = dermo_model::ModelFile::open(classifier.path(), &m.trust(cfg)?)
         .map_err(|e| RunError::ModelInvalid(ClassifierError::Model(e)))?;
-    let mut profiler = dermo_model::Profiler::new(&model).with_context(|| {
+    let mut profiler = dermo_model::Profiler::new(&model, runtime).with_context(|| {
         format!(
             "building the profiled plan of {}",
             classifier.path().display()
@@ -241,9 +269,11 @@ fn bench_profile(
     })?;
     let p = bench::profile(src, classifier, &mut profiler, warmup, frames)?;
     println!(
-        "tract per-operator time: {}, {} frames (mean per frame), 1 thread",
+        "tract per-operator time: {}, {} frames (mean per frame), {} thread(s), {} depthwise",
         classifier.path().display(),
-        p.frames
+        p.frames,
+        runtime.threads,
+        runtime.depthwise.name()
     );
     print!("{}", p.table());
     if list_nodes {
@@ -267,7 +297,7 @@ fn bench_profile(
 pub fn once(m: &ModelChoice, cfg: &Config, image: &Path) -> Result<()> {
     let bytes = read_image_file(image, cfg.source.max_input_bytes())?;
     let img = dermo_model::preprocess::decode_bytes(&bytes, &image.display().to_string())?;
-    let classifier = m.load(cfg)?;
+    let classifier = m.load(cfg, cfg.runtime_options())?;
     let step = CaptureStep {
         gate: &cfg.quality,
         classifier: &classifier,

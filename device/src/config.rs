@@ -10,7 +10,9 @@ use crate::display::{DisplayChoice, SpiConfig};
 use crate::journal::StoragePolicy;
 use crate::source::{SourceSettings, SourceSpec};
 use dermo_model::quality::QualityGate;
+use dermo_model::RuntimeOptions;
 use serde::{Deserialize, Deserializer};
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -41,6 +43,8 @@ pub struct ModelConfig {
     pub trusted_keys: Vec<PathBuf>,
     /// Accept model files without a signature (development only; `--allow-unsigned`).
     pub allow_unsigned: bool,
+    /// Threads that share each frame's inference. Unset: every core the system reports.
+    pub threads: Option<usize>,
 }
 
 impl Default for ModelConfig {
@@ -50,6 +54,7 @@ impl Default for ModelConfig {
             store: "/opt/dermo/model".into(),
             trusted_keys: Vec::new(),
             allow_unsigned: false,
+            threads: None,
         }
     }
 }
@@ -269,6 +274,12 @@ impl Config {
         if self.model.trusted_keys.iter().any(|k| empty(k)) {
             return Err(("[model] trusted_keys", "lists an empty path"));
         }
+        if self.model.threads == Some(0) {
+            return Err((
+                "[model] threads",
+                "is 0; remove the key for every core, or give at least 1",
+            ));
+        }
         if self.source.max_input_mb == 0 {
             return Err(("[source] max_input_mb", "is 0; it must be at least 1"));
         }
@@ -330,6 +341,16 @@ impl Config {
             interval: Duration::from_millis(self.controls.interval_ms),
             gpio_chip: self.controls.gpio_chip.clone(),
             button_pin: self.controls.button_pin,
+        }
+    }
+
+    /// How inference runs: `[model] threads`, else every core the system reports (one when it
+    /// reports none), with dermo's depthwise kernel.
+    pub fn runtime_options(&self) -> RuntimeOptions {
+        let cores = || std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        RuntimeOptions {
+            threads: self.model.threads.unwrap_or_else(cores),
+            ..RuntimeOptions::default()
         }
     }
 
@@ -437,6 +458,7 @@ mod tests {
                 "[model] trusted_keys",
             ),
             ("[source]\nmax_input_mb = 0\n", "[source] max_input_mb"),
+            ("[model]\nthreads = 0\n", "[model] threads"),
         ] {
             std::fs::write(&p, text).unwrap();
             let e = Config::from_file(&p).unwrap_err().to_string();
@@ -445,6 +467,11 @@ mod tests {
         std::fs::write(&p, "[source]\nmax_input_mb = 2\n").unwrap();
         let cfg = Config::from_file(&p).unwrap();
         assert_eq!(cfg.source.max_input_bytes(), 2 * 1024 * 1024);
+        // Inference threads: the key, else every core.
+        let cores = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(cfg.runtime_options().threads, cores);
+        std::fs::write(&p, "[model]\nthreads = 3\n").unwrap();
+        assert_eq!(Config::from_file(&p).unwrap().runtime_options().threads, 3);
     }
 
     #[test]

@@ -33,7 +33,10 @@ pub use preprocess::{
     decode_file, preprocess_file, preprocess_image, PreprocessConfig, PreprocessError, Tensor,
 };
 pub use profile::{OpKind, Profile, Profiler};
-pub use runtime::{ActivationProbe, ActivationStats, ClassMaps, Output, Runtime, RuntimeError};
+pub use runtime::{
+    ActivationProbe, ActivationStats, ClassMaps, DepthwiseKernel, Output, Runtime, RuntimeError,
+    RuntimeOptions,
+};
 pub use taxonomy::{Class, CLASSES, NUM_CLASSES};
 #[cfg(feature = "writer")]
 pub use weights::{NamedWeights, WeightTensor, WeightsError};

@@ -44,7 +44,7 @@
 
 use crate::modelfile::ModelFile;
 use crate::preprocess::Tensor;
-use crate::runtime::{self, Output, Runtime, RuntimeError};
+use crate::runtime::{self, Output, Runtime, RuntimeError, RuntimeOptions};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -186,11 +186,12 @@ pub struct Profiler {
 }
 
 impl Profiler {
-    /// Builds the plan exactly as [`Runtime::new`] does, and the kind of each of its nodes.
-    pub fn new(model: &ModelFile) -> Result<Self, RuntimeError> {
+    /// Builds the plan exactly as [`Runtime::with_options`] does, and the kind of each of its
+    /// nodes.
+    pub fn new(model: &ModelFile, options: RuntimeOptions) -> Result<Self, RuntimeError> {
         let typed = runtime::typed(model)?;
         let units = unit_kinds(&typed.model, &typed.node_names);
-        let runtime = Runtime::from_typed(model, typed)?;
+        let runtime = Runtime::from_typed(model, typed, options)?;
         let plan = runtime.plan();
         let graph = plan.model();
         let nodes = plan

@@ -7,6 +7,7 @@ mod common;
 mod damaged_journal;
 mod end_to_end;
 mod faults;
+mod inference;
 mod inputs;
 mod journal_recovery;
 mod model_store;

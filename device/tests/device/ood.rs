@@ -207,7 +207,7 @@ fn abstains(classifier: &Classifier, gate: &QualityGate, img: &RgbImage) -> bool
 /// Measures what the device does with `model` and asserts it declines at least `min_ood_rate` of
 /// the non-dermoscopy frames and at most 5% of the test split.
 fn assert_abstention(model: &Path, which: &str, min_ood_rate: f64) {
-    let classifier = Classifier::load(model, &TrustPolicy::unsigned()).unwrap();
+    let classifier = Classifier::load(model, &TrustPolicy::unsigned(), Default::default()).unwrap();
     let gate = QualityGate::default();
 
     let ood = ood_frames();

@@ -30,7 +30,7 @@ fn samples() -> Vec<PathBuf> {
 fn the_profile_charges_every_node_once_and_adds_up_to_the_plan_run() {
     let file = ModelFile::open(&bundled_model(), &TrustPolicy::unsigned()).unwrap();
     let cfg = file.metadata.input.preprocess;
-    let mut profiler = Profiler::new(&file).unwrap();
+    let mut profiler = Profiler::new(&file, Default::default()).unwrap();
     let runtime = Runtime::new(&file).unwrap();
     // A warm-up frame, forgotten, then two timed frames.
     let inputs: Vec<_> = samples()
@@ -106,9 +106,10 @@ fn the_profile_charges_every_node_once_and_adds_up_to_the_plan_run() {
         .filter_map(|n| n.unit.as_deref())
         .collect::<BTreeSet<_>>();
     assert!(pointwise.len() >= 25, "1×1 convolutions: {pointwise:?}");
-    // The convolutions the tract plan made are where the profile puts them.
+    // The depthwise convolutions (dermo's kernel, tract's where it does not apply) are where the
+    // profile puts them.
     for n in profiler.nodes() {
-        if n.op == "DepthWiseConv" {
+        if n.op == "DepthWiseConv" || n.op == "DermoDepthwiseConv" {
             assert!(matches!(n.kind, OpKind::Depthwise { .. }), "{n:?}");
         }
     }

@@ -1,0 +1,101 @@
+//! The runtime's own kernels and threads on the bundled model and real images: dermo's depthwise
+//! convolution (`dermo_model::runtime::depthwise`) takes every depthwise convolution of the plan
+//! and its ReLU6, and gives tract's answers; two threads give one thread's. Speed is measured in
+//! `scripts/bench infer`, not here.
+
+use dermo_model::{
+    preprocess_file, DepthwiseKernel, ModelFile, Output, Profiler, Runtime, RuntimeOptions,
+    TrustPolicy,
+};
+use std::path::{Path, PathBuf};
+
+fn bundled() -> ModelFile {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/dermo-default.onnx");
+    ModelFile::open(&path, &TrustPolicy::unsigned()).unwrap()
+}
+
+/// Three HAM10000 images of the shared set, one per class among the first three classes seen.
+fn images(file: &ModelFile) -> Vec<dermo_model::Tensor> {
+    let dir = PathBuf::from(std::env::var("DERMO_HAM10000").expect("DERMO_HAM10000"));
+    let mut names: Vec<PathBuf> = std::fs::read_dir(dir.join("images"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+        .collect();
+    names.sort();
+    let cfg = file.metadata.input.preprocess;
+    names
+        .iter()
+        .step_by(997)
+        .take(3)
+        .map(|p| preprocess_file(p, &cfg).unwrap())
+        .collect()
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+fn run(file: &ModelFile, options: RuntimeOptions, images: &[dermo_model::Tensor]) -> Vec<Output> {
+    let rt = Runtime::with_options(file, options).unwrap();
+    images.iter().map(|x| rt.run(x).unwrap()).collect()
+}
+
+#[test]
+fn dermo_depthwise_kernel_gives_tracts_answers_on_one_and_two_threads() {
+    let file = bundled();
+    let images = images(&file);
+    let options = |threads, depthwise| RuntimeOptions { threads, depthwise };
+    let tract = run(&file, options(1, DepthwiseKernel::Tract), &images);
+    let dermo = run(&file, options(1, DepthwiseKernel::Dermo), &images);
+    let dermo2 = run(&file, options(2, DepthwiseKernel::Dermo), &images);
+    for ((t, d), d2) in tract.iter().zip(&dermo).zip(&dermo2) {
+        // tract's zones add the taps of a border in another order: rounding, no more.
+        let logits = max_diff(&t.logits, &d.logits);
+        assert!(logits < 1e-3, "max |Δ logit| {logits}");
+        let ood = max_diff(
+            t.ood_features.as_deref().unwrap(),
+            d.ood_features.as_deref().unwrap(),
+        );
+        assert!(ood < 1e-3, "max |Δ ood feature| {ood}");
+        assert_eq!(t.logits.len(), 7);
+        // Threads split channels and rows, never a sum: the same bits.
+        assert_eq!(d, d2);
+    }
+    // The images differ, so the comparison above compared something.
+    assert!(max_diff(&dermo[0].logits, &dermo[1].logits) > 0.1);
+}
+
+#[test]
+fn every_depthwise_convolution_of_the_bundled_model_runs_dermos_kernel_with_its_relu6() {
+    let file = bundled();
+    let ops = |depthwise| {
+        let p = Profiler::new(
+            &file,
+            RuntimeOptions {
+                threads: 1,
+                depthwise,
+            },
+        )
+        .unwrap();
+        p.nodes().iter().map(|n| n.op.clone()).collect::<Vec<_>>()
+    };
+    let count = |ops: &[String], name: &str| ops.iter().filter(|o| o.as_str() == name).count();
+    let (dermo, tract) = (ops(DepthwiseKernel::Dermo), ops(DepthwiseKernel::Tract));
+    let convs = count(&tract, "DepthWiseConv");
+    // Sixteen blocks, and the OOD rule's frozen copy of the first eleven.
+    assert_eq!(convs, 27, "{tract:?}");
+    assert_eq!(count(&dermo, "DermoDepthwiseConv"), convs, "{dermo:?}");
+    assert_eq!(count(&dermo, "DepthWiseConv"), 0, "{dermo:?}");
+    // Each one's ReLU6 went into it: the plan lost one activation node per convolution.
+    let activations = |ops: &[String]| ops.iter().filter(|o| o.contains("Max")).count();
+    assert_eq!(
+        activations(&tract) - activations(&dermo),
+        convs,
+        "{dermo:?}"
+    );
+}
