@@ -25,7 +25,9 @@
 //!
 //! Only what dermo's files hold is taken: 2-D float NCHW (or CHW) convolutions with one input
 //! channel per group, square strides of 1 or 2, no dilation, and a constant kernel; anything else
-//! keeps tract's op.
+//! keeps tract's op. On aarch64 tract's decluttering moves most depthwise convolutions
+//! channel-last before [`substitute`] sees them; there tract's own NEON kernel, which covers every
+//! stride and border, keeps them, and this one takes those left channel-first.
 
 use std::cell::RefCell;
 use tract_onnx::prelude::*;
