@@ -61,8 +61,11 @@ impl ConvBn {
     }
 }
 
+/// ReLU6 as libtorch's own `relu6` (hardtanh): its backward is one fused kernel that keeps the
+/// input's memory layout, where `clamp`'s is a chain of comparisons and a `where` (PyTorch's
+/// reference step ran 1.3× slower with `clamp`; bench/results.md, section train).
 fn relu6(xs: Tensor) -> Tensor {
-    xs.clamp(0.0, 6.0)
+    xs.relu6()
 }
 
 /// One inverted-residual block: 1×1 expand → depthwise k×k → 1×1 project (+ identity skip).
