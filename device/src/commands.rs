@@ -5,7 +5,7 @@ use crate::app::{find_model, App, RunError};
 use crate::bench;
 use crate::capture::{CaptureStep, StepTimes};
 use crate::classifier::{trust_policy, Classifier, ClassifierError};
-use crate::config::{Config, RunFlags};
+use crate::config::{ArithmeticChoice, Config, RunFlags};
 use crate::export::{self, ExportError, ExportOptions};
 use crate::frame::read_image_file;
 use crate::journal::{self, BadEntry, Journal};
@@ -85,6 +85,10 @@ pub struct BenchOptions {
     /// Run tract's own depthwise convolution instead of dermo's, for comparison.
     #[arg(long)]
     pub tract_depthwise: bool,
+    /// Arithmetic, over `[model] arithmetic` in the config: f32, f16 or auto (f16 where the core
+    /// computes it natively).
+    #[arg(long)]
+    pub arithmetic: Option<ArithmeticChoice>,
 }
 
 impl BenchOptions {
@@ -96,6 +100,9 @@ impl BenchOptions {
         }
         if self.tract_depthwise {
             options.depthwise = DepthwiseKernel::Tract;
+        }
+        if let Some(choice) = self.arithmetic {
+            options.arithmetic = choice.resolve();
         }
         options
     }
@@ -225,12 +232,13 @@ pub fn bench(m: &ModelChoice, cfg: &Config, o: &BenchOptions) -> Result<()> {
         ("draw", &t.draw),
     ];
     let mut line = format!(
-        "frames={} screen={}x{} threads={} depthwise={}",
+        "frames={} screen={}x{} threads={} depthwise={} arithmetic={}",
         t.inference.len(),
         size.width,
         size.height,
         runtime.threads,
-        runtime.depthwise.name()
+        runtime.depthwise.name(),
+        runtime.arithmetic.name()
     );
     let mut total = 0.0;
     for (name, v) in stages {

@@ -10,7 +10,7 @@ use crate::display::{DisplayChoice, SpiConfig};
 use crate::journal::StoragePolicy;
 use crate::source::{SourceSettings, SourceSpec};
 use dermo_model::quality::QualityGate;
-use dermo_model::RuntimeOptions;
+use dermo_model::{Arithmetic, RuntimeOptions};
 use serde::{Deserialize, Deserializer};
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
@@ -45,6 +45,31 @@ pub struct ModelConfig {
     pub allow_unsigned: bool,
     /// Threads that share each frame's inference. Unset: every core the system reports.
     pub threads: Option<usize>,
+    /// What inference computes in: `f32`, `f16`, or `auto` (f16 where the core has native f16
+    /// arithmetic, f32 elsewhere).
+    pub arithmetic: ArithmeticChoice,
+}
+
+/// `[model] arithmetic`: a choice of [`Arithmetic`], or the core's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ArithmeticChoice {
+    /// f16 where the core computes it natively ([`Arithmetic::native_f16`]), f32 elsewhere.
+    Auto,
+    F32,
+    F16,
+}
+
+impl ArithmeticChoice {
+    /// The arithmetic this choice means on this core.
+    pub fn resolve(self) -> Arithmetic {
+        match self {
+            ArithmeticChoice::F32 => Arithmetic::F32,
+            ArithmeticChoice::F16 => Arithmetic::F16,
+            ArithmeticChoice::Auto if Arithmetic::native_f16() => Arithmetic::F16,
+            ArithmeticChoice::Auto => Arithmetic::F32,
+        }
+    }
 }
 
 impl Default for ModelConfig {
@@ -55,6 +80,7 @@ impl Default for ModelConfig {
             trusted_keys: Vec::new(),
             allow_unsigned: false,
             threads: None,
+            arithmetic: ArithmeticChoice::F32,
         }
     }
 }
@@ -350,6 +376,7 @@ impl Config {
         let cores = || std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
         RuntimeOptions {
             threads: self.model.threads.unwrap_or_else(cores),
+            arithmetic: self.model.arithmetic.resolve(),
             ..RuntimeOptions::default()
         }
     }
@@ -472,6 +499,30 @@ mod tests {
         assert_eq!(cfg.runtime_options().threads, cores);
         std::fs::write(&p, "[model]\nthreads = 3\n").unwrap();
         assert_eq!(Config::from_file(&p).unwrap().runtime_options().threads, 3);
+        // Arithmetic: f32 unless asked; `auto` is f16 only on a core with native f16.
+        assert_eq!(cfg.runtime_options().arithmetic, Arithmetic::F32);
+        for (value, expected) in [
+            ("f32", Arithmetic::F32),
+            ("f16", Arithmetic::F16),
+            (
+                "auto",
+                if Arithmetic::native_f16() {
+                    Arithmetic::F16
+                } else {
+                    Arithmetic::F32
+                },
+            ),
+        ] {
+            std::fs::write(&p, format!("[model]\narithmetic = \"{value}\"\n")).unwrap();
+            let options = Config::from_file(&p).unwrap().runtime_options();
+            assert_eq!(options.arithmetic, expected, "{value}");
+        }
+        std::fs::write(&p, "[model]\narithmetic = \"bf16\"\n").unwrap();
+        let err = Config::from_file(&p).unwrap_err().to_string();
+        assert!(
+            err.contains("arithmetic") && err.contains("c.toml"),
+            "{err}"
+        );
     }
 
     #[test]

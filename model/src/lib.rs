@@ -34,8 +34,8 @@ pub use preprocess::{
 };
 pub use profile::{OpKind, Profile, Profiler};
 pub use runtime::{
-    ActivationProbe, ActivationStats, ClassMaps, DepthwiseKernel, Output, Runtime, RuntimeError,
-    RuntimeOptions,
+    ActivationProbe, ActivationStats, Arithmetic, ClassMaps, DepthwiseKernel, Output, Runtime,
+    RuntimeError, RuntimeOptions,
 };
 pub use taxonomy::{Class, CLASSES, NUM_CLASSES};
 #[cfg(feature = "writer")]

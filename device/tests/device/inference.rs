@@ -1,12 +1,12 @@
 //! The runtime's own kernels and threads on the bundled model and real images: dermo's depthwise
 //! convolution (`dermo_model::runtime::depthwise`) takes every channel-first depthwise
 //! convolution of the plan and its ReLU6, and gives tract's answers; two threads give one
-//! thread's. Speed is measured in
+//! thread's; f16 arithmetic stays within f16's rounding of f32's answers. Speed is measured in
 //! `scripts/bench infer`, not here.
 
 use dermo_model::{
-    preprocess_file, DepthwiseKernel, ModelFile, Output, Profiler, Runtime, RuntimeOptions,
-    TrustPolicy,
+    preprocess_file, Arithmetic, DepthwiseKernel, ModelFile, Output, Profiler, Runtime,
+    RuntimeOptions, TrustPolicy,
 };
 use std::path::{Path, PathBuf};
 
@@ -50,7 +50,11 @@ fn run(file: &ModelFile, options: RuntimeOptions, images: &[dermo_model::Tensor]
 fn dermo_depthwise_kernel_gives_tracts_answers_on_one_and_two_threads() {
     let file = bundled();
     let images = images(&file);
-    let options = |threads, depthwise| RuntimeOptions { threads, depthwise };
+    let options = |threads, depthwise| RuntimeOptions {
+        threads,
+        depthwise,
+        ..RuntimeOptions::default()
+    };
     let tract = run(&file, options(1, DepthwiseKernel::Tract), &images);
     let dermo = run(&file, options(1, DepthwiseKernel::Dermo), &images);
     let dermo2 = run(&file, options(2, DepthwiseKernel::Dermo), &images);
@@ -80,6 +84,7 @@ fn every_depthwise_convolution_left_channel_first_runs_dermos_kernel_with_its_re
             RuntimeOptions {
                 threads: 1,
                 depthwise,
+                ..RuntimeOptions::default()
             },
         )
         .unwrap();
@@ -102,4 +107,32 @@ fn every_depthwise_convolution_left_channel_first_runs_dermos_kernel_with_its_re
     // Each of ours took its ReLU6 in: the plan lost one activation node per convolution.
     let activations = |ops: &[String]| ops.iter().filter(|o| o.contains("Max")).count();
     assert_eq!(activations(&tract) - activations(&dermo), ours, "{dermo:?}");
+}
+
+#[test]
+fn f16_arithmetic_gives_f32s_answers_to_f16_rounding() {
+    let file = bundled();
+    let images = images(&file);
+    let f32s = run(&file, RuntimeOptions::default(), &images);
+    let f16 = RuntimeOptions {
+        arithmetic: Arithmetic::F16,
+        ..RuntimeOptions::default()
+    };
+    let f16s = run(&file, f16, &images);
+    let top = |l: &[f32]| (0..l.len()).max_by(|&i, &j| l[i].total_cmp(&l[j])).unwrap();
+    for (a, b) in f32s.iter().zip(&f16s) {
+        let logits = max_diff(&a.logits, &b.logits);
+        eprintln!("f16: max |Δ logit| {logits}");
+        // It did compute in f16 (f32's bits differ), and no further off than f16's rounding
+        // through sixteen blocks.
+        assert!(logits > 0.0 && logits < 0.15, "max |Δ logit| {logits}");
+        assert_eq!(top(&a.logits), top(&b.logits));
+        let (fa, fb) = (
+            a.ood_features.as_deref().unwrap(),
+            b.ood_features.as_deref().unwrap(),
+        );
+        let scale = fa.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let ood = max_diff(fa, fb);
+        assert!(ood < 0.02 * scale, "max |Δ ood feature| {ood} of {scale}");
+    }
 }

@@ -358,6 +358,12 @@ fn taps_row<const K: usize>(acc: &mut [f32], x: [&[f32]; K], w: &[f32]) {
     }
 }
 
+/// Whether `node` is a depthwise convolution (one group per input channel).
+pub fn is_depthwise(node: &TypedNode) -> bool {
+    node.op_as::<Conv>()
+        .is_some_and(|op| op.group > 1 && op.group == op.input_channels())
+}
+
 /// Replaces every depthwise convolution of a decluttered `model` that [`DepthwiseConv`] covers;
 /// returns how many it replaced.
 pub fn substitute(model: &mut TypedModel) -> TractResult<usize> {

@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use tract_linalg::multithread::{multithread_tract_scope, Executor};
 use tract_onnx::prelude::*;
+use tract_onnx::tract_core::floats::FloatPrecisionTranslator;
+use tract_onnx::tract_core::transform::ModelTransform;
 
 /// Name of the network input in every dermo model file (the names are the writer's).
 pub const INPUT_NAME: &str = crate::onnx::INPUT;
@@ -111,6 +113,8 @@ pub struct RuntimeOptions {
     pub threads: usize,
     /// Which depthwise convolution the plan runs.
     pub depthwise: DepthwiseKernel,
+    /// What the plan computes in. Input and outputs stay f32 either way.
+    pub arithmetic: Arithmetic,
 }
 
 impl Default for RuntimeOptions {
@@ -118,6 +122,43 @@ impl Default for RuntimeOptions {
         RuntimeOptions {
             threads: 1,
             depthwise: DepthwiseKernel::Dermo,
+            arithmetic: Arithmetic::F32,
+        }
+    }
+}
+
+/// The floating-point type a plan's operators compute in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arithmetic {
+    /// f32 everywhere: the numbers of the export's parity checks.
+    F32,
+    /// Weights and activations in f16 (tract's `f32_to_f16` translation of the whole graph, after
+    /// decluttering). Only worth it on a core with native f16 arithmetic (aarch64 FEAT_FP16, e.g.
+    /// a Raspberry Pi 5's Cortex-A76; a Pi 4's A72 has none), where tract runs its f16 kernels;
+    /// elsewhere tract emulates f16 and is many times slower. dermo's depthwise kernel is f32
+    /// only, so tract's runs every depthwise convolution here.
+    F16,
+}
+
+impl Arithmetic {
+    /// `f32` or `f16`, as configs and benchmarks write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arithmetic::F32 => "f32",
+            Arithmetic::F16 => "f16",
+        }
+    }
+
+    /// Whether this core computes f16 natively: aarch64 with FEAT_FP16 (the kernel's `fphp` and
+    /// `asimdhp` capabilities). Always false elsewhere.
+    pub fn native_f16() -> bool {
+        #[cfg(target_arch = "aarch64")]
+        {
+            std::arch::is_aarch64_feature_detected!("fp16")
+        }
+        #[cfg(not(target_arch = "aarch64"))]
+        {
+            false
         }
     }
 }
@@ -145,6 +186,9 @@ impl DepthwiseKernel {
 #[derive(Debug)]
 pub struct Runtime {
     plan: TypedRunnableModel,
+    /// What the plan computes in: with f16 the input is converted on the way in and every output
+    /// on the way out.
+    arithmetic: Arithmetic,
     /// The thread pool the plan's operators share, when there is more than one thread.
     pool: Option<Arc<rayon::ThreadPool>>,
     size: usize,
@@ -260,6 +304,13 @@ impl Runtime {
             .model
             .into_decluttered()
             .map_err(|e| load_error(model, e))?;
+        if options.arithmetic == Arithmetic::F16 {
+            FloatPrecisionTranslator::with_filter(f32::datum_type(), f16::datum_type(), |node| {
+                !depthwise::is_depthwise(node)
+            })
+            .transform(&mut graph)
+            .map_err(|e| load_error(model, e))?;
+        }
         if options.depthwise == DepthwiseKernel::Dermo {
             depthwise::substitute(&mut graph).map_err(|e| load_error(model, e))?;
         }
@@ -269,6 +320,7 @@ impl Runtime {
             .map_err(|e| load_error(model, e))?;
         Ok(Runtime {
             plan,
+            arithmetic: options.arithmetic,
             pool: thread_pool(options.threads).map_err(|e| load_error(model, e))?,
             size: typed.size,
             has_features: typed.has_features,
@@ -333,11 +385,11 @@ impl Runtime {
         for image in input.data.chunks_exact(per_image) {
             let x = tract_ndarray::Array4::from_shape_vec((1, c, h, w), image.to_vec())
                 .expect("length checked above");
-            let out = exec(
-                &self.plan,
-                tvec!(tract_onnx::prelude::Tensor::from(x).into()),
-            )
-            .map_err(|e| RuntimeError::Run(format!("{e:#}")))?;
+            let out = self
+                .in_arithmetic(tract_onnx::prelude::Tensor::from(x))
+                .and_then(|x| exec(&self.plan, tvec!(x.into())))
+                .and_then(|out| self.outputs_in_f32(out))
+                .map_err(|e| RuntimeError::Run(format!("{e:#}")))?;
             let l = f32_slice(&out[0])?;
             if l.len() != NUM_CLASSES {
                 return Err(RuntimeError::OutputShape {
@@ -377,6 +429,30 @@ impl Runtime {
             ood_features,
             class_maps,
         })
+    }
+}
+
+impl Runtime {
+    /// An f32 input tensor in the plan's arithmetic.
+    fn in_arithmetic(
+        &self,
+        x: tract_onnx::prelude::Tensor,
+    ) -> TractResult<tract_onnx::prelude::Tensor> {
+        match self.arithmetic {
+            Arithmetic::F32 => Ok(x),
+            Arithmetic::F16 => x.cast_to::<f16>().map(|t| t.into_owned()),
+        }
+    }
+
+    /// The plan's outputs as f32 tensors.
+    fn outputs_in_f32(&self, out: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        match self.arithmetic {
+            Arithmetic::F32 => Ok(out),
+            Arithmetic::F16 => out
+                .iter()
+                .map(|t| Ok(t.cast_to::<f32>()?.into_owned().into_tvalue()))
+                .collect(),
+        }
     }
 }
 
