@@ -371,7 +371,7 @@ impl Config {
     }
 
     /// How inference runs: `[model] threads`, else every core the system reports (one when it
-    /// reports none), with dermo's depthwise kernel.
+    /// reports none), in `[model] arithmetic` (f32 unless set), with dermo's depthwise kernel.
     pub fn runtime_options(&self) -> RuntimeOptions {
         let cores = || std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
         RuntimeOptions {

@@ -132,11 +132,13 @@ impl Default for RuntimeOptions {
 pub enum Arithmetic {
     /// f32 everywhere: the numbers of the export's parity checks.
     F32,
-    /// Weights and activations in f16 (tract's `f32_to_f16` translation of the whole graph, after
-    /// decluttering). Only worth it on a core with native f16 arithmetic (aarch64 FEAT_FP16, e.g.
-    /// a Raspberry Pi 5's Cortex-A76; a Pi 4's A72 has none), where tract runs its f16 kernels;
-    /// elsewhere tract emulates f16 and is many times slower. dermo's depthwise kernel is f32
-    /// only, so tract's runs every depthwise convolution here.
+    /// Weights and activations in f16 (tract's `f32_to_f16` translation, after decluttering), but
+    /// for the depthwise convolutions: tract 0.23.9 has no f16 depthwise kernel (its scalar
+    /// fallback cost more than f16 saved), so they stay f32, with a conversion on each side, and
+    /// dermo's kernel runs them. Only worth trying on a core with native f16 arithmetic (aarch64
+    /// FEAT_FP16, e.g. a Raspberry Pi 5's Cortex-A76; a Pi 4's A72 has none), where tract runs its
+    /// f16 kernels; elsewhere tract emulates f16 and is many times slower. Measured: not faster
+    /// on the Pi 5's CPU model (bench/results.md, section `arm`).
     F16,
 }
 
@@ -430,9 +432,7 @@ impl Runtime {
             class_maps,
         })
     }
-}
 
-impl Runtime {
     /// An f32 input tensor in the plan's arithmetic.
     fn in_arithmetic(
         &self,
