@@ -358,10 +358,14 @@ fn taps_row<const K: usize>(acc: &mut [f32], x: [&[f32]; K], w: &[f32]) {
     }
 }
 
-/// Whether `node` is a depthwise convolution (one group per input channel).
+/// Whether `node` is a depthwise convolution: one group per input channel, one output channel
+/// per group (the kind [`DepthwiseConv`] computes, before its layout and geometry checks).
 pub fn is_depthwise(node: &TypedNode) -> bool {
-    node.op_as::<Conv>()
-        .is_some_and(|op| op.group > 1 && op.group == op.input_channels())
+    node.op_as::<Conv>().is_some_and(depthwise_op)
+}
+
+fn depthwise_op(op: &Conv) -> bool {
+    op.group == op.input_channels() && op.output_channels() == op.group
 }
 
 /// Replaces every depthwise convolution of a decluttered `model` that [`DepthwiseConv`] covers;
@@ -461,8 +465,7 @@ fn covered(model: &TypedModel, node: &TypedNode, op: &Conv) -> TractResult<Optio
     if op.q_params.is_some()
         || !floats
         || dilated
-        || op.group != channels
-        || op.output_channels() != channels
+        || !depthwise_op(op)
         || op.kernel_fmt != KernelFormat::OIHW
         || spec.kernel_shape.len() != 2
         || stride.len() != 2
