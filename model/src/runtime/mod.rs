@@ -267,10 +267,18 @@ pub(crate) fn typed(model: &ModelFile) -> Result<Typed, RuntimeError> {
 }
 
 /// The pool of `threads` threads, none for one.
+///
+/// With a pool, tract splits every matrix product over the threads however small it is. Its own
+/// default runs products of fewer than 64 output panels on one thread; in EfficientNet-Lite's late
+/// blocks (12×12 and 6×6 planes) that is most 1×1 convolutions, and splitting them too took a
+/// two-thread frame of the default model from 7.8 to 6.9 ms on the development machine
+/// (bench/results.md, section infer). The setting is tract's, for the whole process; runs on one
+/// thread never read it, and tract's split gives the same bits for any number of threads.
 fn thread_pool(threads: usize) -> TractResult<Option<Arc<rayon::ThreadPool>>> {
     if threads <= 1 {
         return Ok(None);
     }
+    tract_linalg::multithread::set_threading_panel_threshold(0);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .thread_name(|i| format!("dermo-infer-{i}"))
