@@ -1,6 +1,6 @@
 //! The runtime's own kernels and threads on the bundled model and real images: dermo's depthwise
 //! convolution (`dermo_model::runtime::depthwise`) takes every channel-first depthwise
-//! convolution of the plan and its ReLU6, and gives tract's answers; two threads give one
+//! convolution of the plan and the ReLU6s around it, and gives tract's answers; two threads give one
 //! thread's; f16 arithmetic stays within f16's rounding of f32's answers. Speed is measured in
 //! `scripts/bench infer`, not here.
 
@@ -104,9 +104,18 @@ fn every_depthwise_convolution_left_channel_first_runs_dermos_kernel_with_its_re
     } else {
         assert!(ours >= 1, "{dermo:?}");
     }
-    // Each of ours took its ReLU6 in: the plan lost one activation node per convolution.
+    // Each of ours took its ReLU6 in: the plan lost one activation node per convolution. On
+    // x86-64 the stem's ReLU6, which feeds the first block's depthwise convolution and nothing
+    // else, went into that convolution's input too, in the classifier and in the OOD rule's
+    // copy: no activation node is left at all.
     let activations = |ops: &[String]| ops.iter().filter(|o| o.contains("Max")).count();
-    assert_eq!(activations(&tract) - activations(&dermo), ours, "{dermo:?}");
+    let lost = activations(&tract) - activations(&dermo);
+    if cfg!(target_arch = "x86_64") {
+        assert_eq!(lost, ours + 2, "{dermo:?}");
+        assert_eq!(activations(&dermo), 0, "{dermo:?}");
+    } else {
+        assert!(lost >= ours, "{dermo:?}");
+    }
 }
 
 #[test]

@@ -18,6 +18,10 @@
 //! 3. the valid columns are copied to the output, through the ReLU6 that followed the
 //!    convolution in the graph when there was one ([`substitute`] takes it in).
 //!
+//! A ReLU6 that fed the convolution and nothing else (the stem's, before the first block's
+//! depthwise convolution) is taken in too, applied as the input is copied into the phase planes:
+//! tract could not fuse that one into the stem's matrix product and ran it as a pass of its own.
+//!
 //! The arithmetic is the bias, then one multiply and one add per tap in kernel order, with no
 //! fused multiply-add: every lane width gives the same bits, and so do the host and the device.
 //! Channels are split over tract's executor (the runtime's thread pool), never a sum: any thread
@@ -46,6 +50,9 @@ pub struct DepthwiseConv {
     /// The activation that followed the convolution in the graph (`Max` then `Min` with
     /// constants: ReLU6), applied as each output row is written.
     pub clamp: Option<Clamp>,
+    /// The activation that fed the convolution and nothing else, applied to the input as it is
+    /// copied into the phase planes (the zero padding is added after it, as in the graph).
+    pub input_clamp: Option<Clamp>,
 }
 
 /// `min(max(x, low), high)`, its bounds kept as bits so that the op compares and hashes as tract
@@ -116,7 +123,7 @@ impl Op for DepthwiseConv {
     fn info(&self) -> TractResult<Vec<String>> {
         let g = &self.geometry;
         Ok(vec![format!(
-            "{}×{} stride {}, pad {:?}, {} channels, {:?} → {:?}, clamp {:?}",
+            "{}×{} stride {}, pad {:?}, {} channels, {:?} → {:?}, input clamp {:?}, clamp {:?}",
             g.kernel[0],
             g.kernel[1],
             g.stride,
@@ -124,6 +131,7 @@ impl Op for DepthwiseConv {
             g.channels,
             g.input,
             g.output,
+            self.input_clamp.map(Clamp::bounds),
             self.clamp.map(Clamp::bounds)
         )])
     }
@@ -166,7 +174,10 @@ impl EvalOp for DepthwiseConv {
         let mut view = output.try_as_plain_ram_mut()?;
         let out = view.as_slice_mut::<f32>()?;
         let rows = n * g.channels;
-        let clamp = self.clamp.map(Clamp::bounds);
+        let clamps = Clamps {
+            input: self.input_clamp.map(Clamp::bounds),
+            output: self.clamp.map(Clamp::bounds),
+        };
         tract_linalg::multithread::par_chunks_mut(
             out,
             out_plane,
@@ -180,7 +191,7 @@ impl EvalOp for DepthwiseConv {
                         let input = &data[row * in_plane..(row + 1) * in_plane];
                         let kernel = &kernel[c * taps..(c + 1) * taps];
                         let b = if bias.len() == 1 { bias[0] } else { bias[c] };
-                        channel(&g, input, kernel, b, clamp, scratch, plane);
+                        channel(&g, input, kernel, b, clamps, scratch, plane);
                     }
                 });
                 Ok(())
@@ -220,23 +231,32 @@ thread_local! {
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// One channel: `input` (`H × W`) convolved with `kernel` (`kh × kw`) plus `bias` into `out`
-/// (`Ho × Wo`), through `scratch` ([`Geometry::scratch_len`] floats).
+/// `min(max(x, low), high)` on the input and on the output of one channel, where the graph had
+/// them.
+#[derive(Debug, Clone, Copy, Default)]
+struct Clamps {
+    input: Option<(f32, f32)>,
+    output: Option<(f32, f32)>,
+}
+
+/// One channel: `input` (`H × W`), clamped when `clamps.input` says so, convolved with `kernel`
+/// (`kh × kw`) plus `bias` into `out` (`Ho × Wo`), clamped when `clamps.output` says so, through
+/// `scratch` ([`Geometry::scratch_len`] floats).
 fn channel(
     g: &Geometry,
     input: &[f32],
     kernel: &[f32],
     bias: f32,
-    clamp: Option<(f32, f32)>,
+    clamps: Clamps,
     scratch: &mut [f32],
     out: &mut [f32],
 ) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx") {
         // SAFETY: the CPU has AVX, checked just above.
-        return unsafe { channel_avx(g, input, kernel, bias, clamp, scratch, out) };
+        return unsafe { channel_avx(g, input, kernel, bias, clamps, scratch, out) };
     }
-    channel_body(g, input, kernel, bias, clamp, scratch, out)
+    channel_body(g, input, kernel, bias, clamps, scratch, out)
 }
 
 /// [`channel_body`] compiled for AVX: the same arithmetic, eight lanes at a time.
@@ -247,11 +267,11 @@ unsafe fn channel_avx(
     input: &[f32],
     kernel: &[f32],
     bias: f32,
-    clamp: Option<(f32, f32)>,
+    clamps: Clamps,
     scratch: &mut [f32],
     out: &mut [f32],
 ) {
-    channel_body(g, input, kernel, bias, clamp, scratch, out)
+    channel_body(g, input, kernel, bias, clamps, scratch, out)
 }
 
 #[inline(always)]
@@ -260,23 +280,31 @@ fn channel_body(
     input: &[f32],
     kernel: &[f32],
     bias: f32,
-    clamp: Option<(f32, f32)>,
+    clamps: Clamps,
     scratch: &mut [f32],
     out: &mut [f32],
 ) {
     let s = g.stride;
     let [qh, qw] = g.phase();
     let (phases, grid) = scratch.split_at_mut(s * s * qh * qw);
-    // 1. Zero-padded phase planes.
+    // 1. Zero-padded phase planes, of the clamped input when the graph clamped it.
     phases.fill(0.0);
     let [h, w] = g.input;
     let plane = qh * qw;
+    let clamped = |v: f32| match clamps.input {
+        Some((low, high)) => v.max(low).min(high),
+        None => v,
+    };
     for (y, row) in input.chunks_exact(w).take(h).enumerate() {
         let py = y + g.pad[0];
         let base = (py % s) * s * plane + (py / s) * qw;
         let px = g.pad[1];
         if s == 1 {
-            phases[base + px..base + px + w].copy_from_slice(row);
+            let dst = &mut phases[base + px..base + px + w];
+            match clamps.input {
+                Some(_) => dst.iter_mut().zip(row).for_each(|(d, &v)| *d = clamped(v)),
+                None => dst.copy_from_slice(row),
+            }
             continue;
         }
         // Stride 2: even padded columns to phase (py % 2, 0), odd ones to (py % 2, 1).
@@ -285,17 +313,17 @@ fn channel_body(
             (0, row)
         } else {
             // The first pixel lands on an odd column: its pair starts one pixel later.
-            odd[px / 2] = row[0];
+            odd[px / 2] = clamped(row[0]);
             (1, &row[1..])
         };
         let c0 = (px + first) / 2;
         let pairs = rest.chunks_exact(2);
         if let [last] = pairs.remainder() {
-            even[c0 + rest.len() / 2] = *last;
+            even[c0 + rest.len() / 2] = clamped(*last);
         }
         for ((e, o), pair) in even[c0..].iter_mut().zip(&mut odd[c0..]).zip(pairs) {
-            *e = pair[0];
-            *o = pair[1];
+            *e = clamped(pair[0]);
+            *o = clamped(pair[1]);
         }
     }
     // 2. The output grid, `band` rows of `qw` at a time (so that it stays in the L1 cache), one
@@ -331,7 +359,7 @@ fn channel_body(
         }
         let out = &mut out[y0 * wo..(y0 + rows) * wo];
         for (dst, src) in out.chunks_exact_mut(wo).zip(grid.chunks_exact(qw)) {
-            match clamp {
+            match clamps.output {
                 Some((low, high)) => {
                     for (d, &v) in dst.iter_mut().zip(&src[..wo]) {
                         *d = v.max(low).min(high);
@@ -390,8 +418,19 @@ pub fn substitute(model: &mut TypedModel) -> TractResult<usize> {
             ),
             None => (new_op, node.id),
         };
+        let mut inputs = node.inputs.clone();
+        let new_op = match input_activation(model, node)? {
+            Some((clamp, data)) => {
+                inputs[0] = data;
+                DepthwiseConv {
+                    input_clamp: Some(clamp),
+                    ..new_op
+                }
+            }
+            None => new_op,
+        };
         let mut patch = TypedModelPatch::default();
-        let inputs = patch.taps(model, &node.inputs)?;
+        let inputs = patch.taps(model, &inputs)?;
         let out = patch.wire_node(&node.name, new_op, &inputs)?;
         patch.shunt_outside(model, OutletId::new(last, 0), out[0])?;
         patch.apply(model)?;
@@ -436,6 +475,48 @@ fn activation(model: &TypedModel, conv: &TypedNode) -> TractResult<Option<(Clamp
         return Ok(None);
     };
     Ok((low <= high).then_some((Clamp::new(low, high), min)))
+}
+
+/// The ReLU6 that computed `conv`'s data input when nothing else reads it: `Max` with a constant
+/// then `Min` with a constant, each read by the next node only. Its bounds, and the outlet the
+/// `Max` read, which the fused op reads instead.
+fn input_activation(
+    model: &TypedModel,
+    conv: &TypedNode,
+) -> TractResult<Option<(Clamp, OutletId)>> {
+    // The node behind `outlet` when it is the binary op `name` with a constant as one input and
+    // `outlet` is read once and is no model output: its other input and the constant.
+    let previous = |outlet: OutletId, name: &str| -> TractResult<Option<(OutletId, f32)>> {
+        let node = &model.nodes[outlet.node];
+        let Some(op) = node.op_as::<TypedBinOp>() else {
+            return Ok(None);
+        };
+        if op.0.name() != name
+            || node.inputs.len() != 2
+            || node.outputs[outlet.slot].successors.len() != 1
+            || model.outputs.contains(&outlet)
+        {
+            return Ok(None);
+        }
+        for slot in 0..2 {
+            let fact = model.outlet_fact(node.inputs[slot])?;
+            if let Some(k) = fact
+                .konst
+                .as_ref()
+                .filter(|k| k.datum_type() == f32::datum_type() && k.len() == 1)
+            {
+                return Ok(Some((node.inputs[1 - slot], k.cast_to_scalar::<f32>()?)));
+            }
+        }
+        Ok(None)
+    };
+    let Some((max, high)) = previous(conv.inputs[0], "Min")? else {
+        return Ok(None);
+    };
+    let Some((data, low)) = previous(max, "Max")? else {
+        return Ok(None);
+    };
+    Ok((low <= high).then_some((Clamp::new(low, high), data)))
 }
 
 /// The op for `node` when it is a convolution this kernel covers.
@@ -515,6 +596,7 @@ fn covered(model: &TypedModel, node: &TypedNode, op: &Conv) -> TractResult<Optio
         geometry,
         has_n,
         clamp: None,
+        input_clamp: None,
     }))
 }
 
@@ -569,21 +651,40 @@ mod tests {
             .collect();
         let mut scratch = vec![f32::NAN; g.scratch_len()];
         let mut out = vec![f32::NAN; output[0] * output[1]];
-        channel(&g, &data, &kernel, 0.25, None, &mut scratch, &mut out);
-        // Same additions in the same order: the same bits.
-        let expected = reference(&g, &data, &kernel, 0.25);
-        assert_eq!(out, expected, "{input:?} k{k} s{stride} pad {pad:?}");
-        channel(
-            &g,
-            &data,
-            &kernel,
-            0.25,
-            Some((0.0, 6.0)),
-            &mut scratch,
-            &mut out,
-        );
-        let relu6: Vec<f32> = expected.iter().map(|v| v.clamp(0.0, 6.0)).collect();
-        assert_eq!(out, relu6, "{input:?} k{k} s{stride} pad {pad:?}, clamped");
+        let relu6 = Some((0.0, 6.0));
+        let clamped = |v: &[f32]| -> Vec<f32> { v.iter().map(|v| v.clamp(0.0, 6.0)).collect() };
+        // Same additions in the same order: the same bits. The data spans [-7.2, 7.2], so both
+        // bounds of each clamp are reached.
+        for (clamps, expected) in [
+            (Clamps::default(), reference(&g, &data, &kernel, 0.25)),
+            (
+                Clamps {
+                    output: relu6,
+                    ..Clamps::default()
+                },
+                clamped(&reference(&g, &data, &kernel, 0.25)),
+            ),
+            (
+                Clamps {
+                    input: relu6,
+                    ..Clamps::default()
+                },
+                reference(&g, &clamped(&data), &kernel, 0.25),
+            ),
+            (
+                Clamps {
+                    input: relu6,
+                    output: relu6,
+                },
+                clamped(&reference(&g, &clamped(&data), &kernel, 0.25)),
+            ),
+        ] {
+            channel(&g, &data, &kernel, 0.25, clamps, &mut scratch, &mut out);
+            assert_eq!(
+                out, expected,
+                "{input:?} k{k} s{stride} pad {pad:?}, {clamps:?}"
+            );
+        }
     }
 
     #[test]
