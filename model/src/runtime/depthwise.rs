@@ -292,7 +292,7 @@ fn channel_body(
     let [h, w] = g.input;
     let plane = qh * qw;
     let clamped = |v: f32| match clamps.input {
-        Some((low, high)) => v.max(low).min(high),
+        Some(bounds) => clamp(bounds, v),
         None => v,
     };
     for (y, row) in input.chunks_exact(w).take(h).enumerate() {
@@ -360,15 +360,21 @@ fn channel_body(
         let out = &mut out[y0 * wo..(y0 + rows) * wo];
         for (dst, src) in out.chunks_exact_mut(wo).zip(grid.chunks_exact(qw)) {
             match clamps.output {
-                Some((low, high)) => {
+                Some(bounds) => {
                     for (d, &v) in dst.iter_mut().zip(&src[..wo]) {
-                        *d = v.max(low).min(high);
+                        *d = clamp(bounds, v);
                     }
                 }
                 None => dst.copy_from_slice(&src[..wo]),
             }
         }
     }
+}
+
+/// `min(max(v, low), high)`: the graph's ReLU6, `Max` then `Min`.
+#[inline(always)]
+fn clamp((low, high): (f32, f32), v: f32) -> f32 {
+    v.max(low).min(high)
 }
 
 /// `acc[i] = acc[i] + w[0]·x[0][i] + … + w[K-1]·x[K-1][i]`, added left to right.
@@ -450,22 +456,10 @@ fn activation(model: &TypedModel, conv: &TypedNode) -> TractResult<Option<(Clamp
             return Ok(None);
         };
         let next = &model.nodes[succ.node];
-        let Some(op) = next.op_as::<TypedBinOp>() else {
-            return Ok(None);
-        };
-        if op.0.name() != name
-            || next.inputs.len() != 2
-            || model.outputs.contains(&OutletId::new(node.id, 0))
-        {
+        if !is_binary(next, name) || model.outputs.contains(&OutletId::new(node.id, 0)) {
             return Ok(None);
         }
-        let other = model.outlet_fact(next.inputs[1 - succ.slot])?;
-        let value = other
-            .konst
-            .as_ref()
-            .filter(|k| k.datum_type() == f32::datum_type() && k.len() == 1)
-            .map(|k| k.cast_to_scalar::<f32>())
-            .transpose()?;
+        let value = scalar_constant(model, next.inputs[1 - succ.slot])?;
         Ok(value.map(|v| (next.id, v)))
     };
     let Some((max, low)) = next(conv, "Max")? else {
@@ -488,24 +482,15 @@ fn input_activation(
     // `outlet` is read once and is no model output: its other input and the constant.
     let previous = |outlet: OutletId, name: &str| -> TractResult<Option<(OutletId, f32)>> {
         let node = &model.nodes[outlet.node];
-        let Some(op) = node.op_as::<TypedBinOp>() else {
-            return Ok(None);
-        };
-        if op.0.name() != name
-            || node.inputs.len() != 2
+        if !is_binary(node, name)
             || node.outputs[outlet.slot].successors.len() != 1
             || model.outputs.contains(&outlet)
         {
             return Ok(None);
         }
         for slot in 0..2 {
-            let fact = model.outlet_fact(node.inputs[slot])?;
-            if let Some(k) = fact
-                .konst
-                .as_ref()
-                .filter(|k| k.datum_type() == f32::datum_type() && k.len() == 1)
-            {
-                return Ok(Some((node.inputs[1 - slot], k.cast_to_scalar::<f32>()?)));
+            if let Some(value) = scalar_constant(model, node.inputs[slot])? {
+                return Ok(Some((node.inputs[1 - slot], value)));
             }
         }
         Ok(None)
@@ -517,6 +502,25 @@ fn input_activation(
         return Ok(None);
     };
     Ok((low <= high).then_some((Clamp::new(low, high), data)))
+}
+
+/// Whether `node` is tract's binary op `name` (`Max`, `Min`, …) on two inputs.
+fn is_binary(node: &TypedNode, name: &str) -> bool {
+    node.inputs.len() == 2
+        && node
+            .op_as::<TypedBinOp>()
+            .is_some_and(|op| op.0.name() == name)
+}
+
+/// The value behind `outlet` when it is a constant holding one f32.
+fn scalar_constant(model: &TypedModel, outlet: OutletId) -> TractResult<Option<f32>> {
+    model
+        .outlet_fact(outlet)?
+        .konst
+        .as_ref()
+        .filter(|k| k.datum_type() == f32::datum_type() && k.len() == 1)
+        .map(|k| k.cast_to_scalar::<f32>())
+        .transpose()
 }
 
 /// The op for `node` when it is a convolution this kernel covers.
