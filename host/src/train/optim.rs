@@ -224,11 +224,11 @@ mod tests {
             (&w * &g).sum(Kind::Double).backward();
             opt.step(lr);
             let t = (i + 1) as f64;
-            value = value * (1.0 - lr * wd);
+            value *= 1.0 - lr * wd;
             m = &m * BETA1 + &g * (1.0 - BETA1);
             v = &v * BETA2 + g.square() * (1.0 - BETA2);
             let denom = (&v / (1.0 - BETA2.powf(t))).sqrt() + ADAM_EPS;
-            value = value - (&m / denom) * (lr / (1.0 - BETA1.powf(t)));
+            value -= (&m / denom) * (lr / (1.0 - BETA1.powf(t)));
             let gap = f64::try_from((&w.detach() - &value).abs().max()).unwrap();
             assert!(gap < 1e-12, "step {}: off by {gap}", i + 1);
         }
