@@ -109,7 +109,7 @@ impl Optimizer {
                         // value ← value − lr/bc1 · m / (√(v/bc2) + ε), as one addcdiv_ (which
                         // has no factor) over a denominator scaled by −bc1/lr: two temporaries
                         // and seven passes in all, where the textbook expression takes eight
-                        // temporaries (bench/results.md, section train).
+                        // temporaries (bench/results.md, "The optimizer update").
                         if lr <= 0.0 {
                             continue;
                         }
