@@ -106,13 +106,15 @@ impl Optimizer {
                         // m ← m + (1 − β1)(g − m), v ← v + (1 − β2)(g² − v), in place.
                         let _ = p.m.lerp_(&g, 1.0 - BETA1);
                         let _ = p.v.lerp_(&g.square(), 1.0 - BETA2);
+                        // At lr = 0 (a cosine floor of 0) the weights stay, and the scale below
+                        // would divide by zero.
+                        if lr <= 0.0 {
+                            continue;
+                        }
                         // value ← value − lr/bc1 · m / (√(v/bc2) + ε), as one addcdiv_ (which
                         // has no factor) over a denominator scaled by −bc1/lr: two temporaries
                         // and seven passes in all, where the textbook expression takes eight
                         // temporaries (bench/results.md, "The optimizer update").
-                        if lr <= 0.0 {
-                            continue;
-                        }
                         let bc1 = 1.0 - BETA1.powf(t);
                         let bc2 = 1.0 - BETA2.powf(t);
                         let scale = -bc1 / lr;
