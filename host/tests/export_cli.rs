@@ -52,6 +52,7 @@ fn run_dir() -> &'static Path {
             progress: false,
             external: None,
             select: None,
+            init: None,
         };
         let run = root.join("run");
         train(&recipe, &data, &run, &options).unwrap();

@@ -88,6 +88,7 @@ fn augmented_cached_views_are_new_pixels_repeatable_and_train() {
         progress: false,
         external: None,
         select: None,
+        init: None,
     };
     let summary = train(&recipe, &data, &dir.path().join("run"), &options).unwrap();
     assert_eq!(summary.epochs, 1);

@@ -82,6 +82,12 @@ pub struct TrainArgs {
     /// bal-acc for a new run, the run's own choice on --resume.
     #[arg(long, value_enum)]
     pub select: Option<run_folder::Selection>,
+    /// Start from another run's chosen weights, its classifier included, instead of ImageNet's
+    /// with a fresh classifier. With a linear probe's run (recipes/cpu-probe.toml, the same size
+    /// and colour constancy) this is LP-FT: the fine-tune begins with a fitted classifier, so
+    /// its first steps do not push random-head gradients into the pretrained features.
+    #[arg(long, value_name = "RUN", conflicts_with = "resume")]
+    pub init: Option<PathBuf>,
     /// CPU threads for libtorch (default: every core). Fewer leaves room for other work while a
     /// long run trains in the background.
     #[arg(long)]
@@ -156,6 +162,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         progress: true,
         external,
         select: a.select,
+        init: a.init,
     };
     let summary = train(&recipe, &data, &a.out, &opts)
         .with_context(|| format!("training into {} failed", a.out.display()))?;

@@ -84,6 +84,10 @@ pub struct RunInfo {
     /// The external validation set and its content hash, when the run has one.
     #[serde(default)]
     pub external: Option<(PathBuf, String)>,
+    /// The weights file the run started from instead of ImageNet's with a fresh classifier
+    /// (`dermo train --init RUN`: that run's chosen weights), and its SHA-256.
+    #[serde(default)]
+    pub init: Option<(PathBuf, String)>,
 }
 
 /// How the best epoch (the `best` checkpoint) is chosen.
@@ -177,6 +181,23 @@ impl RunFolder {
                     self.dir.display()
                 )
             })
+    }
+
+    /// The weights another run starts from (`dermo train --init THIS_RUN`): this run's chosen
+    /// weights ([`RunFolder::weights`]), refused unless its input contract (size, colour
+    /// constancy) is `recipe`'s — a classifier fitted to other inputs is no head start.
+    pub fn init_weights(&self, recipe: &Recipe) -> anyhow::Result<PathBuf> {
+        let own = self
+            .recipe()
+            .with_context(|| format!("--init {}: not a run folder", self.dir.display()))?;
+        anyhow::ensure!(
+            own.preprocess == recipe.preprocess,
+            "--init {}: that run's inputs ({:?}) are not this recipe's ({:?}); train it with the same size and color_constancy",
+            self.dir.display(),
+            own.preprocess,
+            recipe.preprocess
+        );
+        self.weights()
     }
 
     /// The fitted decision rule and its file, when `dermo calibrate` has written one.

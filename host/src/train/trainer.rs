@@ -82,6 +82,10 @@ pub struct TrainOptions {
     pub external: Option<std::rc::Rc<ExternalExamples>>,
     /// How the best epoch is chosen; `None` on resume keeps the run's own choice.
     pub select: Option<Selection>,
+    /// A run folder whose chosen weights (classifier included) a new run starts from, instead
+    /// of ImageNet's with a fresh classifier: a linear probe's run makes the run an LP-FT
+    /// (docs/training.md). Ignored on resume, where the checkpoint holds the weights.
+    pub init: Option<PathBuf>,
 }
 
 /// What a finished (or early-stopped) run reached.
@@ -113,7 +117,7 @@ pub fn train(
     let committed = folder.state()?;
     let spec = ArchSpec::efficientnet_lite0(NUM_CLASSES);
     let weights_id = file_id(&opts.pretrained)?;
-    let select = match (&committed, opts.resume) {
+    let (select, init) = match (&committed, opts.resume) {
         (Some(_), false) => return Err(TrainError::RunExists(run_dir.to_owned()).into()),
         (Some(_), true) => {
             let saved = Recipe::load(&folder.path(run_folder::CONFIG))?;
@@ -129,13 +133,22 @@ pub fn train(
             info.resumed_at.push(now());
             info.external = external_id(opts).or(info.external);
             folder.write(run_folder::RUN, &serde_json::to_vec_pretty(&info)?)?;
-            info.select
+            (info.select, None)
         }
         (None, _) => {
+            let init = match &opts.init {
+                Some(dir) => {
+                    let path = RunFolder::new(dir).init_weights(recipe)?;
+                    let id = file_id(&path)?;
+                    Some((absolute(&path), id))
+                }
+                None => None,
+            };
             folder.write(run_folder::CONFIG, recipe.to_toml().as_bytes())?;
-            let info = run_info(recipe, data, opts, &spec, &weights_id);
+            let mut info = run_info(recipe, data, opts, &spec, &weights_id);
+            info.init = init.clone();
             folder.write(run_folder::RUN, &serde_json::to_vec_pretty(&info)?)?;
-            info.select
+            (info.select, init.map(|(path, _)| path))
         }
     };
     if select == Selection::BalAccExternalAuc && opts.external.is_none() {
@@ -149,6 +162,10 @@ pub fn train(
     net.dropout = recipe.dropout;
     net.set_drop_connect(recipe.drop_connect);
     pretrained::load_imagenet(&vs, &opts.pretrained, Head::Fresh)?;
+    if let Some(path) = &init {
+        vs.load(path)
+            .with_context(|| format!("--init: cannot load {}", path.display()))?;
+    }
     if recipe.channels_last {
         precision::vars_to_channels_last(&vs);
     }
@@ -810,6 +827,7 @@ fn run_info(
         resumed_at: Vec::new(),
         select: opts.select.unwrap_or_default(),
         external: external_id(opts),
+        init: None,
     }
 }
 

@@ -49,6 +49,7 @@ fn options(cache_root: &Path) -> TrainOptions {
         progress: false,
         external: None,
         select: None,
+        init: None,
     }
 }
 
@@ -230,6 +231,58 @@ fn probe_trains_only_the_head() {
             .into_iter()
             .collect();
     assert!(best["_conv_head.weight"].equal(&imagenet["_conv_head.weight"]));
+}
+
+#[test]
+fn a_run_with_init_starts_from_that_runs_classifier_and_records_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (t, v) = write_split(dir.path(), 8, 3, None);
+    let cache = dir.path().join("cache");
+    let data = TrainData::load(&t, &v, &cfg(), &cache).unwrap();
+    let probe = dir.path().join("probe");
+    let mut recipe = small_recipe(Mode::Probe, 2);
+    recipe.lr = 1e-2;
+    train(&recipe, &data, &probe, &options(&cache)).unwrap();
+    let read = |path: &Path| -> std::collections::HashMap<String, Tensor> {
+        Tensor::read_safetensors(path)
+            .unwrap()
+            .into_iter()
+            .collect()
+    };
+    let probe_best = read(&probe.join("best.safetensors"));
+
+    // A full fine-tune from the probe, with a learning rate too small to move an f32 weight:
+    // its classifier is still the probe's (a fresh one would be random).
+    let mut full = small_recipe(Mode::Full, 1);
+    full.lr = 1e-30;
+    let run = dir.path().join("lpft");
+    let opts = TrainOptions {
+        init: Some(probe.clone()),
+        ..options(&cache)
+    };
+    train(&full, &data, &run, &opts).unwrap();
+    let lpft = read(&run.join("last.safetensors"));
+    for name in ["_fc.weight", "_fc.bias"] {
+        assert!(
+            lpft[name].equal(&probe_best[name]),
+            "{name} is not the probe's"
+        );
+    }
+    let info = run_folder::RunFolder::new(&run).info().unwrap();
+    let (path, sha) = info.init.expect("run.json records --init");
+    assert_eq!(path, probe.join("best.safetensors").canonicalize().unwrap());
+    assert_eq!(sha, dermo_host::train::features::file_id(&path).unwrap());
+
+    // A probe fitted to other inputs is refused, naming the run.
+    let mut other = full.clone();
+    other.preprocess.size = 96;
+    let data96 = TrainData::load(&t, &v, &other.preprocess, &cache).unwrap();
+    let err = train(&other, &data96, &dir.path().join("bad"), &opts).unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("--init") && msg.contains(&probe.display().to_string()),
+        "{msg}"
+    );
 }
 
 #[test]

@@ -65,6 +65,7 @@ pub(super) fn train_and_evaluate(
         progress: true,
         external: None,
         select: None,
+        init: None,
     };
     train(&recipe, &train_data, run_dir, &options)
         .with_context(|| format!("training cell {} seed {seed}", cell.name))?;
