@@ -3,7 +3,8 @@
 
 Builds the same network as the Rust trainer (dermo_host::train::net: symmetric k/2 padding,
 ReLU6, BN eps 1e-3, no squeeze-excite), loads the same ImageNet weights, swaps in a 7-way head
-and times full fine-tune steps (forward, cross-entropy, backward, AdamW step) on CPU.
+and times full fine-tune steps (forward, cross-entropy, backward, AdamW step) on CPU, or on a CUDA GPU
+(`--device cuda`, with `--fp16` for fp16 autocast and loss scaling, as `dermo train` does there).
 Prints one line: impl=pytorch-eager images_per_s=... batch=... size=... steps=... threads=...
 """
 import argparse
@@ -97,39 +98,52 @@ def main():
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
     ap.add_argument("--channels-last", action="store_true", help="model and batch in channels_last")
     ap.add_argument("--bf16", action="store_true", help="forward under torch.autocast('cpu', bfloat16)")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the steps run")
+    ap.add_argument("--fp16", action="store_true", help="CUDA: forward under fp16 autocast, loss scaling")
     a = ap.parse_args()
 
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     torch.manual_seed(0)
+    if a.device == "cuda":
+        torch.backends.cudnn.benchmark = True
     model = EfficientNetLite0(7)
     load_pretrained(model, a.weights, keep_fc=False)
-    model.train()
+    model = model.to(a.device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-2)
-    x = torch.randn(a.batch, 3, a.size, a.size)
-    y = torch.randint(0, 7, (a.batch,))
+    x = torch.randn(a.batch, 3, a.size, a.size, device=a.device)
+    y = torch.randint(0, 7, (a.batch,), device=a.device)
+    scaler = torch.amp.GradScaler("cuda", enabled=a.fp16)
+    sync = torch.cuda.synchronize if a.device == "cuda" else (lambda: None)
     if a.channels_last:
         model = model.to(memory_format=torch.channels_last)
         x = x.to(memory_format=torch.channels_last)
 
     def step():
         opt.zero_grad(set_to_none=True)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
-            logits = model(x)
+        if a.device == "cuda":
+            with torch.autocast("cuda", dtype=torch.float16, enabled=a.fp16):
+                logits = model(x)
+        else:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+                logits = model(x)
         loss = F.cross_entropy(logits.float(), y)
-        loss.backward()
-        opt.step()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
 
     for _ in range(a.warmup):
         step()
+    sync()
     t0 = time.perf_counter()
     for _ in range(a.steps):
         step()
+    sync()
     dt = time.perf_counter() - t0
     print(
         f"impl=pytorch-eager images_per_s={a.batch * a.steps / dt:.3f} batch={a.batch} size={a.size} "
         f"steps={a.steps} threads={torch.get_num_threads()} torch={torch.__version__} "
-        f"channels_last={a.channels_last} bf16={a.bf16}"
+        f"channels_last={a.channels_last} bf16={a.bf16} device={a.device} fp16={a.fp16}"
     )
 
 if __name__ == "__main__":

@@ -72,19 +72,20 @@ impl Optimizer {
     }
 
     /// Multiplies every gradient by `factor` (loss-scale removal) and says whether all of them
-    /// are finite.
+    /// are finite. The per-gradient checks stay on the device and are read back once: on a GPU
+    /// each read is a synchronisation that stalls the queue of kernels.
     pub fn unscale_grads(&mut self, factor: f64) -> bool {
-        let mut finite = true;
         tch::no_grad(|| {
+            let mut checks = Vec::with_capacity(self.params.len());
             for p in &mut self.params {
                 let mut g = p.value.grad();
                 if g.defined() {
                     let _ = g.g_mul_scalar_(factor);
-                    finite &= bool::try_from(g.isfinite().all()).unwrap_or(false);
+                    checks.push(g.isfinite().all());
                 }
             }
-        });
-        finite
+            checks.is_empty() || bool::try_from(Tensor::stack(&checks, 0).all()).unwrap_or(false)
+        })
     }
 
     /// One update with learning rate `lr` from the current gradients.
@@ -234,6 +235,26 @@ mod tests {
             let gap = f64::try_from((&w.detach() - &value).abs().max()).unwrap();
             assert!(gap < 1e-12, "step {}: off by {gap}", i + 1);
         }
+    }
+
+    /// Loss-scale removal divides every gradient and reports an overflow in any one of them.
+    #[test]
+    fn unscaling_scales_every_gradient_and_flags_any_overflow() {
+        let opts = (Kind::Float, tch::Device::Cpu);
+        let a = Tensor::ones([3], opts).set_requires_grad(true);
+        let b = Tensor::ones([2], opts).set_requires_grad(true);
+        let params = vec![
+            ("a".into(), a.shallow_clone()),
+            ("b".into(), b.shallow_clone()),
+        ];
+        let mut opt = Optimizer::new(OptimizerKind::Adamw, params, 0.0, 0.9);
+        ((&a * 8.0).sum(Kind::Float) + (&b * 4.0).sum(Kind::Float)).backward();
+        assert!(opt.unscale_grads(0.5));
+        assert_eq!(Vec::<f32>::try_from(a.grad()).unwrap(), [4.0; 3]);
+        assert_eq!(Vec::<f32>::try_from(b.grad()).unwrap(), [2.0; 2]);
+        opt.zero_grad();
+        ((&a * 8.0).sum(Kind::Float) + (&b * f64::INFINITY).sum(Kind::Float)).backward();
+        assert!(!opt.unscale_grads(0.5), "b's gradient overflowed");
     }
 
     #[test]
