@@ -5,7 +5,7 @@ use super::names::{CLASS_MAPS, FEATURES, INPUT, OOD_FEATURES};
 use super::network::{ConvLayer, Layer};
 use super::proto::{attr_int, attr_ints, GraphBuilder};
 use super::quant::{
-    conv_coding, dense_coding, per_channel_int8, symmetric_int8, Affine, WeightCoding,
+    conv_coding, dense_coding, per_channel_int8, symmetric_int8, weight_bound, Affine, WeightCoding,
 };
 use super::{OnnxError, Precision};
 use std::collections::{BTreeMap, HashMap};
@@ -37,10 +37,14 @@ pub fn float_graph(
     g.f32(RELU6_MAX, &[], &[6.0]);
     let weight =
         |g: &mut GraphBuilder, name: &str, shape: &[usize], data: &[f32], coding| -> String {
-            if coding == WeightCoding::Float {
-                return g.f32(&format!("{name}.w"), shape, data);
-            }
-            let (q, scales) = per_channel_int8(data, shape[0]);
+            let bound = match coding {
+                WeightCoding::Float => return g.f32(&format!("{name}.w"), shape, data),
+                WeightCoding::Int8PerChannel { bound } => bound,
+                WeightCoding::Int8PerTensor { .. } => {
+                    unreachable!("only int8-full codes a tensor with one scale")
+                }
+            };
+            let (q, scales) = per_channel_int8(data, shape[0], bound);
             let q = g.i8(&format!("{name}.wq"), shape, &q);
             let s = g.f32(&format!("{name}.ws"), &[shape[0]], &scales);
             let zp = g.i8(&format!("{name}.wzp"), &[shape[0]], &vec![0; shape[0]]);
@@ -171,6 +175,7 @@ pub fn qlinear_graph(
             .copied()
             .ok_or_else(|| OnnxError::MissingRange(name.to_string()))
     };
+    let bound = weight_bound(Precision::Int8Full);
     let mut g = GraphBuilder::default();
     let mut q: HashMap<String, QTensor> = HashMap::new();
     let (lo, hi) = range(INPUT)?;
@@ -192,7 +197,7 @@ pub fn qlinear_graph(
                 let ya = Affine::from_range(lo, hi);
                 let out = c.output.as_str();
                 let o = c.weight.shape[0];
-                let (wq, ws) = per_channel_int8(&c.weight.data, o);
+                let (wq, ws) = per_channel_int8(&c.weight.data, o, bound);
                 let bq: Vec<i32> = c
                     .bias
                     .iter()
@@ -258,7 +263,7 @@ pub fn qlinear_graph(
                         wt[j * classes + k] = *v;
                     }
                 }
-                let (wq, ws) = symmetric_int8(&wt);
+                let (wq, ws) = symmetric_int8(&wt, bound);
                 let xs = g.f32(&format!("{output}.xs"), &[], &[xa.scale]);
                 let xz = g.u8(&format!("{output}.xzp"), &[], &[xa.zero_point]);
                 let w = g.i8(&format!("{output}.wq"), &[c, classes], &wq);

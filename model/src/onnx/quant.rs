@@ -9,10 +9,31 @@ use super::Precision;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WeightCoding {
     Float,
-    /// Symmetric int8, one scale per output channel (axis 0).
-    Int8PerChannel,
-    /// Symmetric int8, one scale for the tensor.
-    Int8PerTensor,
+    /// Symmetric int8 in `[-bound, bound]`, one scale per output channel (axis 0).
+    Int8PerChannel {
+        bound: i8,
+    },
+    /// Symmetric int8 in `[-bound, bound]`, one scale for the tensor.
+    Int8PerTensor {
+        bound: i8,
+    },
+}
+
+/// The largest magnitude an int8 weight of `precision` is stored as.
+///
+/// `Int8` dequantizes its weights in front of float ops and uses the whole symmetric range.
+/// `Int8Full` stores 7-bit weights, `[-63, 63]`: x86 CPUs without VNNI (AVX2, and AVX-512 before
+/// VNNI) multiply uint8 activations by int8 weights with `vpmaddubsw`, which adds two products
+/// into an int16 that saturates above 32,767. With 8-bit weights a pair reaches
+/// 2 × 255 × 127 = 64,770, and ONNX Runtime's QLinearConv answered wrongly there (logits off by
+/// 27 % of their range on an AVX2-only AMD EPYC; within the test's 15 % on one with AVX-512 VNNI).
+/// At 63 a pair stays within 2 × 255 × 63 = 32,130 on every CPU. ONNX Runtime's own quantizer
+/// calls this `reduce_range`.
+pub fn weight_bound(precision: Precision) -> i8 {
+    match precision {
+        Precision::Int8Full => 63,
+        Precision::Fp32 | Precision::Int8 => 127,
+    }
 }
 
 /// The coding of a convolution's weights.
@@ -24,7 +45,9 @@ pub fn conv_coding(c: &ConvLayer, precision: Precision) -> WeightCoding {
     match precision {
         Precision::Fp32 => WeightCoding::Float,
         Precision::Int8 if c.group > 1 || c.input == INPUT => WeightCoding::Float,
-        Precision::Int8 | Precision::Int8Full => WeightCoding::Int8PerChannel,
+        Precision::Int8 | Precision::Int8Full => WeightCoding::Int8PerChannel {
+            bound: weight_bound(precision),
+        },
     }
 }
 
@@ -32,8 +55,12 @@ pub fn conv_coding(c: &ConvLayer, precision: Precision) -> WeightCoding {
 pub fn dense_coding(precision: Precision) -> WeightCoding {
     match precision {
         Precision::Fp32 => WeightCoding::Float,
-        Precision::Int8 => WeightCoding::Int8PerChannel,
-        Precision::Int8Full => WeightCoding::Int8PerTensor,
+        Precision::Int8 => WeightCoding::Int8PerChannel {
+            bound: weight_bound(precision),
+        },
+        Precision::Int8Full => WeightCoding::Int8PerTensor {
+            bound: weight_bound(precision),
+        },
     }
 }
 
@@ -41,8 +68,8 @@ pub fn dense_coding(precision: Precision) -> WeightCoding {
 pub fn dequantized(data: &[f32], rows: usize, coding: WeightCoding) -> Option<Vec<f32>> {
     match coding {
         WeightCoding::Float => None,
-        WeightCoding::Int8PerChannel => {
-            let (q, scales) = per_channel_int8(data, rows);
+        WeightCoding::Int8PerChannel { bound } => {
+            let (q, scales) = per_channel_int8(data, rows, bound);
             let per = data.len() / rows.max(1);
             Some(
                 q.iter()
@@ -51,44 +78,46 @@ pub fn dequantized(data: &[f32], rows: usize, coding: WeightCoding) -> Option<Ve
                     .collect(),
             )
         }
-        WeightCoding::Int8PerTensor => {
-            let (q, scale) = symmetric_int8(data);
+        WeightCoding::Int8PerTensor { bound } => {
+            let (q, scale) = symmetric_int8(data, bound);
             Some(q.iter().map(|&v| v as f32 * scale).collect())
         }
     }
 }
 
-/// Symmetric int8 over the whole tensor (zero point 0); values in `[-127, 127]`.
-pub fn symmetric_int8(data: &[f32]) -> (Vec<i8>, f32) {
-    let scale = symmetric_scale(data);
-    (data.iter().map(|v| quantize_i8(*v, scale)).collect(), scale)
+/// Symmetric int8 over the whole tensor (zero point 0); values in `[-bound, bound]`.
+pub fn symmetric_int8(data: &[f32], bound: i8) -> (Vec<i8>, f32) {
+    let bound = f32::from(bound);
+    let scale = symmetric_scale(data, bound);
+    (
+        data.iter()
+            .map(|v| (v / scale).round().clamp(-bound, bound) as i8)
+            .collect(),
+        scale,
+    )
 }
 
 /// Symmetric int8 per output channel (axis 0 of a tensor with `channels` rows).
-pub fn per_channel_int8(data: &[f32], channels: usize) -> (Vec<i8>, Vec<f32>) {
+pub fn per_channel_int8(data: &[f32], channels: usize, bound: i8) -> (Vec<i8>, Vec<f32>) {
     let per = data.len() / channels.max(1);
     let mut q = Vec::with_capacity(data.len());
     let mut scales = Vec::with_capacity(channels);
     for row in data.chunks(per.max(1)) {
-        let (rq, s) = symmetric_int8(row);
+        let (rq, s) = symmetric_int8(row, bound);
         q.extend(rq);
         scales.push(s);
     }
     (q, scales)
 }
 
-fn symmetric_scale(data: &[f32]) -> f32 {
+fn symmetric_scale(data: &[f32], bound: f32) -> f32 {
     let max = data.iter().fold(0f32, |m, v| m.max(v.abs()));
     // An all-zero channel still needs a positive scale.
     if max > 0.0 && max.is_finite() {
-        max / 127.0
+        max / bound
     } else {
         1.0
     }
-}
-
-fn quantize_i8(v: f32, scale: f32) -> i8 {
-    (v / scale).round().clamp(-127.0, 127.0) as i8
 }
 
 /// `real = (q − zero_point) × scale` for uint8 activations.
@@ -120,10 +149,27 @@ mod tests {
 
     #[test]
     fn per_channel_scales_follow_each_row() {
-        let (q, s) = per_channel_int8(&[1.0, -0.5, 0.0, 0.0, 10.0, -20.0], 3);
+        let (q, s) = per_channel_int8(&[1.0, -0.5, 0.0, 0.0, 10.0, -20.0], 3, 127);
         assert_eq!(s[0], 1.0 / 127.0);
         assert_eq!(s[1], 1.0, "an all-zero row keeps a usable scale");
         assert_eq!(q, [127, -64, 0, 0, 64, -127]);
+    }
+
+    #[test]
+    fn fully_quantized_weights_keep_vpmaddubsw_pairs_within_int16() {
+        // Two uint8 × int8 products summed into an int16, the largest activation on both.
+        let pair = |bound: i8| 2 * 255 * i32::from(bound);
+        assert!(pair(weight_bound(Precision::Int8Full)) <= i32::from(i16::MAX));
+        assert!(pair(weight_bound(Precision::Int8)) > i32::from(i16::MAX));
+        let (q, s) = per_channel_int8(&[1.0, -0.25, 5.0, -20.0], 2, 63);
+        assert_eq!((s[0], s[1]), (1.0 / 63.0, 20.0 / 63.0));
+        assert_eq!(q, [63, -16, 16, -63]);
+        let coding = dense_coding(Precision::Int8Full);
+        assert_eq!(coding, WeightCoding::Int8PerTensor { bound: 63 });
+        let restored = dequantized(&[1.0, -0.25, 0.1], 1, coding).unwrap();
+        for (r, want) in restored.iter().zip([1.0, -16.0 / 63.0, 6.0 / 63.0]) {
+            assert!((r - want).abs() < 1e-6, "{restored:?}");
+        }
     }
 
     #[test]
