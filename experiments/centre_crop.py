@@ -1,0 +1,83 @@
+"""Centre-crop every image of a data table to a fraction of each side (lossless PNG out).
+
+Measures how the lesion's share of the frame moves a model's figures (docs/results.md, "Centre
+crops"). Needs Pillow (in the venv scripts/setup makes: run it with $DERMO_PYTHON).
+
+  centre_crop.py isic LABELS_CSV IMAGES_DIR FRACTION OUT
+      ISIC 2017 layout in; OUT/images/<id>.png and OUT/table.csv (image,label) out, for
+      `dermo data import binary-csv OUT/table.csv --images OUT/images --out ...`.
+  centre_crop.py manifest MANIFEST_CSV FRACTION OUT
+      a dermo manifest (e.g. a split's val.csv) in; OUT/images/<id>.png and OUT/manifest.csv out,
+      with paths, sha256 and sizes of the new files (dermo's caches key on the sha256), for
+      `dermo eval MODEL --data OUT/manifest.csv`.
+
+FRACTION 1.0 writes the same pixels as PNG: the control, since the figures also move with the
+JPEG decoder (Pillow's here, the image crate's in dermo).
+"""
+import csv
+import hashlib
+import os
+import sys
+
+from PIL import Image
+
+
+def crop(src, dst, fraction):
+    img = Image.open(src).convert("RGB")
+    w, h = img.size
+    cw, ch = round(w * fraction), round(h * fraction)
+    left, top = (w - cw) // 2, (h - ch) // 2
+    img.crop((left, top, left + cw, top + ch)).save(dst, compress_level=1)
+
+
+def fraction_arg(text):
+    f = float(text)
+    if not 0.0 < f <= 1.0:
+        sys.exit(f"centre_crop.py: FRACTION must be in (0, 1], got {text}")
+    return f
+
+
+def isic(labels, images, fraction, out):
+    os.makedirs(f"{out}/images", exist_ok=True)
+    with open(labels, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    with open(f"{out}/table.csv", "w", newline="") as fh:
+        table = csv.writer(fh)
+        table.writerow(["image", "label"])
+        for r in rows:
+            name = r["image_id"] + ".png"
+            crop(f"{images}/{r['image_id']}.jpg", f"{out}/images/{name}", fraction)
+            table.writerow([name, r["melanoma"]])
+    print(f"wrote {len(rows)} images and {out}/table.csv")
+
+
+def manifest(path, fraction, out):
+    os.makedirs(f"{out}/images", exist_ok=True)
+    base = os.path.dirname(os.path.abspath(path))
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        fields, rows = reader.fieldnames, list(reader)
+    with open(f"{out}/manifest.csv", "w", newline="") as fh:
+        table = csv.DictWriter(fh, fieldnames=fields)
+        table.writeheader()
+        for r in rows:
+            src = os.path.join(base, r["path"])
+            stem = os.path.splitext(os.path.basename(src))[0]
+            dst = os.path.abspath(f"{out}/images/{stem}.png")
+            crop(src, dst, fraction)
+            with open(dst, "rb") as img:
+                r["sha256"] = hashlib.sha256(img.read()).hexdigest()
+            r["path"] = dst
+            r["width"], r["height"] = Image.open(dst).size
+            table.writerow(r)
+    print(f"wrote {len(rows)} images and {out}/manifest.csv")
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    if len(args) == 5 and args[0] == "isic":
+        isic(args[1], args[2], fraction_arg(args[3]), args[4])
+    elif len(args) == 4 and args[0] == "manifest":
+        manifest(args[1], fraction_arg(args[2]), args[3])
+    else:
+        sys.exit(__doc__)
