@@ -73,11 +73,19 @@ def manifest(path, fraction, out):
     print(f"wrote {len(rows)} images and {out}/manifest.csv")
 
 
-if __name__ == "__main__":
-    args = sys.argv[1:]
+def main(args):
     if len(args) == 5 and args[0] == "isic":
         isic(args[1], args[2], fraction_arg(args[3]), args[4])
     elif len(args) == 4 and args[0] == "manifest":
         manifest(args[1], fraction_arg(args[2]), args[3])
     else:
         sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    try:
+        main(sys.argv[1:])
+    except (OSError, KeyError) as e:
+        # A missing or unreadable file names itself; a table without the expected column names it.
+        what = f"{e.strerror}: {e.filename}" if isinstance(e, OSError) else f"no column {e}"
+        sys.exit(f"centre_crop.py: {what}")
