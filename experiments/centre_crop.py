@@ -23,11 +23,13 @@ from PIL import Image
 
 
 def crop(src, dst, fraction):
+    """Writes the centre crop of `src` to `dst` and returns its (width, height)."""
     img = Image.open(src).convert("RGB")
     w, h = img.size
     cw, ch = round(w * fraction), round(h * fraction)
     left, top = (w - cw) // 2, (h - ch) // 2
     img.crop((left, top, left + cw, top + ch)).save(dst, compress_level=1)
+    return cw, ch
 
 
 def fraction_arg(text):
@@ -64,11 +66,10 @@ def manifest(path, fraction, out):
             src = os.path.join(base, r["path"])
             stem = os.path.splitext(os.path.basename(src))[0]
             dst = os.path.abspath(f"{out}/images/{stem}.png")
-            crop(src, dst, fraction)
+            r["width"], r["height"] = crop(src, dst, fraction)
             with open(dst, "rb") as img:
                 r["sha256"] = hashlib.sha256(img.read()).hexdigest()
             r["path"] = dst
-            r["width"], r["height"] = Image.open(dst).size
             table.writerow(r)
     print(f"wrote {len(rows)} images and {out}/manifest.csv")
 
