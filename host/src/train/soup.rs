@@ -5,7 +5,11 @@
 //! space that their average is itself a good network, often better than any one of them, at the
 //! cost of a single model on the device. The greedy soup ranks the runs by validation balanced
 //! accuracy and adds each one only when the average does not score lower on validation; the
-//! uniform soup averages them all. The result is an ordinary run folder (`best.safetensors`,
+//! uniform soup averages them all. WiSE-FT (Wortsman et al. 2022, "Robust fine-tuning of zero-shot
+//! models") takes one run and moves its weights part of the way back toward the ImageNet weights
+//! it started from: `alpha · fine-tuned + (1 − alpha) · ImageNet` for every tensor (BatchNorm
+//! statistics included), the task classifier kept, a lever for images unlike the training set's.
+//! The result is an ordinary run folder (`best.safetensors`,
 //! `config.toml`, `run.json`) that `dermo calibrate`, `eval` and `export` take as they are, plus
 //! `soup.json`, the record of what went in and why.
 
@@ -13,6 +17,7 @@ use super::dataset::Examples;
 use super::device::DeviceChoice;
 use super::metrics::Scores;
 use super::predict::TrainedModel;
+use super::pretrained;
 use super::run_folder::{self, RunFolder};
 use super::trainer::source_commit;
 use crate::files::now;
@@ -29,19 +34,24 @@ pub const SOUP: &str = "soup.json";
 /// `dermo soup`: average the best checkpoints of several runs into a new run folder.
 #[derive(Args, Debug)]
 pub struct SoupArgs {
-    /// Run folders to average (their best checkpoints). They must share the ImageNet weights,
-    /// the architecture, the input size and colour constancy, and the train and validation
-    /// manifests.
-    #[arg(required = true, num_args = 2..)]
+    /// Run folders to average (their best checkpoints), at least two; one for wise-ft. They must
+    /// share the ImageNet weights, the architecture, the input size and colour constancy, and the
+    /// train and validation manifests.
+    #[arg(required = true, num_args = 1..)]
     pub runs: Vec<PathBuf>,
     /// The validation manifest the runs were trained against (their `run.json` must name the
     /// same content); it ranks the runs and decides what the greedy soup keeps.
     #[arg(long)]
     pub val: PathBuf,
     /// greedy: best run first, each next one kept only if validation balanced accuracy does not
-    /// drop; uniform: all runs, equally weighted.
+    /// drop; uniform: all runs, equally weighted; wise-ft: one run interpolated toward its
+    /// ImageNet weights by --alpha.
     #[arg(long, value_enum, default_value_t = SoupMethod::Greedy)]
     pub method: SoupMethod,
+    /// wise-ft only: the fine-tuned run's share, in [0, 1] (1 keeps the run, 0 is the ImageNet
+    /// backbone under the run's classifier).
+    #[arg(long)]
+    pub alpha: Option<f64>,
     /// New run folder for the soup.
     #[arg(long)]
     pub out: PathBuf,
@@ -55,6 +65,7 @@ pub struct SoupArgs {
 pub enum SoupMethod {
     Greedy,
     Uniform,
+    WiseFt,
 }
 
 /// `soup.json`: what went into the soup.
@@ -69,6 +80,9 @@ pub struct SoupRecord {
     pub steps: Vec<GreedyStep>,
     /// Validation balanced accuracy of the soup that was written.
     pub val_bal_acc: f64,
+    /// wise-ft: the fine-tuned run's share of every weight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<f64>,
     pub created_at: String,
     pub command_line: Vec<String>,
     pub source_commit: Option<String>,
@@ -95,7 +109,7 @@ pub fn run(a: SoupArgs) -> anyhow::Result<()> {
     let record = soup(
         &a.runs,
         &a.val,
-        a.method,
+        Method::new(a.method, a.alpha)?,
         &a.out,
         device,
         std::env::args().collect(),
@@ -108,6 +122,9 @@ pub fn run(a: SoupArgs) -> anyhow::Result<()> {
             i.val_bal_acc
         );
     }
+    if let Some(alpha) = record.alpha {
+        eprint!("wise-ft at alpha {alpha}: ");
+    }
     eprintln!(
         "soup of {} of {} runs: val balanced accuracy {:.4} → {}",
         record.ingredients.iter().filter(|i| i.in_soup).count(),
@@ -118,16 +135,61 @@ pub fn run(a: SoupArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A soup method with what it needs: wise-ft's alpha.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Method {
+    Greedy,
+    Uniform,
+    WiseFt { alpha: f64 },
+}
+
+impl Method {
+    /// The method `--method` and `--alpha` name; alpha goes with wise-ft and nothing else.
+    pub fn new(method: SoupMethod, alpha: Option<f64>) -> anyhow::Result<Method> {
+        match (method, alpha) {
+            (SoupMethod::WiseFt, Some(alpha)) if (0.0..=1.0).contains(&alpha) => {
+                Ok(Method::WiseFt { alpha })
+            }
+            (SoupMethod::WiseFt, Some(alpha)) => {
+                anyhow::bail!("--alpha must be in [0, 1] (the fine-tuned run's share), got {alpha}")
+            }
+            (SoupMethod::WiseFt, None) => {
+                anyhow::bail!(
+                    "--method wise-ft needs --alpha (the fine-tuned run's share, e.g. 0.7)"
+                )
+            }
+            (_, Some(_)) => anyhow::bail!("--alpha goes with --method wise-ft only"),
+            (SoupMethod::Greedy, None) => Ok(Method::Greedy),
+            (SoupMethod::Uniform, None) => Ok(Method::Uniform),
+        }
+    }
+
+    fn kind(self) -> SoupMethod {
+        match self {
+            Method::Greedy => SoupMethod::Greedy,
+            Method::Uniform => SoupMethod::Uniform,
+            Method::WiseFt { .. } => SoupMethod::WiseFt,
+        }
+    }
+}
+
 /// Makes the soup of `runs` in `out` and returns its record (also written to `out/soup.json`).
 pub fn soup(
     runs: &[PathBuf],
     val: &Path,
-    method: SoupMethod,
+    method: Method,
     out: &Path,
     device: tch::Device,
     command_line: Vec<String>,
 ) -> anyhow::Result<SoupRecord> {
-    anyhow::ensure!(runs.len() >= 2, "a soup needs at least two runs");
+    match method {
+        Method::WiseFt { .. } => anyhow::ensure!(
+            runs.len() == 1,
+            "wise-ft interpolates one run toward its ImageNet weights; {} runs were given",
+            runs.len()
+        ),
+        _ => anyhow::ensure!(runs.len() >= 2, "a soup needs at least two runs"),
+    }
     if out.exists() && out.read_dir().map_or(true, |mut d| d.next().is_some()) {
         anyhow::bail!(
             "{} already exists and is not empty; choose another --out",
@@ -145,8 +207,8 @@ pub fn soup(
     }
 
     let bar = ProgressBar::new(match method {
-        SoupMethod::Greedy => 2 * runs.len() as u64 - 1,
-        SoupMethod::Uniform => runs.len() as u64 + 1,
+        Method::Greedy => 2 * runs.len() as u64 - 1,
+        Method::Uniform | Method::WiseFt { .. } => runs.len() as u64 + 1,
     })
     .with_style(
         ProgressStyle::with_template("soup [{elapsed_precise}] {wide_bar} {pos}/{len} {msg}")
@@ -172,7 +234,7 @@ pub fn soup(
     let best = ranked[0].0;
     let mut soup_model = TrainedModel::load(&runs[best], device)?;
     let (members, steps, val_bal_acc) = match method {
-        SoupMethod::Greedy => {
+        Method::Greedy => {
             let (mut members, mut current, mut steps) = (vec![best], ranked[0].1, Vec::new());
             for &(i, _) in &ranked[1..] {
                 bar.set_message(format!("trying {}", runs[i].display()));
@@ -194,11 +256,17 @@ pub fn soup(
             average_into(&soup_model, &models, &members);
             (members, steps, current)
         }
-        SoupMethod::Uniform => {
+        Method::Uniform => {
             let all: Vec<usize> = (0..models.len()).collect();
             average_into(&soup_model, &models, &all);
             let s = score(&soup_model);
             (all, Vec::new(), s)
+        }
+        Method::WiseFt { alpha } => {
+            bar.set_message("interpolating toward ImageNet");
+            toward_imagenet(&soup_model, &runs[best], alpha, device)?;
+            let s = score(&soup_model);
+            (vec![best], Vec::new(), s)
         }
     };
     bar.finish_and_clear();
@@ -215,12 +283,16 @@ pub fn soup(
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let record = SoupRecord {
-        method,
+        method: method.kind(),
         val_manifest: std::path::absolute(val).unwrap_or_else(|_| val.to_owned()),
         val_manifest_hash: examples.manifest_hash.clone(),
         ingredients,
         steps,
         val_bal_acc,
+        alpha: match method {
+            Method::WiseFt { alpha } => Some(alpha),
+            _ => None,
+        },
         created_at: now(),
         command_line: command_line.clone(),
         source_commit: source_commit(),
@@ -281,6 +353,29 @@ fn average_into(soup: &TrainedModel, models: &[TrainedModel], members: &[usize])
             target.copy_(&(sum / members.len() as f64).to_kind(target.kind()));
         }
     });
+}
+
+/// Sets every variable of `model` (loaded from `run`) to `alpha · itself + (1 − alpha) · ImageNet`,
+/// with the ImageNet weights the run started from; the task classifier (`_fc.*`), which ImageNet
+/// does not have, stays the run's.
+fn toward_imagenet(
+    model: &TrainedModel,
+    run: &Path,
+    alpha: f64,
+    device: tch::Device,
+) -> anyhow::Result<()> {
+    let imagenet = TrainedModel::load(run, device)?;
+    let path = pretrained::of_run(&imagenet.info)?;
+    pretrained::load_imagenet(&imagenet.vs, &path, pretrained::Head::Fresh)?;
+    let start = imagenet.vs.variables();
+    tch::no_grad(|| {
+        for (name, mut target) in model.vs.variables() {
+            let mixed = target.to_kind(tch::Kind::Double) * alpha
+                + start[&name].to_kind(tch::Kind::Double) * (1.0 - alpha);
+            target.copy_(&mixed.to_kind(target.kind()));
+        }
+    });
+    Ok(())
 }
 
 /// Writes the soup's run folder: weights, the best run's recipe and provenance, `soup.json`.

@@ -1,8 +1,9 @@
 //! `dermo soup` end to end on two small real runs: the uniform soup is the mean of their weights
 //! and scores on validation what `dermo eval` measures for it; the greedy soup never scores below
 //! its best run; runs of another input size, or a folder that already holds files, are refused.
+//! WiSE-FT moves one run's weights toward the ImageNet weights it started from by alpha.
 
-use crate::train_support::{dermo, run_ok, train_args, write_split};
+use crate::train_support::{dermo, pretrained, run_ok, train_args, write_split};
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Output;
@@ -135,4 +136,73 @@ fn soups_average_runs_and_are_chosen_on_validation() {
     // An existing, non-empty folder is never overwritten.
     let err = soup_fails(dir, &soup("a", "b", "u")).stderr;
     assert!(String::from_utf8_lossy(&err).contains("already exists"));
+}
+
+#[test]
+fn wise_ft_moves_one_run_toward_its_imagenet_weights_and_keeps_its_classifier() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (t, v) = write_split(dir, 12, 3, None);
+    // Two trained blocks, so that the backbone has moved away from ImageNet.
+    let extra = ["epochs=1", "lr=3e-3", "frozen_blocks=14"];
+    run_ok(dir, &train_args(&t, &v, "a", &extra));
+    let a = weights(&dir.join("a/best.safetensors"));
+    let imagenet = weights(&pretrained());
+    let wise = |run: &str, extra: &[&str]| {
+        let mut args = vec![
+            "soup", run, "--val", "val.csv", "--out", "w", "--device", "cpu",
+        ];
+        args.extend(extra);
+        args.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    run_ok(dir, &wise("a", &["--method", "wise-ft", "--alpha", "0.25"]));
+
+    let w = weights(&dir.join("w/best.safetensors"));
+    assert_eq!(w.len(), a.len());
+    let mut moved = 0;
+    for (name, t) in &w {
+        let f64 = |t: &Tensor| t.to_kind(tch::Kind::Double);
+        let expected = if name.starts_with("_fc.") {
+            f64(&a[name])
+        } else {
+            f64(&a[name]) * 0.25 + f64(&imagenet[name]) * 0.75
+        };
+        // Within f32 rounding of the largest value (BatchNorm variances run into the hundreds).
+        let bound = 1e-6 * (1.0 + expected.abs().max().double_value(&[]));
+        let err = (f64(t) - expected).abs().max().double_value(&[]);
+        assert!(
+            err <= bound,
+            "{name}: wise-ft differs from 0.25 run + 0.75 ImageNet by {err}"
+        );
+        moved += usize::from(!t.equal(&a[name]));
+    }
+    assert!(
+        moved > 0,
+        "no tensor moved: the run never left its ImageNet weights"
+    );
+    let record = soup_json(&dir.join("w"));
+    assert_eq!(record["method"], "wise-ft");
+    assert_eq!(record["alpha"], 0.25);
+
+    // One run, and an alpha in [0, 1] that goes with wise-ft only.
+    for (args, says) in [
+        (
+            wise("a", &["a", "--method", "wise-ft", "--alpha", "0.5"]),
+            "one run",
+        ),
+        (wise("a", &["--method", "wise-ft"]), "needs --alpha"),
+        (
+            wise("a", &["--method", "wise-ft", "--alpha", "1.5"]),
+            "must be in [0, 1]",
+        ),
+        (
+            wise("a", &["a", "--method", "uniform", "--alpha", "0.5"]),
+            "wise-ft only",
+        ),
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let err = soup_fails(dir, &args).stderr;
+        let err = String::from_utf8_lossy(&err);
+        assert!(err.contains(says), "dermo {args:?}: {err}");
+    }
 }
