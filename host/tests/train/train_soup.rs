@@ -1,7 +1,8 @@
 //! `dermo soup` end to end on two small real runs: the uniform soup is the mean of their weights
 //! and scores on validation what `dermo eval` measures for it; the greedy soup never scores below
 //! its best run; runs of another input size, or a folder that already holds files, are refused.
-//! WiSE-FT moves one run's weights toward the ImageNet weights it started from by alpha.
+//! WiSE-FT moves one run's weights toward the ImageNet weights it started from by alpha; BatchNorm
+//! statistics re-estimated on training images depend on the weights alone.
 
 use crate::train_support::{dermo, pretrained, run_ok, train_args, write_split};
 use std::collections::HashMap;
@@ -199,10 +200,105 @@ fn wise_ft_moves_one_run_toward_its_imagenet_weights_and_keeps_its_classifier() 
             wise("a", &["a", "--method", "uniform", "--alpha", "0.5"]),
             "wise-ft only",
         ),
+        (
+            wise("a", &["a", "--recompute-bn", "2"]),
+            "uniform or wise-ft",
+        ),
+        (
+            wise(
+                "a",
+                &["--method", "wise-ft", "--alpha", "1", "--recompute-bn", "0"],
+            ),
+            "at least one batch",
+        ),
     ] {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let err = soup_fails(dir, &args).stderr;
         let err = String::from_utf8_lossy(&err);
         assert!(err.contains(says), "dermo {args:?}: {err}");
+    }
+}
+
+fn is_bn_stat(name: &str) -> bool {
+    name.ends_with(".running_mean") || name.ends_with(".running_var")
+}
+
+#[test]
+fn recomputed_batch_norm_statistics_depend_on_the_weights_not_on_the_old_statistics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (t, v) = write_split(dir, 12, 3, None);
+    run_ok(dir, &train_args(&t, &v, "a", &["epochs=1"]));
+    // The same run with every BatchNorm statistic overwritten: means 0, variances 1.
+    std::fs::create_dir(dir.join("z")).unwrap();
+    for f in ["config.toml", "run.json"] {
+        std::fs::copy(dir.join("a").join(f), dir.join("z").join(f)).unwrap();
+    }
+    let a = weights(&dir.join("a/best.safetensors"));
+    let z: Vec<(String, Tensor)> = a
+        .iter()
+        .map(|(name, t)| {
+            let t = match name {
+                n if n.ends_with(".running_mean") => t.zeros_like(),
+                n if n.ends_with(".running_var") => t.ones_like(),
+                _ => t.shallow_clone(),
+            };
+            (name.clone(), t)
+        })
+        .collect();
+    Tensor::write_safetensors(&z, dir.join("z/best.safetensors")).unwrap();
+
+    for images in ["plain", "augmented"] {
+        let recompute = |run: &str, out: &str| {
+            let args = [
+                "soup",
+                run,
+                "--method",
+                "wise-ft",
+                "--alpha",
+                "1",
+                "--recompute-bn",
+                "2",
+                "--bn-images",
+                images,
+                "--val",
+                "val.csv",
+                "--out",
+                out,
+                "--device",
+                "cpu",
+            ];
+            run_ok(dir, &args);
+            weights(&dir.join(out).join("best.safetensors"))
+        };
+        let from_a = recompute("a", &format!("a-{images}"));
+        let from_z = recompute("z", &format!("z-{images}"));
+        let mut stats = 0;
+        for (name, t) in &from_a {
+            let err = (t - &from_z[name]).abs().max().double_value(&[]);
+            let scale = 1.0 + t.abs().max().double_value(&[]);
+            assert!(
+                err <= 1e-5 * scale,
+                "{images} {name}: {err} apart after re-estimation"
+            );
+            if is_bn_stat(name) {
+                stats += 1;
+            } else {
+                assert!(t.equal(&a[name]), "{images} {name}: a weight changed");
+            }
+        }
+        assert!(stats > 0, "no BatchNorm statistics in the checkpoint");
+        let moved = from_a
+            .iter()
+            .filter(|(name, t)| is_bn_stat(name) && !t.allclose(&a[*name], 1e-3, 1e-4, false))
+            .count();
+        assert!(
+            moved > 0,
+            "{images}: re-estimation left the run's statistics as they were"
+        );
+        assert_eq!(
+            soup_json(&dir.join(format!("a-{images}")))["recompute_bn"],
+            serde_json::json!([2, images])
+        );
     }
 }
