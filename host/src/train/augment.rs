@@ -10,6 +10,7 @@
 //! symmetric), so a flipped feature map is "a plausible feature map of a flipped lesion", not
 //! the exact one. Crops and colour jitter need the pixels and are skipped there.
 
+use super::dataset::standardize;
 use super::recipe::Augment;
 use tch::{Kind, Tensor};
 
@@ -132,6 +133,15 @@ pub fn images(x: &Tensor, aug: &Augment) -> Tensor {
     let x = random_resized_crop(x, aug);
     let x = dihedral(&x, aug);
     color_jitter(&x, aug)
+}
+
+/// Cached u8 NHWC images through [`images`], at the network's input scale (f32 NCHW): a training
+/// batch before mixup.
+pub fn standardized(raw: &Tensor, aug: &Augment) -> Tensor {
+    standardize(&images(
+        &raw.permute([0, 3, 1, 2]).to_kind(Kind::Float),
+        aug,
+    ))
 }
 
 /// Mixup: each example of a batch is blended with another of the same batch, `λ·x + (1 − λ)·x'`,

@@ -14,7 +14,7 @@
 //! `soup.json`, the record of what went in and why.
 
 use super::augment;
-use super::dataset::{normalized_batch, standardize, Examples};
+use super::dataset::{normalized_batch, Examples};
 use super::device::DeviceChoice;
 use super::metrics::Scores;
 use super::predict::TrainedModel;
@@ -257,6 +257,14 @@ pub fn soup(
         bar.inc(1);
         Scores::new(&predicted, &p.labels).balanced_accuracy
     };
+    // Uniform and wise-ft: the statistics re-estimated if asked, then the validation score.
+    let finish = |m: &TrainedModel| -> anyhow::Result<f64> {
+        if let Some((batches, images)) = recompute_bn {
+            bar.set_message("re-estimating BatchNorm statistics");
+            recompute_batch_norm(m, batches, images)?;
+        }
+        Ok(score(m))
+    };
     let mut ranked: Vec<(usize, f64)> = models
         .iter()
         .enumerate()
@@ -296,22 +304,12 @@ pub fn soup(
         Method::Uniform => {
             let all: Vec<usize> = (0..models.len()).collect();
             average_into(&soup_model, &models, &all);
-            if let Some((batches, images)) = recompute_bn {
-                bar.set_message("re-estimating BatchNorm statistics");
-                recompute_batch_norm(&soup_model, batches, images)?;
-            }
-            let s = score(&soup_model);
-            (all, Vec::new(), s)
+            (all, Vec::new(), finish(&soup_model)?)
         }
         Method::WiseFt { alpha } => {
             bar.set_message("interpolating toward ImageNet");
             toward_imagenet(&soup_model, &runs[best], alpha, device)?;
-            if let Some((batches, images)) = recompute_bn {
-                bar.set_message("re-estimating BatchNorm statistics");
-                recompute_batch_norm(&soup_model, batches, images)?;
-            }
-            let s = score(&soup_model);
-            (vec![best], Vec::new(), s)
+            (vec![best], Vec::new(), finish(&soup_model)?)
         }
     };
     bar.finish_and_clear();
@@ -427,11 +425,11 @@ fn toward_imagenet(
 /// Replaces every BatchNorm's running mean and variance in `model` with the mean over `batches`
 /// batches of 64 images of the run's training manifest (a draw seeded by 0, wrapping around;
 /// augmented by the run's recipe with libtorch's generator seeded by 0, or plain) of each batch's
-/// own statistics ("precise BatchNorm", Wu & Johnson 2021). A forward pass in training
-/// mode moves a running statistic r to (1 − m)·r + m·b, with b the batch's statistic and m the
-/// network's momentum; with r set to 0 before each batch, b is read back as r_after / m. In training mode
-/// BatchNorm normalizes with the batch's own statistics, so the result does not depend on the
-/// statistics the model held before. The loaded network has no stochastic depth, and the pooled
+/// own statistics ("precise BatchNorm", Wu & Johnson 2021). A forward pass in training mode
+/// moves a running statistic r to (1 − m)·r + m·b, with b the batch's statistic and m the
+/// network's momentum; with r set to 0 before each batch, b is read back as r_after / m. In
+/// training mode BatchNorm normalizes with the batch's own statistics, so the result does not
+/// depend on the statistics the model held before. The loaded network has no stochastic depth, and the pooled
 /// classifier (with its dropout) is not run.
 fn recompute_batch_norm(
     model: &TrainedModel,
@@ -479,8 +477,7 @@ fn recompute_batch_norm(
                 BnImages::Plain => normalized_batch(&train.images, &index, device),
                 BnImages::Augmented => {
                     let raw = train.images.index_select(0, &index).to(device);
-                    let x = raw.permute([0, 3, 1, 2]).to_kind(Kind::Float);
-                    standardize(&augment::images(&x, &model.recipe.augment))
+                    augment::standardized(&raw, &model.recipe.augment)
                 }
             };
             let _ = model.net.features_t(&x, true);

@@ -1,7 +1,7 @@
 //! The training loop: one run of a recipe on a train/val pair, into a run folder.
 
 use super::augment;
-use super::dataset::{normalize, standardize, Examples, ExternalExamples, TrainData};
+use super::dataset::{normalize, Examples, ExternalExamples, TrainData};
 use super::device::device_name;
 use super::ema::Ema;
 use super::features::{file_id, frozen_features, Frozen, View};
@@ -721,9 +721,7 @@ impl Inputs {
         };
         match self {
             Inputs::Images { train, .. } => {
-                let raw = train.index_select(0, index);
-                let x = augment::images(&raw.permute([0, 3, 1, 2]).to_kind(Kind::Float), aug);
-                let x = mix(standardize(&x));
+                let x = mix(augment::standardized(&train.index_select(0, index), aug));
                 let x = if recipe.channels_last {
                     precision::channels_last(&x)
                 } else {
