@@ -2,8 +2,9 @@
 //! kill, weight soups, the ImageNet weights, and the training benchmark (ignored; run by
 //! `scripts/bench`). One test binary for the area (each binary links libtorch).
 //!
-//! `train_views` and `export_cli` keep binaries of their own: they draw from libtorch's global
-//! generator in process and must not share it with other tests' threads.
+//! libtorch's random generator is one per process: every test here that builds or trains a
+//! network in process holds `train_support::own_torch_generator` for its whole body. `train_views`
+//! and `export_cli` keep binaries of their own for the same reason.
 
 #[path = "../train_support/mod.rs"]
 mod train_support;

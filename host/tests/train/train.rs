@@ -1,7 +1,7 @@
 //! The trainer on small real subsets of HAM10000, on CPU: the loss goes down, a run folder is
 //! complete and predictable, bad inputs fail with clear errors.
 
-use crate::train_support::{pretrained, write_split};
+use crate::train_support::{own_torch_generator, pretrained, write_split};
 use dermo_host::train::dataset::{normalized_batch, Examples, TrainData};
 use dermo_host::train::net::EfficientNetLite;
 use dermo_host::train::optim::Optimizer;
@@ -65,6 +65,7 @@ fn train_losses(run: &Path) -> Vec<f64> {
 
 #[test]
 fn full_fine_tune_loss_goes_down_over_a_few_steps() {
+    let _generator = own_torch_generator();
     tch::set_num_threads(2);
     tch::manual_seed(0);
     let dir = tempfile::tempdir().unwrap();
@@ -106,6 +107,7 @@ fn full_fine_tune_loss_goes_down_over_a_few_steps() {
 
 #[test]
 fn partial_run_writes_a_complete_run_folder_and_predicts() {
+    let _generator = own_torch_generator();
     let dir = tempfile::tempdir().unwrap();
     let (t, v) = write_split(dir.path(), 12, 4, None);
     let cache = dir.path().join("cache");
@@ -189,6 +191,7 @@ fn partial_run_writes_a_complete_run_folder_and_predicts() {
 
 #[test]
 fn partial_run_with_mixup_and_stochastic_depth_learns() {
+    let _generator = own_torch_generator();
     let dir = tempfile::tempdir().unwrap();
     let (t, v) = write_split(dir.path(), 12, 4, None);
     let cache = dir.path().join("cache");
@@ -210,6 +213,7 @@ fn partial_run_with_mixup_and_stochastic_depth_learns() {
 
 #[test]
 fn probe_trains_only_the_head() {
+    let _generator = own_torch_generator();
     let dir = tempfile::tempdir().unwrap();
     let (t, v) = write_split(dir.path(), 8, 3, None);
     let cache = dir.path().join("cache");
@@ -235,6 +239,7 @@ fn probe_trains_only_the_head() {
 
 #[test]
 fn a_run_with_init_starts_from_that_runs_classifier_and_records_it() {
+    let _generator = own_torch_generator();
     let dir = tempfile::tempdir().unwrap();
     let (t, v) = write_split(dir.path(), 8, 3, None);
     let cache = dir.path().join("cache");
@@ -307,6 +312,7 @@ fn a_class_missing_from_training_is_an_error_naming_it() {
 
 #[test]
 fn a_diverging_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint() {
+    let _generator = own_torch_generator();
     let dir = tempfile::tempdir().unwrap();
     let (t, v) = write_split(dir.path(), 8, 2, None);
     let cache = dir.path().join("cache");
@@ -365,6 +371,7 @@ fn shipped_recipes_parse_and_validate() {
 
 #[test]
 fn bf16_channels_last_full_run_trains_and_follows_the_fp32_loss_curve() {
+    let _generator = own_torch_generator();
     use dermo_host::train::precision::{cpu_has_bf16, Precision};
     let dir = tempfile::tempdir().unwrap();
     let (t, v) = write_split(dir.path(), 12, 4, None);

@@ -1,6 +1,7 @@
 //! The ImageNet weights really load: the 1000-way network, fed through the shared preprocessing
 //! contract at 224 px, names scikit-image's cat and coffee photos as ImageNet does.
 
+use crate::train_support::own_torch_generator;
 use dermo_host::train::net::EfficientNetLite;
 use dermo_host::train::pretrained::{self, Head};
 use dermo_model::arch::ArchSpec;
@@ -30,6 +31,7 @@ fn top5(net: &EfficientNetLite, file: &Path) -> Vec<i64> {
 
 #[test]
 fn imagenet_weights_classify_natural_photos() {
+    let _generator = own_torch_generator(); // the new network draws its initial weights
     let weights = pretrained::default_path().expect("source scripts/env.sh (DERMO_PRETRAINED)");
     let vs = nn::VarStore::new(Device::Cpu);
     let net = EfficientNetLite::new(&vs.root(), &ArchSpec::efficientnet_lite0(1000));
@@ -51,6 +53,7 @@ fn imagenet_weights_classify_natural_photos() {
 
 #[test]
 fn a_seven_way_head_loads_everything_but_fc() {
+    let _generator = own_torch_generator(); // the new network draws its initial weights
     let weights = pretrained::default_path().expect("source scripts/env.sh (DERMO_PRETRAINED)");
     let vs = nn::VarStore::new(Device::Cpu);
     let _net = EfficientNetLite::new(&vs.root(), &ArchSpec::efficientnet_lite0(7));

@@ -14,6 +14,20 @@ pub fn ham10000() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/ham10000"))
 }
 
+/// libtorch's random generator is one per process, and the trainer seeds it and draws from it
+/// (augmentation, dropout, stochastic depth). The tests of one binary run on parallel threads, so
+/// every test that trains in process holds this lock for its whole body: otherwise another test's
+/// draws, or its `manual_seed`, land in the middle of its stream, and two runs that should follow
+/// each other do not (a flaky loss-curve comparison under load). Tests that run `dermo` as a
+/// process have a generator of their own and need no lock.
+pub fn own_torch_generator() -> std::sync::MutexGuard<'static, ()> {
+    static GENERATOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    // A test that failed while holding it still leaves the generator usable to the next one.
+    GENERATOR
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 pub fn pretrained() -> PathBuf {
     dermo_host::train::pretrained::default_path().expect("source scripts/env.sh (DERMO_PRETRAINED)")
 }
