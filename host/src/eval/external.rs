@@ -8,7 +8,7 @@ use crate::data::external::ExternalSet;
 use crate::files::now;
 use anyhow::Context;
 use dermo_calibration::{evaluate_melanoma, BootstrapConfig, MelanomaCase, MelanomaEvaluation};
-use dermo_model::{decide, CalibrationSpec, Class};
+use dermo_model::{decide, CalibrationSpec, Class, Decision, CLASSES};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -29,14 +29,15 @@ pub struct ExternalEvalRecord {
     pub created: String,
 }
 
-/// Each image of `set` through `network` and the decision rule `cal`.
+/// Each image of `set` through `network` and the decision rule `cal`: the case the melanoma
+/// figures score, and the device's whole decision (every class probability, the referral score).
 pub fn score_external(
     network: &mut dyn Network,
     set: &ExternalSet,
     cal: &CalibrationSpec,
     tta: Tta,
     progress: bool,
-) -> anyhow::Result<Vec<MelanomaCase>> {
+) -> anyhow::Result<Vec<(MelanomaCase, Decision)>> {
     let images = set.pixels(&network.preprocess())?;
     let n = images.len();
     let (logits, ood) = score_images(network, images.into_iter().map(Ok), n, tta, progress)?;
@@ -47,12 +48,13 @@ pub fn score_external(
         .map(|(i, r)| {
             let row: Vec<f32> = logits.row(i).iter().map(|&v| v as f32).collect();
             let d = decide(&row, ood.get(i).map(Vec::as_slice), cal);
-            MelanomaCase {
+            let case = MelanomaCase {
                 melanoma_prob: f64::from(d.probs[Class::Mel.index()]),
                 referred: d.refer,
                 abstained: d.abstain.is_some(),
                 melanoma: r.melanoma,
-            }
+            };
+            (case, d)
         })
         .collect())
 }
@@ -70,7 +72,9 @@ pub fn evaluate_external(
 ) -> anyhow::Result<ExternalEvalRecord> {
     let set = ExternalSet::load(data)?;
     let started = std::time::Instant::now();
-    let cases = score_external(network, &set, cal, tta, true)?;
+    let (cases, decisions): (Vec<_>, Vec<_>) = score_external(network, &set, cal, tta, true)?
+        .into_iter()
+        .unzip();
     let seconds = started.elapsed().as_secs_f64();
     let record = ExternalEvalRecord {
         model: network.describe(),
@@ -86,31 +90,43 @@ pub fn evaluate_external(
     let json = serde_json::to_vec_pretty(&record)?;
     crate::files::write_atomic(out, &json)
         .with_context(|| format!("cannot write {}", out.display()))?;
-    write_cases(&super::record::predictions_path(out), &set, &cases)?;
+    write_cases(
+        &super::record::predictions_path(out),
+        &set,
+        &cases,
+        &decisions,
+    )?;
     print_summary(&record, out);
     Ok(record)
 }
 
-/// One row of an external evaluation's predictions table.
-#[derive(Serialize)]
-struct CaseRow<'a> {
-    image_id: &'a str,
-    melanoma: u8,
-    melanoma_prob: f64,
-    refer: u8,
-    abstain: u8,
-}
-
-fn write_cases(path: &Path, set: &ExternalSet, cases: &[MelanomaCase]) -> anyhow::Result<()> {
+/// An external evaluation's predictions table: per image `image_id`, the truth `melanoma`,
+/// `melanoma_prob` (the score the AUC ranks), every calibrated class probability `p_<class>`,
+/// `p_malignant` (the referral score the refer threshold applies to), `refer` and `abstain`.
+fn write_cases(
+    path: &Path,
+    set: &ExternalSet,
+    cases: &[MelanomaCase],
+    decisions: &[Decision],
+) -> anyhow::Result<()> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    for (r, c) in set.records.iter().zip(cases) {
-        w.serialize(CaseRow {
-            image_id: &r.image_id,
-            melanoma: u8::from(c.melanoma),
-            melanoma_prob: c.melanoma_prob,
-            refer: u8::from(c.referred),
-            abstain: u8::from(c.abstained),
-        })?;
+    let mut header: Vec<String> = ["image_id", "melanoma", "melanoma_prob"]
+        .map(String::from)
+        .into();
+    header.extend(CLASSES.iter().map(|c| format!("p_{}", c.code())));
+    header.extend(["p_malignant", "refer", "abstain"].map(String::from));
+    w.write_record(&header)?;
+    for ((r, c), d) in set.records.iter().zip(cases).zip(decisions) {
+        let mut fields = vec![
+            r.image_id.clone(),
+            u8::from(c.melanoma).to_string(),
+            c.melanoma_prob.to_string(),
+        ];
+        fields.extend(d.probs.iter().map(|p| format!("{p:.6}")));
+        fields.push(format!("{:.6}", d.malignant_prob));
+        fields.push(u8::from(c.referred).to_string());
+        fields.push(u8::from(c.abstained).to_string());
+        w.write_record(&fields)?;
     }
     let bytes = w.into_inner().context("cannot encode predictions")?;
     crate::files::write_atomic(path, &bytes)

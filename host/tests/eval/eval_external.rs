@@ -1,7 +1,8 @@
 //! `dermo data import binary-csv` + `dermo eval` on an external set: the melanoma-vs-rest AUC,
 //! referral sensitivity and specificity, refer and abstention rates in the JSON equal a reference
 //! computation (scikit-learn and plain counting in Python) on the per-image table it wrote, for
-//! the bundled model on real ISIC 2017 images.
+//! the bundled model on real ISIC 2017 images; the table's class probabilities sum to one and
+//! its referral score is the malignant group's sum, referred at the threshold.
 
 use crate::eval_support::{dermo, run};
 use std::path::{Path, PathBuf};
@@ -73,6 +74,17 @@ y = [int(r["melanoma"]) for r in rows]
 p = [float(r["melanoma_prob"]) for r in rows]
 ref = [int(r["refer"]) for r in rows]
 ab = [int(r["abstain"]) for r in rows]
+# The table's other columns: every class probability and the referral score they sum to.
+threshold = float(sys.argv[2])
+for r in rows:
+    probs = [float(r["p_" + c]) for c in ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]]
+    malignant = float(r["p_malignant"])
+    assert abs(sum(probs) - 1) < 1e-5, r
+    assert abs(float(r["p_mel"]) - float(r["melanoma_prob"])) < 1e-6, r
+    assert abs(malignant - (float(r["p_mel"]) + float(r["p_bcc"]) + float(r["p_akiec"]))) < 3e-6, r
+    # Referred exactly when the referral score reaches the threshold (the columns are rounded).
+    if abs(malignant - threshold) > 1e-6:
+        assert int(r["refer"]) == (malignant >= threshold), (r, threshold)
 mel = [i for i in range(len(y)) if y[i] == 1]
 oth = [i for i in range(len(y)) if y[i] == 0]
 print(json.dumps({
@@ -87,6 +99,7 @@ print(json.dumps({
         .arg("-c")
         .arg(script)
         .arg(out.with_extension("predictions.csv"))
+        .arg(record["calibration"]["refer_threshold"].to_string())
         .output()
         .unwrap();
     assert!(
