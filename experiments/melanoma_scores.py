@@ -1,0 +1,102 @@
+"""Ranks the same model outputs by other scores than the device's: which score of the seven class
+probabilities separates melanoma on another clinic's images, and what it does on HAM10000.
+
+Reads the predictions tables `dermo eval --out` writes (docs/evaluation.md): one of an external
+set (melanoma versus the rest) and one of a HAM10000 split. Prints, per score, the external
+set's melanoma AUC with a 95% bootstrap interval over images (1,000 resamples, seed 0) and the
+specificity at 0.90 melanoma sensitivity, then on the HAM10000 split the melanoma-vs-rest AUC,
+the malignant-vs-benign AUC and the specificity at 0.95 malignant sensitivity (the refer
+threshold's target). Needs numpy (in the venv scripts/setup makes: run it with $DERMO_PYTHON).
+
+  melanoma_scores.py EXTERNAL_PREDICTIONS_CSV HAM_PREDICTIONS_CSV
+
+docs/results.md, "Other clinics", has the figures for the shipped model.
+"""
+import csv
+import sys
+
+import numpy as np
+
+CLASSES = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
+MALIGNANT = [CLASSES.index(c) for c in ("akiec", "bcc", "mel")]
+MEL, NV, BKL = (CLASSES.index(c) for c in ("mel", "nv", "bkl"))
+
+
+def log(p):
+    return np.log(np.clip(p, 1e-7, 1.0))
+
+
+# Each score maps the [N, 7] calibrated probabilities to one number per image, higher = more
+# suspicious. The log-odds are independent of the temperature.
+SCORES = {
+    "p(mel) (dermo eval's AUC)": lambda p: p[:, MEL],
+    "p(malignant) (the referral score)": lambda p: p[:, MALIGNANT].sum(1),
+    "log p(mel) / p(nv)": lambda p: log(p[:, MEL]) - log(p[:, NV]),
+    "log p(mel) / (p(nv) + p(bkl))": lambda p: log(p[:, MEL]) - log(p[:, NV] + p[:, BKL]),
+    "log p(malignant) / p(nv)": lambda p: log(p[:, MALIGNANT].sum(1)) - log(p[:, NV]),
+}
+
+
+def table(path, truth):
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or "p_mel" not in rows[0]:
+        sys.exit(f"melanoma_scores.py: {path} is not a dermo predictions table with p_<class> columns")
+    probs = np.array([[float(r["p_" + c]) for c in CLASSES] for r in rows])
+    return probs, np.array([truth(r) for r in rows])
+
+
+def auc(y, s):
+    """ROC AUC by the rank-sum statistic (ties get their mean rank)."""
+    order = np.argsort(s, kind="stable")
+    ranks = np.empty(len(s))
+    sorted_s = s[order]
+    i = 0
+    while i < len(s):
+        j = i
+        while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    pos = y == 1
+    n_pos, n_neg = pos.sum(), (~pos).sum()
+    return (ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+def specificity_at(y, s, sensitivity):
+    """Specificity at the highest threshold that refers at least `sensitivity` of the positives."""
+    positives = np.sort(s[y == 1])
+    threshold = positives[int(np.floor((1 - sensitivity) * len(positives)))]
+    return float((s[y == 0] < threshold).mean())
+
+
+def interval(y, s, resamples=1000, seed=0):
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(resamples):
+        i = rng.integers(0, len(y), len(y))
+        if 0 < y[i].sum() < len(i):
+            draws.append(auc(y[i], s[i]))
+    return np.percentile(draws, [2.5, 97.5])
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    ext_p, ext_y = table(sys.argv[1], lambda r: int(r["melanoma"]))
+    ham_p, ham_label = table(sys.argv[2], lambda r: CLASSES.index(r["label"]))
+    ham_mel = (ham_label == MEL).astype(int)
+    ham_malignant = np.isin(ham_label, MALIGNANT).astype(int)
+    print("| score | external AUC [95% CI] | external spec. at 0.90 mel sens. "
+          "| HAM mel AUC | HAM malignant AUC | HAM spec. at 0.95 malignant sens. |")
+    print("|---|---|---|---|---|---|")
+    for name, score in SCORES.items():
+        e, h = score(ext_p), score(ham_p)
+        lo, hi = interval(ext_y, e)
+        print(f"| {name} | {auc(ext_y, e):.3f} [{lo:.3f}, {hi:.3f}] | {specificity_at(ext_y, e, 0.90):.3f} "
+              f"| {auc(ham_mel, h):.3f} | {auc(ham_malignant, h):.3f} "
+              f"| {specificity_at(ham_malignant, h, 0.95):.3f} |")
+
+
+if __name__ == "__main__":
+    main()
