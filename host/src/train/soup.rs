@@ -14,7 +14,7 @@
 //! `soup.json`, the record of what went in and why.
 
 use super::augment;
-use super::dataset::{normalized_batch, Examples};
+use super::dataset::{normalized_batch, Examples, ExternalExamples};
 use super::device::DeviceChoice;
 use super::metrics::Scores;
 use super::predict::TrainedModel;
@@ -57,14 +57,20 @@ pub struct SoupArgs {
     #[arg(long)]
     pub alpha: Option<f64>,
     /// uniform and wise-ft: then re-estimate every BatchNorm's running mean and variance on this
-    /// many batches of 64 images of the run's own training manifest (a seeded draw), instead of
-    /// averaging the runs' statistics like the weights. 32 batches take about a minute on 2 cores.
+    /// many batches of 64 images of the run's own training manifest, or of --bn-data (a seeded
+    /// draw), instead of averaging the runs' statistics like the weights. 32 batches take about a
+    /// minute on 2 cores.
     #[arg(long, value_name = "BATCHES")]
     pub recompute_bn: Option<usize>,
     /// The images --recompute-bn shows the network: augmented as the run trained (its recipe's
     /// [augment]), or plain, as validation sees them.
     #[arg(long, value_enum, default_value_t = BnImages::Augmented)]
     pub bn_images: BnImages,
+    /// --recompute-bn on the images of this external set (an `external.csv` of `dermo data
+    /// import isic2017` or `binary-csv`; its labels are not read) instead of the run's training
+    /// images: statistics from another clinic's own images (AdaBN).
+    #[arg(long, value_name = "EXTERNAL_CSV", requires = "recompute_bn")]
+    pub bn_data: Option<PathBuf>,
     /// New run folder for the soup.
     #[arg(long)]
     pub out: PathBuf,
@@ -91,6 +97,23 @@ pub enum BnImages {
     Plain,
 }
 
+/// How `--recompute-bn` re-estimates the BatchNorm statistics of a uniform or wise-ft soup.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BnRecompute {
+    pub batches: usize,
+    pub images: BnImages,
+    /// An external set whose images give the statistics, or `None` for the run's training
+    /// manifest.
+    pub data: Option<PathBuf>,
+}
+
+/// The external set `--bn-data` named, as `soup.json` records it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BnData {
+    pub path: PathBuf,
+    pub set_hash: String,
+}
+
 /// `soup.json`: what went into the soup.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SoupRecord {
@@ -110,6 +133,9 @@ pub struct SoupRecord {
     /// these images.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recompute_bn: Option<(usize, BnImages)>,
+    /// The external set those images came from (`--bn-data`); absent: the run's training images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bn_data: Option<BnData>,
     pub created_at: String,
     pub command_line: Vec<String>,
     pub source_commit: Option<String>,
@@ -137,7 +163,11 @@ pub fn run(a: SoupArgs) -> anyhow::Result<()> {
         &a.runs,
         &a.val,
         Method::new(a.method, a.alpha)?,
-        a.recompute_bn.map(|n| (n, a.bn_images)),
+        a.recompute_bn.map(|batches| BnRecompute {
+            batches,
+            images: a.bn_images,
+            data: a.bn_data.clone(),
+        }),
         &a.out,
         device,
         std::env::args().collect(),
@@ -206,13 +236,13 @@ pub fn soup(
     runs: &[PathBuf],
     val: &Path,
     method: Method,
-    recompute_bn: Option<(usize, BnImages)>,
+    recompute_bn: Option<BnRecompute>,
     out: &Path,
     device: tch::Device,
     command_line: Vec<String>,
 ) -> anyhow::Result<SoupRecord> {
-    match recompute_bn {
-        Some((0, _)) => anyhow::bail!("--recompute-bn needs at least one batch"),
+    match &recompute_bn {
+        Some(r) if r.batches == 0 => anyhow::bail!("--recompute-bn needs at least one batch"),
         Some(_) if method == Method::Greedy => anyhow::bail!(
             "--recompute-bn goes with --method uniform or wise-ft: the greedy soup scores a new \
              average at every step"
@@ -258,10 +288,11 @@ pub fn soup(
         Scores::new(&predicted, &p.labels).balanced_accuracy
     };
     // Uniform and wise-ft: the statistics re-estimated if asked, then the validation score.
-    let finish = |m: &TrainedModel| -> anyhow::Result<f64> {
-        if let Some((batches, images)) = recompute_bn {
+    let mut bn_data = None;
+    let mut finish = |m: &TrainedModel| -> anyhow::Result<f64> {
+        if let Some(r) = &recompute_bn {
             bar.set_message("re-estimating BatchNorm statistics");
-            recompute_batch_norm(m, batches, images)?;
+            bn_data = recompute_batch_norm(m, r)?;
         }
         Ok(score(m))
     };
@@ -336,7 +367,8 @@ pub fn soup(
             Method::WiseFt { alpha } => Some(alpha),
             _ => None,
         },
-        recompute_bn,
+        recompute_bn: recompute_bn.map(|r| (r.batches, r.images)),
+        bn_data,
         created_at: now(),
         command_line: command_line.clone(),
         source_commit: source_commit(),
@@ -423,32 +455,42 @@ fn toward_imagenet(
 }
 
 /// Replaces every BatchNorm's running mean and variance in `model` with the mean over `batches`
-/// batches of 64 images of the run's training manifest (a draw seeded by 0, wrapping around;
-/// augmented by the run's recipe with libtorch's generator seeded by 0, or plain) of each batch's
-/// own statistics ("precise BatchNorm", Wu & Johnson 2021). A forward pass in training mode
+/// batches of 64 images (a draw seeded by 0, wrapping around; augmented by the run's recipe with
+/// libtorch's generator seeded by 0, or plain) of each batch's own statistics ("precise
+/// BatchNorm", Wu & Johnson 2021). The images are the run's training manifest's, or those of the
+/// external set `r.data` names (returned, for `soup.json`). A forward pass in training mode
 /// moves a running statistic r to (1 − m)·r + m·b, with b the batch's statistic and m the
 /// network's momentum; with r set to 0 before each batch, b is read back as r_after / m. In
 /// training mode BatchNorm normalizes with the batch's own statistics, so the result does not
 /// depend on the statistics the model held before. The loaded network has no stochastic depth, and the pooled
 /// classifier (with its dropout) is not run.
-fn recompute_batch_norm(
-    model: &TrainedModel,
-    batches: usize,
-    images: BnImages,
-) -> anyhow::Result<()> {
+fn recompute_batch_norm(model: &TrainedModel, r: &BnRecompute) -> anyhow::Result<Option<BnData>> {
     use rand::seq::SliceRandom;
     use rand::SeedableRng;
     const BATCH: usize = 64;
     let m = ArchSpec::efficientnet_lite0(NUM_CLASSES).bn_momentum;
-    let manifest = &model.info.train_manifest;
-    let train = Examples::load(manifest, &model.preprocess(), &model.info.cache_root)?;
-    anyhow::ensure!(
-        train.manifest_hash == model.info.train_manifest_hash,
-        "{} is not the manifest the run trained on (run.json records sha256 {})",
-        manifest.display(),
-        model.info.train_manifest_hash
-    );
-    let mut order: Vec<i64> = (0..train.len() as i64).collect();
+    let (pool, bn_data) = match &r.data {
+        Some(path) => {
+            let set = ExternalExamples::load(path, &model.preprocess())?;
+            let data = BnData {
+                path: std::path::absolute(path).unwrap_or_else(|_| path.clone()),
+                set_hash: set.hash,
+            };
+            (set.images, Some(data))
+        }
+        None => {
+            let manifest = &model.info.train_manifest;
+            let train = Examples::load(manifest, &model.preprocess(), &model.info.cache_root)?;
+            anyhow::ensure!(
+                train.manifest_hash == model.info.train_manifest_hash,
+                "{} is not the manifest the run trained on (run.json records sha256 {})",
+                manifest.display(),
+                model.info.train_manifest_hash
+            );
+            (train.images, None)
+        }
+    };
+    let mut order: Vec<i64> = (0..pool.size()[0]).collect();
     order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(0));
     let stats: Vec<Tensor> = model
         .vs
@@ -465,7 +507,7 @@ fn recompute_batch_norm(
             .iter()
             .map(|t| t.zeros_like().to_kind(Kind::Double))
             .collect();
-        for b in 0..batches {
+        for b in 0..r.batches {
             let index: Vec<i64> = (0..BATCH)
                 .map(|i| order[(b * BATCH + i) % order.len()])
                 .collect();
@@ -473,10 +515,10 @@ fn recompute_batch_norm(
                 let _ = stat.shallow_clone().zero_();
             }
             let index = Tensor::from_slice(&index);
-            let x = match images {
-                BnImages::Plain => normalized_batch(&train.images, &index, device),
+            let x = match r.images {
+                BnImages::Plain => normalized_batch(&pool, &index, device),
                 BnImages::Augmented => {
-                    let raw = train.images.index_select(0, &index).to(device);
+                    let raw = pool.index_select(0, &index).to(device);
                     augment::standardized(&raw, &model.recipe.augment)
                 }
             };
@@ -486,10 +528,10 @@ fn recompute_batch_norm(
             }
         }
         for (sum, mut stat) in sums.iter().zip(stats) {
-            stat.copy_(&(sum / batches as f64).to_kind(stat.kind()));
+            stat.copy_(&(sum / r.batches as f64).to_kind(stat.kind()));
         }
     });
-    Ok(())
+    Ok(bn_data)
 }
 
 /// Writes the soup's run folder: weights, the best run's recipe and provenance, `soup.json`.

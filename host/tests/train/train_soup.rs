@@ -2,9 +2,10 @@
 //! and scores on validation what `dermo eval` measures for it; the greedy soup never scores below
 //! its best run; runs of another input size, or a folder that already holds files, are refused.
 //! WiSE-FT moves one run's weights toward the ImageNet weights it started from by alpha; BatchNorm
-//! statistics re-estimated on training images depend on the weights alone.
+//! statistics re-estimated on training images, or on an external set's, depend on the weights and
+//! the images alone.
 
-use crate::train_support::{dermo, pretrained, run_ok, train_args, write_split};
+use crate::train_support::{dermo, ham10000, pretrained, run_ok, train_args, write_split};
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Output;
@@ -219,6 +220,11 @@ fn wise_ft_moves_one_run_toward_its_imagenet_weights_and_keeps_its_classifier() 
     }
 }
 
+/// The shared ISIC 2017 set, beside HAM10000.
+fn isic2017() -> std::path::PathBuf {
+    ham10000().join("../isic2017")
+}
+
 fn is_bn_stat(name: &str) -> bool {
     name.ends_with(".running_mean") || name.ends_with(".running_var")
 }
@@ -248,9 +254,47 @@ fn recomputed_batch_norm_statistics_depend_on_the_weights_not_on_the_old_statist
         .collect();
     Tensor::write_safetensors(&z, dir.join("z/best.safetensors")).unwrap();
 
-    for images in ["plain", "augmented"] {
-        let recompute = |run: &str, out: &str| {
-            let args = [
+    // Statistics from another clinic's images (`--bn-data`): 16 ISIC 2017 images as an external set.
+    let labels = std::fs::read_to_string(isic2017().join("labels.csv")).unwrap();
+    let table: Vec<String> = labels
+        .lines()
+        .skip(1)
+        .take(16)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            format!("{}.jpg,{}", f[0], f[2])
+        })
+        .collect();
+    std::fs::write(
+        dir.join("isic.csv"),
+        format!("image,label\n{}\n", table.join("\n")),
+    )
+    .unwrap();
+    let images = isic2017().join("images");
+    run_ok(
+        dir,
+        &[
+            "data",
+            "import",
+            "binary-csv",
+            "isic.csv",
+            "--images",
+            images.to_str().unwrap(),
+            "--out",
+            "isic",
+        ],
+    );
+
+    let mut plain_from_a = None;
+    for (images, bn_data) in [
+        ("plain", None),
+        ("augmented", None),
+        ("plain", Some("isic/external.csv")),
+    ] {
+        let name = format!("{images}{}", if bn_data.is_some() { "-isic" } else { "" });
+        let recompute = |run: &str| {
+            let out = format!("{run}-{name}");
+            let mut args = vec![
                 "soup",
                 run,
                 "--method",
@@ -264,15 +308,21 @@ fn recomputed_batch_norm_statistics_depend_on_the_weights_not_on_the_old_statist
                 "--val",
                 "val.csv",
                 "--out",
-                out,
+                &out,
                 "--device",
                 "cpu",
             ];
+            if let Some(data) = bn_data {
+                args.extend(["--bn-data", data]);
+            }
             run_ok(dir, &args);
-            weights(&dir.join(out).join("best.safetensors"))
+            (
+                weights(&dir.join(&out).join("best.safetensors")),
+                soup_json(&dir.join(&out)),
+            )
         };
-        let from_a = recompute("a", &format!("a-{images}"));
-        let from_z = recompute("z", &format!("z-{images}"));
+        let (from_a, record) = recompute("a");
+        let (from_z, _) = recompute("z");
         let mut stats = 0;
         for (name, t) in &from_a {
             let err = (t - &from_z[name]).abs().max().double_value(&[]);
@@ -288,17 +338,33 @@ fn recomputed_batch_norm_statistics_depend_on_the_weights_not_on_the_old_statist
             }
         }
         assert!(stats > 0, "no BatchNorm statistics in the checkpoint");
-        let moved = from_a
-            .iter()
-            .filter(|(name, t)| is_bn_stat(name) && !t.allclose(&a[*name], 1e-3, 1e-4, false))
-            .count();
+        let moved = |from: &HashMap<String, Tensor>, to: &HashMap<String, Tensor>| {
+            from.iter()
+                .filter(|(name, t)| is_bn_stat(name) && !t.allclose(&to[*name], 1e-3, 1e-4, false))
+                .count()
+        };
         assert!(
-            moved > 0,
-            "{images}: re-estimation left the run's statistics as they were"
+            moved(&from_a, &a) > 0,
+            "{name}: re-estimation left the run's statistics as they were"
         );
-        assert_eq!(
-            soup_json(&dir.join(format!("a-{images}")))["recompute_bn"],
-            serde_json::json!([2, images])
-        );
+        assert_eq!(record["recompute_bn"], serde_json::json!([2, images]));
+        match bn_data {
+            None => {
+                assert!(record.get("bn_data").is_none(), "{record}");
+                if images == "plain" {
+                    plain_from_a = Some(from_a);
+                }
+            }
+            Some(_) => {
+                // Other images, other statistics; soup.json names the set by its content.
+                let plain = plain_from_a.as_ref().expect("the plain run came first");
+                assert!(
+                    moved(&from_a, plain) > 0,
+                    "--bn-data gave the training images' statistics"
+                );
+                let hash = record["bn_data"]["set_hash"].as_str().unwrap_or_default();
+                assert_eq!(hash.len(), 64, "{record}");
+            }
+        }
     }
 }
