@@ -24,7 +24,8 @@ def main():
     with open(labels, newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows or not {"image_id", "melanoma"} <= rows[0].keys():
-        sys.exit(f"isic_halves.py: {labels} has no image_id and melanoma columns (ISIC 2017 labels.csv)")
+        sys.exit(f"isic_halves.py: {labels} has no image_id and melanoma columns "
+                 "(ISIC 2017's labels.csv)")
     order = np.random.default_rng(seed).permutation(len(rows))
     half = len(rows) // 2
     os.makedirs(out, exist_ok=True)

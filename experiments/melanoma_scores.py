@@ -41,7 +41,8 @@ def table(path, truth):
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows or "p_mel" not in rows[0]:
-        sys.exit(f"melanoma_scores.py: {path} is not a dermo predictions table with p_<class> columns")
+        sys.exit(f"melanoma_scores.py: {path} is not a dermo predictions table "
+                 "with p_<class> columns")
     probs = np.array([[float(r["p_" + c]) for c in CLASSES] for r in rows])
     return probs, np.array([truth(r) for r in rows])
 
@@ -93,7 +94,8 @@ def main():
     for name, score in SCORES.items():
         e, h = score(ext_p), score(ham_p)
         lo, hi = interval(ext_y, e)
-        print(f"| {name} | {auc(ext_y, e):.3f} [{lo:.3f}, {hi:.3f}] | {specificity_at(ext_y, e, 0.90):.3f} "
+        print(f"| {name} | {auc(ext_y, e):.3f} [{lo:.3f}, {hi:.3f}] "
+              f"| {specificity_at(ext_y, e, 0.90):.3f} "
               f"| {auc(ham_mel, h):.3f} | {auc(ham_malignant, h):.3f} "
               f"| {specificity_at(ham_malignant, h, 0.95):.3f} |")
 

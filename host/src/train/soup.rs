@@ -462,8 +462,8 @@ fn toward_imagenet(
 /// moves a running statistic r to (1 − m)·r + m·b, with b the batch's statistic and m the
 /// network's momentum; with r set to 0 before each batch, b is read back as r_after / m. In
 /// training mode BatchNorm normalizes with the batch's own statistics, so the result does not
-/// depend on the statistics the model held before. The loaded network has no stochastic depth, and the pooled
-/// classifier (with its dropout) is not run.
+/// depend on the statistics the model held before. The loaded network has no stochastic depth,
+/// and the pooled classifier (with its dropout) is not run.
 fn recompute_batch_norm(model: &TrainedModel, r: &BnRecompute) -> anyhow::Result<Option<BnData>> {
     use rand::seq::SliceRandom;
     use rand::SeedableRng;
