@@ -21,8 +21,11 @@ def main():
         sys.exit(__doc__)
     labels, out = sys.argv[1], sys.argv[2]
     seed = int(sys.argv[3]) if len(sys.argv) == 4 else 0
-    with open(labels, newline="") as f:
-        rows = list(csv.DictReader(f))
+    try:
+        with open(labels, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as e:
+        sys.exit(f"isic_halves.py: cannot read {labels}: {e.strerror}")
     if not rows or not {"image_id", "melanoma"} <= rows[0].keys():
         sys.exit(f"isic_halves.py: {labels} has no image_id and melanoma columns "
                  "(ISIC 2017's labels.csv)")

@@ -38,8 +38,11 @@ SCORES = {
 
 
 def table(path, truth):
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as e:
+        sys.exit(f"melanoma_scores.py: cannot read {path}: {e.strerror}")
     if not rows or "p_mel" not in rows[0]:
         sys.exit(f"melanoma_scores.py: {path} is not a dermo predictions table "
                  "with p_<class> columns")
