@@ -6,16 +6,18 @@ set (melanoma versus the rest) and one of a HAM10000 split. Prints, per score, t
 set's melanoma AUC with a 95% bootstrap interval over images (1,000 resamples, seed 0) and the
 specificity at 0.90 melanoma sensitivity, then on the HAM10000 split the melanoma-vs-rest AUC,
 the malignant-vs-benign AUC and the specificity at 0.95 malignant sensitivity (the refer
-threshold's target). Needs numpy (in the venv scripts/setup makes: run it with $DERMO_PYTHON).
+threshold's target). Needs numpy and scikit-learn (in the venv scripts/setup makes: run it with
+$DERMO_PYTHON).
 
   melanoma_scores.py EXTERNAL_PREDICTIONS_CSV HAM_PREDICTIONS_CSV
 
-docs/results.md, "Other clinics", has the figures for the shipped model.
+docs/results.md, "Which score ranks melanoma", has the figures.
 """
 import csv
 import sys
 
 import numpy as np
+from sklearn.metrics import roc_auc_score as auc
 
 CLASSES = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
 MALIGNANT = [CLASSES.index(c) for c in ("akiec", "bcc", "mel")]
@@ -48,23 +50,6 @@ def table(path, truth):
                  "with p_<class> columns")
     probs = np.array([[float(r["p_" + c]) for c in CLASSES] for r in rows])
     return probs, np.array([truth(r) for r in rows])
-
-
-def auc(y, s):
-    """ROC AUC by the rank-sum statistic (ties get their mean rank)."""
-    order = np.argsort(s, kind="stable")
-    ranks = np.empty(len(s))
-    sorted_s = s[order]
-    i = 0
-    while i < len(s):
-        j = i
-        while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    pos = y == 1
-    n_pos, n_neg = pos.sum(), (~pos).sum()
-    return (ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
 def specificity_at(y, s, sensitivity):
