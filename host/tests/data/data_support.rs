@@ -3,14 +3,11 @@
 use dermo_host::data::import::{ham10000, Ham10000Source};
 use dermo_host::data::labels::LabelTable;
 use dermo_host::data::manifest::Manifest;
-use std::path::{Path, PathBuf};
 
-/// The shared HAM10000 folder (`DERMO_HAM10000`, or `../shared/data/ham10000`).
-pub fn ham_dir() -> PathBuf {
-    std::env::var_os("DERMO_HAM10000")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/ham10000"))
-}
+#[path = "../shared_data/mod.rs"]
+mod shared_data;
+/// The shared HAM10000 folder (`dermo_host::data::import::ham10000` is the importer).
+pub use shared_data::ham10000 as ham_dir;
 
 /// All 10,015 images with their masks, imported as `dermo data import ham10000` does.
 pub fn ham10000_with_masks() -> Manifest {

@@ -4,13 +4,9 @@
 //! the bundled model on real ISIC 2017 images; the table's class probabilities sum to one and
 //! its referral score is the malignant group's sum, referred at the threshold.
 
-use crate::eval_support::{dermo, run};
-use std::path::{Path, PathBuf};
+use crate::eval_support::{dermo, import_isic2017, run};
+use std::path::Path;
 use std::process::Command;
-
-fn isic2017() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/isic2017")
-}
 
 fn python() -> String {
     std::env::var("DERMO_PYTHON").unwrap_or_else(|_| {
@@ -26,37 +22,19 @@ fn external_eval_matches_a_reference_computation() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // 15 melanomas and 25 others, the first of each in labels.csv.
-    let labels = std::fs::read_to_string(isic2017().join("labels.csv")).unwrap();
-    let (mut mel, mut other) = (Vec::new(), Vec::new());
-    for line in labels.lines().skip(1) {
-        let f: Vec<&str> = line.split(',').collect();
-        let row = format!("{}.jpg,{}", f[0], f[2]);
-        match f[2] {
-            "1" if mel.len() < 15 => mel.push(row),
-            "0" if other.len() < 25 => other.push(row),
-            _ => {}
-        }
-    }
-    let table = d.join("labels.csv");
-    std::fs::write(
-        &table,
-        format!("image,label\n{}\n{}\n", mel.join("\n"), other.join("\n")),
-    )
-    .unwrap();
-    run(dermo()
-        .args(["data", "import", "binary-csv"])
-        .arg(&table)
-        .arg("--images")
-        .arg(isic2017().join("images"))
-        .arg("--out")
-        .arg(d.join("ext")));
+    let (mut mel, mut other) = (0, 0);
+    let external = import_isic2017(d, |melanoma| {
+        let n = if melanoma { &mut mel } else { &mut other };
+        *n += 1;
+        *n <= if melanoma { 15 } else { 25 }
+    });
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/dermo-default.onnx");
     let out = d.join("eval.json");
     run(dermo()
         .arg("eval")
         .arg(&model)
         .arg("--data")
-        .arg(d.join("ext/external.csv"))
+        .arg(&external)
         .args(["--resamples", "200", "--out"])
         .arg(&out));
     let record: serde_json::Value =

@@ -5,7 +5,7 @@
 //! statistics re-estimated on training images, or on an external set's, depend on the weights and
 //! the images alone.
 
-use crate::train_support::{dermo, ham10000, pretrained, run_ok, train_args, write_split};
+use crate::train_support::{dermo, import_isic2017, pretrained, run_ok, train_args, write_split};
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Output;
@@ -220,11 +220,6 @@ fn wise_ft_moves_one_run_toward_its_imagenet_weights_and_keeps_its_classifier() 
     }
 }
 
-/// The shared ISIC 2017 set, beside HAM10000.
-fn isic2017() -> std::path::PathBuf {
-    ham10000().join("../isic2017")
-}
-
 fn is_bn_stat(name: &str) -> bool {
     name.ends_with(".running_mean") || name.ends_with(".running_var")
 }
@@ -255,42 +250,15 @@ fn recomputed_batch_norm_statistics_depend_on_the_weights_not_on_the_old_statist
     Tensor::write_safetensors(&z, dir.join("z/best.safetensors")).unwrap();
 
     // Statistics from another clinic's images (`--bn-data`): 16 ISIC 2017 images as an external set.
-    let labels = std::fs::read_to_string(isic2017().join("labels.csv")).unwrap();
-    let table: Vec<String> = labels
-        .lines()
-        .skip(1)
-        .take(16)
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            format!("{}.jpg,{}", f[0], f[2])
-        })
-        .collect();
-    std::fs::write(
-        dir.join("isic.csv"),
-        format!("image,label\n{}\n", table.join("\n")),
-    )
-    .unwrap();
-    let images = isic2017().join("images");
-    run_ok(
-        dir,
-        &[
-            "data",
-            "import",
-            "binary-csv",
-            "isic.csv",
-            "--images",
-            images.to_str().unwrap(),
-            "--out",
-            "isic",
-        ],
-    );
+    let mut rows = 0;
+    let isic = import_isic2017(dir, |_| {
+        rows += 1;
+        rows <= 16
+    });
+    let isic = isic.to_str().unwrap();
 
     let mut plain_from_a = None;
-    for (images, bn_data) in [
-        ("plain", None),
-        ("augmented", None),
-        ("plain", Some("isic/external.csv")),
-    ] {
+    for (images, bn_data) in [("plain", None), ("augmented", None), ("plain", Some(isic))] {
         let name = format!("{images}{}", if bn_data.is_some() { "-isic" } else { "" });
         let recompute = |run: &str| {
             let out = format!("{run}-{name}");

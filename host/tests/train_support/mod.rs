@@ -8,11 +8,11 @@ use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-pub fn ham10000() -> PathBuf {
-    std::env::var_os("DERMO_HAM10000")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/ham10000"))
-}
+#[path = "../shared_data/mod.rs"]
+mod shared_data;
+// Not every binary that includes this module uses both.
+#[allow(unused_imports)]
+pub use shared_data::{ham10000, import_isic2017};
 
 /// libtorch's random generator is one per process, and the trainer seeds it and draws from it
 /// (augmentation, dropout, stochastic depth). The tests of one binary run on parallel threads, so

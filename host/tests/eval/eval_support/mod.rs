@@ -9,11 +9,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub fn ham10000() -> PathBuf {
-    std::env::var_os("DERMO_HAM10000")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/ham10000"))
-}
+#[path = "../../shared_data/mod.rs"]
+mod shared_data;
+pub use shared_data::{ham10000, import_isic2017};
 
 /// Which side of a lesion-grouped split a lesion falls on: a hash of its id, so no lesion is
 /// ever on two sides and the choice does not depend on the row order.
