@@ -15,7 +15,8 @@ fn bundled() -> ModelFile {
     ModelFile::open(&path, &TrustPolicy::unsigned()).unwrap()
 }
 
-/// Three HAM10000 images of the shared set, one per class among the first three classes seen.
+/// Two HAM10000 images of the shared set, a thousand apart in name order (each run of the
+/// bundled model takes seconds under qemu).
 fn images(file: &ModelFile) -> Vec<dermo_model::Tensor> {
     let dir = PathBuf::from(std::env::var("DERMO_HAM10000").expect("DERMO_HAM10000"));
     let mut names: Vec<PathBuf> = std::fs::read_dir(dir.join("images"))
@@ -28,7 +29,7 @@ fn images(file: &ModelFile) -> Vec<dermo_model::Tensor> {
     names
         .iter()
         .step_by(997)
-        .take(3)
+        .take(2)
         .map(|p| preprocess_file(p, &cfg).unwrap())
         .collect()
 }
