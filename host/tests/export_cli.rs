@@ -251,8 +251,9 @@ fn int8_full_export_runs_and_reports_its_cost() {
     let run = run_dir();
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("full.onnx");
-    // tract runs int8-full's QLinearConv about six times slower than int8 here, so parity is
-    // checked on 5 validation images per class (35), not on all 105.
+    // tract runs int8-full's QLinearConv about six times slower than int8 here (0.8 s an image
+    // at 128 px, and the export runs each image twice: parity, then class maps), so parity is
+    // checked on 2 validation images per class (14), not on all 105.
     let val = Manifest::load(&run.parent().unwrap().join("val.csv")).unwrap();
     let mut per_class = [0usize; dermo_model::NUM_CLASSES];
     let small = Manifest::new(
@@ -260,12 +261,12 @@ fn int8_full_export_runs_and_reports_its_cost() {
             .iter()
             .filter(|r| {
                 per_class[r.label.index()] += 1;
-                per_class[r.label.index()] <= 5
+                per_class[r.label.index()] <= 2
             })
             .cloned()
             .collect(),
     );
-    let small_val = dir.path().join("val-35.csv");
+    let small_val = dir.path().join("val-14.csv");
     small.save(&small_val).unwrap();
     let stdout = ok(&dermo(&[
         "export",
@@ -281,7 +282,7 @@ fn int8_full_export_runs_and_reports_its_cost() {
     ]));
     assert!(stdout.contains("int8-full vs fp32"), "{stdout}");
     let r = report(&model);
-    assert_eq!(r["val_images"], 35, "{r}");
+    assert_eq!(r["val_images"], 14, "{r}");
     assert!(r["top1_agreement"].as_f64().unwrap() >= 0.8, "{r}");
     let file = ModelFile::open(&model, &TrustPolicy::unsigned()).unwrap();
     assert!(file.graph_info().unwrap().ops.contains_key("QLinearConv"));
