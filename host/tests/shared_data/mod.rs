@@ -1,21 +1,47 @@
-//! Where the shared datasets are, for every host test binary: the area support modules
-//! (`data_support`, `eval_support`, `train_support`) include this file with `#[path]` and
-//! re-export it. HAM10000 is `$DERMO_HAM10000` (set by `scripts/env.sh`) or
-//! `../shared/data/ham10000` beside the checkout; ISIC 2017 is `../shared/data/isic2017`.
+//! Where the shared datasets are, and how a test runs the `dermo` binary, for every host test
+//! binary: the area support modules (`data_support`, `eval_support`, `train_support`) include
+//! this file with `#[path]` and re-export it. The shared folder is `$DERMO_SHARED` (set by
+//! `scripts/env.sh`) or `../shared` beside the checkout; HAM10000 is `$DERMO_HAM10000` or
+//! `data/ham10000` in it, ISIC 2017 `data/isic2017` in it.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The shared folder beside the checkout.
+pub fn shared() -> PathBuf {
+    std::env::var_os("DERMO_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"))
+}
 
 /// The shared HAM10000 folder.
 pub fn ham10000() -> PathBuf {
     std::env::var_os("DERMO_HAM10000")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/ham10000"))
+        .unwrap_or_else(|| shared().join("data/ham10000"))
 }
 
 /// The shared ISIC 2017 folder (`labels.csv`, `images/`).
 pub fn isic2017() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/isic2017")
+    shared().join("data/isic2017")
+}
+
+/// The `dermo` binary built for these tests.
+pub fn dermo() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_dermo"))
+}
+
+/// Runs `cmd` and fails the test with its output unless it succeeds.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 /// Imports the ISIC 2017 images that `keep(melanoma)` accepts, taken in `labels.csv` order, as
@@ -35,20 +61,12 @@ pub fn import_isic2017(dir: &Path, mut keep: impl FnMut(bool) -> bool) -> PathBu
     }
     let csv = dir.join("isic.csv");
     std::fs::write(&csv, table).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dermo"))
+    run(dermo()
         .args(["data", "import", "binary-csv"])
         .arg(&csv)
         .arg("--images")
         .arg(isic2017().join("images"))
         .arg("--out")
-        .arg(dir.join("isic"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "dermo data import binary-csv {}: {}",
-        csv.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .arg(dir.join("isic")));
     dir.join("isic/external.csv")
 }

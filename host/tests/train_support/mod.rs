@@ -92,19 +92,14 @@ pub fn write_split(
 
 /// `dermo ARGS` to run in `dir`, on two threads.
 pub fn dermo<S: AsRef<std::ffi::OsStr>>(dir: &Path, args: &[S]) -> std::process::Command {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_dermo"));
+    let mut c = shared_data::dermo();
     c.args(args).current_dir(dir).env("RAYON_NUM_THREADS", "2");
     c
 }
 
-/// Runs `dermo ARGS` in `dir`; the test fails with its stderr unless it succeeds.
-pub fn run_ok<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(dir: &Path, args: &[S]) {
-    let out = dermo(dir, args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "dermo {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+/// Runs `dermo ARGS` in `dir`; the test fails with its output unless it succeeds.
+pub fn run_ok<S: AsRef<std::ffi::OsStr>>(dir: &Path, args: &[S]) {
+    shared_data::run(&mut dermo(dir, args));
 }
 
 /// `dermo train` on the `t`/`v` manifests into `out`, cached features in `cache/`, with the

@@ -7,11 +7,10 @@ use dermo_model::{Class, NUM_CLASSES};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 #[path = "../../shared_data/mod.rs"]
 mod shared_data;
-pub use shared_data::{ham10000, import_isic2017};
+pub use shared_data::{dermo, ham10000, import_isic2017, run};
 
 /// Which side of a lesion-grouped split a lesion falls on: a hash of its id, so no lesion is
 /// ever on two sides and the choice does not depend on the row order.
@@ -63,23 +62,6 @@ pub fn write_subset(path: &Path, side: u64, sides: u64, lesions_per_class: usize
     }
     Manifest::new(records).save(path).unwrap();
     path.to_owned()
-}
-
-/// The `dermo` binary built for these tests.
-pub fn dermo() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_dermo"))
-}
-
-/// Runs `cmd` and fails the test with its output unless it succeeds.
-pub fn run(cmd: &mut Command) -> std::process::Output {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 /// Trains a 64 px linear probe on CPU into `run_dir` (image caches in `cache`), with no warm-up
