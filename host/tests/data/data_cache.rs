@@ -1,13 +1,12 @@
 //! The training cache on a real subset: built by the binary, a no-op when re-run, and holding
 //! exactly the pixels `dermo_model::preprocess::prepare` gives (masked rows masked first).
 
-use crate::data_support::ham10000_with_masks;
+use crate::data_support::{dermo, ham10000_with_masks};
 use dermo_host::data::cache::{ensure_cache, Cache};
 use dermo_host::data::manifest::{Manifest, Record, Variant};
 use dermo_model::preprocess::{apply_mask, decode_file, decode_mask_file, prepare};
 use dermo_model::PreprocessConfig;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// 24 shared images, the first 12 also as masked rows.
 fn subset(dir: &Path) -> PathBuf {
@@ -38,7 +37,7 @@ fn expected_pixels(r: &Record, cfg: &PreprocessConfig) -> Vec<u8> {
 }
 
 fn cache_cmd(manifest: &Path, root: &Path, extra: &[&str]) -> String {
-    let o = Command::new(env!("CARGO_BIN_EXE_dermo"))
+    let o = dermo()
         .args([
             "data",
             "cache",
@@ -123,7 +122,7 @@ fn a_corrupt_image_fails_the_build_and_leaves_nothing() {
     let bad = tmp.path().join("bad.csv");
     m.save(&bad).unwrap();
     let root = tmp.path().join("cache");
-    let o = Command::new(env!("CARGO_BIN_EXE_dermo"))
+    let o = dermo()
         .args([
             "data",
             "cache",

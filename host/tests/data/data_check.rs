@@ -1,13 +1,12 @@
 //! `dermo data check` on a real subset of the shared set, with a corrupted copy, a relabelled
 //! exact copy and broken masks mixed in.
 
-use crate::data_support::ham10000_with_masks;
+use crate::data_support::{dermo, ham10000_with_masks};
 use dermo_host::data::manifest::{Manifest, Record};
 use dermo_model::Class;
 use image::GrayImage;
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Command;
 
 /// Lesions photographed several times, some nearly identically; HAM_0000910 and HAM_0007075
 /// hold the same picture under two labels (mel and nv), HAM_0002300 the same file twice.
@@ -84,7 +83,7 @@ fn check_finds_duplicates_and_reports_broken_files() {
     let manifest = tmp.path().join("subset.csv");
     m.save(&manifest).unwrap();
     let out = tmp.path().join("check");
-    let o = Command::new(env!("CARGO_BIN_EXE_dermo"))
+    let o = dermo()
         .args([
             "data",
             "check",

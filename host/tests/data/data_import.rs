@@ -1,18 +1,11 @@
 //! `dermo data import`: the real binary on the shared HAM10000 set and on small real layouts.
 
-use crate::data_support::ham_dir;
+use crate::data_support::{dermo_output, ham_dir};
 use dermo_host::data::manifest::Manifest;
 use dermo_model::Class;
 use sha2::{Digest, Sha256};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn dermo(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dermo"))
-        .args(args)
-        .output()
-        .expect("run dermo")
-}
+use std::process::Output;
 
 fn ok(out: Output) -> String {
     assert!(
@@ -30,7 +23,7 @@ fn s(p: &Path) -> &str {
 
 fn import_ham(out: &Path) -> Manifest {
     let ham = ham_dir();
-    ok(dermo(&[
+    ok(dermo_output(&[
         "data",
         "import",
         "ham10000",
@@ -83,7 +76,7 @@ fn ham10000_metadata_naming_a_missing_image_is_an_error() {
         "lesion_id,image_id,dx\nHAM_0000118,ISIC_0027419,bkl\nHAM_1,ISIC_missing,mel\n",
     )
     .unwrap();
-    let out = dermo(&[
+    let out = dermo_output(&[
         "data",
         "import",
         "ham10000",
@@ -122,7 +115,7 @@ fn imagefolder_maps_folder_names_through_the_label_table() {
     populate(&root, "freckle", &["ISIC_0024308"]);
     let out = tmp.path().join("out");
 
-    let failed = dermo(&["data", "import", "imagefolder", s(&root), "--out", s(&out)]);
+    let failed = dermo_output(&["data", "import", "imagefolder", s(&root), "--out", s(&out)]);
     assert!(!failed.status.success());
     let err = String::from_utf8_lossy(&failed.stderr);
     assert!(
@@ -130,7 +123,7 @@ fn imagefolder_maps_folder_names_through_the_label_table() {
         "{err}"
     );
 
-    let log = dermo(&[
+    let log = dermo_output(&[
         "data",
         "import",
         "imagefolder",
@@ -202,7 +195,7 @@ fn scope_bundle_keeps_confirmed_captures() {
     let bundle = tmp.path().join("bundle");
     write_bundle(&bundle);
     let out = tmp.path().join("out");
-    ok(dermo(&[
+    ok(dermo_output(&[
         "data",
         "import",
         "scope-bundle",
@@ -237,7 +230,7 @@ fn scope_bundle_with_a_changed_image_is_refused() {
         bundle.join("images/ISIC_0024306.jpg"),
     )
     .unwrap();
-    let o = dermo(&[
+    let o = dermo_output(&[
         "data",
         "import",
         "scope-bundle",
@@ -263,7 +256,7 @@ fn import_meta(tmp: &Path, rows: &str, images: &Path, masks: Option<&Path>) -> O
         args.extend(["--masks", s(m)]);
     }
     args.extend(["--out", s(&out)]);
-    dermo(&args)
+    dermo_output(&args)
 }
 
 fn failed(out: &Output) -> String {
@@ -333,7 +326,7 @@ fn import_edited_bundle(tmp: &Path, edit: impl FnOnce(String) -> String) -> Outp
     write_bundle(&bundle);
     let csv = bundle.join("captures.csv");
     std::fs::write(&csv, edit(std::fs::read_to_string(&csv).unwrap())).unwrap();
-    dermo(&[
+    dermo_output(&[
         "data",
         "import",
         "scope-bundle",

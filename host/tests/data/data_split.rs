@@ -1,14 +1,13 @@
 //! `dermo data split` on the full shared HAM10000 manifest: lesion-grouped, stratified,
 //! deterministic, and the study's variants (k-fold, balanced, masked, both).
 
-use crate::data_support::{ham10000_with_masks, ham_dir};
+use crate::data_support::{dermo, ham10000_with_masks, ham_dir};
 use dermo_host::data::import::{ham10000, Ham10000Source};
 use dermo_host::data::labels::LabelTable;
 use dermo_host::data::manifest::{Manifest, Variant};
 use dermo_model::NUM_CLASSES;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// The full shared set imported into `dir/manifest.csv`.
 fn full_manifest(dir: &Path) -> (PathBuf, Manifest) {
@@ -19,7 +18,7 @@ fn full_manifest(dir: &Path) -> (PathBuf, Manifest) {
 }
 
 fn split(manifest: &Path, out: &Path, extra: &[&str]) -> String {
-    let o = Command::new(env!("CARGO_BIN_EXE_dermo"))
+    let o = dermo()
         .args(["data", "split", manifest.to_str().unwrap(), "--out"])
         .arg(out)
         .args(extra)
@@ -150,7 +149,7 @@ fn k_fold_balance_and_mask_modes() {
 fn bad_fractions_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let (path, _) = full_manifest(tmp.path());
-    let o = Command::new(env!("CARGO_BIN_EXE_dermo"))
+    let o = dermo()
         .args([
             "data",
             "split",
@@ -191,7 +190,7 @@ fn a_manifest_with_a_repeated_image_id_is_refused() {
     let path = tmp.path().join("manifest.csv");
     m.save(&path).unwrap();
     let out = tmp.path().join("split");
-    let o = Command::new(env!("CARGO_BIN_EXE_dermo"))
+    let o = dermo()
         .args(["data", "split", path.to_str().unwrap(), "--out"])
         .arg(&out)
         .output()

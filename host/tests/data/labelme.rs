@@ -1,7 +1,7 @@
 //! Labelme import on JSON built from real shared masks: outlines traced from the mask, the image
 //! beside the JSON or embedded as base64, rasterized back and compared with the source mask.
 
-use crate::data_support::ham_dir;
+use crate::data_support::{dermo_output, ham_dir};
 use base64::Engine;
 use dermo_host::data::labelme::{read_annotation, LabelmeError, LabelmeOptions};
 use dermo_host::data::labels::LabelTable;
@@ -11,7 +11,7 @@ use dermo_model::Class;
 use image::GrayImage;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 /// A few shared images of different classes and mask shapes.
 const IMAGES: [(&str, &str); 4] = [
@@ -77,13 +77,6 @@ fn iou(a: &GrayImage, b: &GrayImage) -> f64 {
     inter as f64 / union.max(1) as f64
 }
 
-fn dermo(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dermo"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 fn import(dir: &Path, out: &Path, extra: &[&str]) -> Output {
     let mut args = vec![
         "data",
@@ -94,7 +87,7 @@ fn import(dir: &Path, out: &Path, extra: &[&str]) -> Output {
         out.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    dermo(&args)
+    dermo_output(&args)
 }
 
 fn check_masks(m: &Manifest, expected: usize) {
