@@ -11,9 +11,8 @@ use dermo_host::train::{train, TrainData, TrainOptions};
 use dermo_model::{ModelFile, PreprocessConfig, Runtime, TrustPolicy};
 use prost::Message;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::OnceLock;
-use train_support::{pretrained, write_split};
+use train_support::{arg, dermo_output, failed, pretrained, succeeded, write_split};
 
 const SIZE: u32 = 128;
 
@@ -57,48 +56,16 @@ fn run_dir() -> &'static Path {
         let run = root.join("run");
         train(&recipe, &data, &run, &options).unwrap();
         // The default OOD rule: block 10 of a frozen ImageNet copy, which every export carries.
-        ok(&dermo(&[
+        succeeded(&dermo_output(&[
             "calibrate",
-            s(&run),
+            arg(&run),
             "--data",
-            s(&v),
+            arg(&v),
             "--device",
             "cpu",
         ]));
         run
     })
-}
-
-fn dermo(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dermo"))
-        .args(args)
-        .output()
-        .expect("the dermo binary runs")
-}
-
-fn ok(out: &Output) -> String {
-    let (so, se) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert!(
-        out.status.success(),
-        "dermo failed\nstdout:\n{so}\nstderr:\n{se}"
-    );
-    so.into_owned()
-}
-
-fn failed(out: &Output) -> String {
-    assert!(
-        !out.status.success(),
-        "dermo should have failed:\n{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 fn report(model: &Path) -> serde_json::Value {
@@ -111,21 +78,21 @@ fn int8_export_is_signed_verified_and_inspected() {
     let run = run_dir();
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys");
-    let stdout = ok(&dermo(&["keygen", "--out", s(&keys)]));
+    let stdout = succeeded(&dermo_output(&["keygen", "--out", arg(&keys)]));
     assert!(stdout.contains("dermo-signing.pub"), "{stdout}");
     let secret = keys.join("dermo-signing.key");
     let public = keys.join("dermo-signing.pub");
-    let e = failed(&dermo(&["keygen", "--out", s(&keys)]));
+    let e = failed(&dermo_output(&["keygen", "--out", arg(&keys)]));
     assert!(e.contains("already exists") && e.contains("--force"), "{e}");
 
     // A probe head on 128-pixel ImageNet features separates classes weakly, so int8 flips a few
     // of its 105 validation images; the default gate (99 %) refuses it with the figures.
     let model = dir.path().join("m.onnx");
-    let e = failed(&dermo(&[
+    let e = failed(&dermo_output(&[
         "export",
-        s(run),
+        arg(run),
         "--out",
-        s(&model),
+        arg(&model),
         "--calib-size",
         "16",
         "--min-agreement",
@@ -139,13 +106,13 @@ fn int8_export_is_signed_verified_and_inspected() {
         !model.exists(),
         "a file that failed parity must not be written"
     );
-    let stdout = ok(&dermo(&[
+    let stdout = succeeded(&dermo_output(&[
         "export",
-        s(run),
+        arg(run),
         "--out",
-        s(&model),
+        arg(&model),
         "--sign",
-        s(&secret),
+        arg(&secret),
         "--calib-size",
         "16",
         "--min-agreement",
@@ -171,7 +138,12 @@ fn int8_export_is_signed_verified_and_inspected() {
         "int8 is {ratio:.2}× smaller than fp32"
     );
 
-    let stdout = ok(&dermo(&["verify", s(&model), "--key", s(&public)]));
+    let stdout = succeeded(&dermo_output(&[
+        "verify",
+        arg(&model),
+        "--key",
+        arg(&public),
+    ]));
     assert!(stdout.starts_with("OK"), "{stdout}");
     // The device's loader accepts it with the same key and runs it.
     let key = dermo_model::signature::read_verifying_key(&public).unwrap();
@@ -180,7 +152,7 @@ fn int8_export_is_signed_verified_and_inspected() {
     assert_eq!(file.metadata.provenance.precision, "int8");
     assert!(Runtime::new(&file).is_ok());
 
-    let stdout = ok(&dermo(&["inspect", s(&model)]));
+    let stdout = succeeded(&dermo_output(&["inspect", arg(&model)]));
     for needle in [
         "opset ai.onnx 13",
         "IR 8",
@@ -197,8 +169,12 @@ fn int8_export_is_signed_verified_and_inspected() {
             "inspect lacks {needle:?}:\n{stdout}"
         );
     }
-    let json: serde_json::Value =
-        serde_json::from_str(&ok(&dermo(&["inspect", "--json", s(&model)]))).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&succeeded(&dermo_output(&[
+        "inspect",
+        "--json",
+        arg(&model),
+    ])))
+    .unwrap();
     assert_eq!(json["dermo.classes"].as_array().unwrap().len(), 7);
 
     let tampered = dir.path().join("t.onnx");
@@ -211,7 +187,12 @@ fn int8_export_is_signed_verified_and_inspected() {
         format!("{}.sig", tampered.display()),
     )
     .unwrap();
-    let e = failed(&dermo(&["verify", s(&tampered), "--key", s(&public)]));
+    let e = failed(&dermo_output(&[
+        "verify",
+        arg(&tampered),
+        "--key",
+        arg(&public),
+    ]));
     assert!(e.contains("t.onnx") && e.contains("does not verify"), "{e}");
 }
 
@@ -221,16 +202,16 @@ fn fp32_export_matches_libtorch_and_drops_a_stale_signature() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("fp32.onnx");
     std::fs::write(format!("{}.sig", model.display()), [0u8; 64]).unwrap();
-    let out = dermo(&[
+    let out = dermo_output(&[
         "export",
-        s(run),
+        arg(run),
         "--out",
-        s(&model),
+        arg(&model),
         "--precision",
         "fp32",
         "--no-features",
     ]);
-    ok(&out);
+    succeeded(&out);
     assert!(String::from_utf8_lossy(&out.stderr).contains("removed"));
     assert!(!Path::new(&format!("{}.sig", model.display())).exists());
     let r = report(&model);
@@ -268,17 +249,17 @@ fn int8_full_export_runs_and_reports_its_cost() {
     );
     let small_val = dir.path().join("val-14.csv");
     small.save(&small_val).unwrap();
-    let stdout = ok(&dermo(&[
+    let stdout = succeeded(&dermo_output(&[
         "export",
-        s(run),
+        arg(run),
         "--out",
-        s(&model),
+        arg(&model),
         "--precision",
         "int8-full",
         "--calib-size",
         "16",
         "--val",
-        s(&small_val),
+        arg(&small_val),
     ]));
     assert!(stdout.contains("int8-full vs fp32"), "{stdout}");
     let r = report(&model);
@@ -315,28 +296,28 @@ fn assert_frozen_ood_branch(file: &ModelFile) {
 #[test]
 fn bad_inputs_fail_with_clear_messages() {
     let dir = tempfile::tempdir().unwrap();
-    let e = failed(&dermo(&[
+    let e = failed(&dermo_output(&[
         "export",
-        s(dir.path()),
+        arg(dir.path()),
         "--out",
-        s(&dir.path().join("x.onnx")),
+        arg(&dir.path().join("x.onnx")),
     ]));
     assert!(
-        e.contains("best.safetensors") && e.contains(s(dir.path())),
+        e.contains("best.safetensors") && e.contains(arg(dir.path())),
         "{e}"
     );
     let junk = dir.path().join("junk.onnx");
     std::fs::write(&junk, b"junk").unwrap();
-    let e = failed(&dermo(&["inspect", s(&junk)]));
+    let e = failed(&dermo_output(&["inspect", arg(&junk)]));
     assert!(
         e.contains("junk.onnx") && e.contains("not an ONNX model"),
         "{e}"
     );
-    let e = failed(&dermo(&[
+    let e = failed(&dermo_output(&[
         "verify",
-        s(&junk),
+        arg(&junk),
         "--key",
-        s(&dir.path().join("none.pub")),
+        arg(&dir.path().join("none.pub")),
     ]));
     assert!(e.contains("none.pub"), "{e}");
 }

@@ -1,7 +1,7 @@
 //! The training cache on a real subset: built by the binary, a no-op when re-run, and holding
 //! exactly the pixels `dermo_model::preprocess::prepare` gives (masked rows masked first).
 
-use crate::data_support::{dermo, ham10000_with_masks};
+use crate::data_support::{dermo, failed, ham10000_with_masks, succeeded};
 use dermo_host::data::cache::{ensure_cache, Cache};
 use dermo_host::data::manifest::{Manifest, Record, Variant};
 use dermo_model::preprocess::{apply_mask, decode_file, decode_mask_file, prepare};
@@ -48,8 +48,7 @@ fn cache_cmd(manifest: &Path, root: &Path, extra: &[&str]) -> String {
         .args(extra)
         .output()
         .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8(o.stdout).unwrap()
+    succeeded(&o)
 }
 
 #[test]
@@ -132,8 +131,7 @@ fn a_corrupt_image_fails_the_build_and_leaves_nothing() {
         ])
         .output()
         .unwrap();
-    assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("corrupt.jpg"));
+    assert!(failed(&o).contains("corrupt.jpg"));
     assert_eq!(std::fs::read_dir(&root).map(|d| d.count()).unwrap_or(0), 0);
 }
 

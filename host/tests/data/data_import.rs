@@ -1,40 +1,26 @@
 //! `dermo data import`: the real binary on the shared HAM10000 set and on small real layouts.
 
-use crate::data_support::{dermo_output, ham_dir};
+use crate::data_support::{arg, dermo_output, failed, ham_dir, succeeded};
 use dermo_host::data::manifest::Manifest;
 use dermo_model::Class;
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::process::Output;
 
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "dermo failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 fn import_ham(out: &Path) -> Manifest {
     let ham = ham_dir();
-    ok(dermo_output(&[
+    succeeded(&dermo_output(&[
         "data",
         "import",
         "ham10000",
         "--metadata",
-        s(&ham.join("HAM10000_metadata.csv")),
+        arg(&ham.join("HAM10000_metadata.csv")),
         "--images",
-        s(&ham.join("images")),
+        arg(&ham.join("images")),
         "--masks",
-        s(&ham.join("masks")),
+        arg(&ham.join("masks")),
         "--out",
-        s(out),
+        arg(out),
     ]));
     Manifest::load(&out.join("manifest.csv")).unwrap()
 }
@@ -81,14 +67,13 @@ fn ham10000_metadata_naming_a_missing_image_is_an_error() {
         "import",
         "ham10000",
         "--metadata",
-        s(&meta),
+        arg(&meta),
         "--images",
-        s(&ham_dir().join("images")),
+        arg(&ham_dir().join("images")),
         "--out",
-        s(&tmp.path().join("out")),
+        arg(&tmp.path().join("out")),
     ]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = failed(&out);
     assert!(
         err.contains("meta.csv, line 3") && err.contains("ISIC_missing"),
         "{err}"
@@ -115,9 +100,14 @@ fn imagefolder_maps_folder_names_through_the_label_table() {
     populate(&root, "freckle", &["ISIC_0024308"]);
     let out = tmp.path().join("out");
 
-    let failed = dermo_output(&["data", "import", "imagefolder", s(&root), "--out", s(&out)]);
-    assert!(!failed.status.success());
-    let err = String::from_utf8_lossy(&failed.stderr);
+    let err = failed(&dermo_output(&[
+        "data",
+        "import",
+        "imagefolder",
+        arg(&root),
+        "--out",
+        arg(&out),
+    ]));
     assert!(
         err.contains("freckle") && err.contains("known labels") && err.contains("common nevus"),
         "{err}"
@@ -127,12 +117,12 @@ fn imagefolder_maps_folder_names_through_the_label_table() {
         "data",
         "import",
         "imagefolder",
-        s(&root),
+        arg(&root),
         "--out",
-        s(&out),
+        arg(&out),
         "--skip-unknown",
     ]);
-    ok(log);
+    succeeded(&log);
     let m = Manifest::load(&out.join("manifest.csv")).unwrap();
     let got: Vec<(&str, Class)> = m
         .records
@@ -195,13 +185,13 @@ fn scope_bundle_keeps_confirmed_captures() {
     let bundle = tmp.path().join("bundle");
     write_bundle(&bundle);
     let out = tmp.path().join("out");
-    ok(dermo_output(&[
+    succeeded(&dermo_output(&[
         "data",
         "import",
         "scope-bundle",
-        s(&bundle),
+        arg(&bundle),
         "--out",
-        s(&out),
+        arg(&out),
     ]));
     let m = Manifest::load(&out.join("manifest.csv")).unwrap();
     let got: Vec<(&str, &str, Class)> = m
@@ -234,12 +224,11 @@ fn scope_bundle_with_a_changed_image_is_refused() {
         "data",
         "import",
         "scope-bundle",
-        s(&bundle),
+        arg(&bundle),
         "--out",
-        s(&tmp.path().join("out")),
+        arg(&tmp.path().join("out")),
     ]);
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = failed(&o);
     assert!(
         err.contains("captures.csv, line 2") && err.contains("ISIC_0024306.jpg"),
         "{err}"
@@ -250,18 +239,13 @@ fn scope_bundle_with_a_changed_image_is_refused() {
 fn import_meta(tmp: &Path, rows: &str, images: &Path, masks: Option<&Path>) -> Output {
     let (meta, out) = (tmp.join("meta.csv"), tmp.join("out"));
     std::fs::write(&meta, format!("lesion_id,image_id,dx\n{rows}")).unwrap();
-    let mut args = vec!["data", "import", "ham10000", "--metadata", s(&meta)];
-    args.extend(["--images", s(images)]);
+    let mut args = vec!["data", "import", "ham10000", "--metadata", arg(&meta)];
+    args.extend(["--images", arg(images)]);
     if let Some(m) = masks {
-        args.extend(["--masks", s(m)]);
+        args.extend(["--masks", arg(m)]);
     }
-    args.extend(["--out", s(&out)]);
+    args.extend(["--out", arg(&out)]);
     dermo_output(&args)
-}
-
-fn failed(out: &Output) -> String {
-    assert!(!out.status.success(), "dermo must fail");
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[test]
@@ -307,17 +291,17 @@ fn ham10000_image_or_mask_folders_that_do_not_exist_are_errors() {
     let masks = tmp.path().join("maks");
     let err = failed(&import_meta(tmp.path(), rows, &images, Some(&masks)));
     assert!(
-        err.contains("mask folder") && err.contains(s(&masks)),
+        err.contains("mask folder") && err.contains(arg(&masks)),
         "{err}"
     );
     let missing = tmp.path().join("imgs");
     let err = failed(&import_meta(tmp.path(), rows, &missing, None));
     assert!(
-        err.contains("image folder") && err.contains(s(&missing)),
+        err.contains("image folder") && err.contains(arg(&missing)),
         "{err}"
     );
     assert!(!tmp.path().join("out/manifest.csv").exists());
-    ok(import_meta(tmp.path(), rows, &images, None));
+    succeeded(&import_meta(tmp.path(), rows, &images, None));
 }
 
 /// Runs `dermo data import scope-bundle` on `bundle` after `edit` changed its captures.csv.
@@ -330,9 +314,9 @@ fn import_edited_bundle(tmp: &Path, edit: impl FnOnce(String) -> String) -> Outp
         "data",
         "import",
         "scope-bundle",
-        s(&bundle),
+        arg(&bundle),
         "--out",
-        s(&tmp.join("out")),
+        arg(&tmp.join("out")),
     ])
 }
 

@@ -1,7 +1,7 @@
 //! `dermo data split` on the full shared HAM10000 manifest: lesion-grouped, stratified,
 //! deterministic, and the study's variants (k-fold, balanced, masked, both).
 
-use crate::data_support::{dermo, ham10000_with_masks, ham_dir};
+use crate::data_support::{dermo, failed, ham10000_with_masks, ham_dir, succeeded};
 use dermo_host::data::import::{ham10000, Ham10000Source};
 use dermo_host::data::labels::LabelTable;
 use dermo_host::data::manifest::{Manifest, Variant};
@@ -24,12 +24,7 @@ fn split(manifest: &Path, out: &Path, extra: &[&str]) -> String {
         .args(extra)
         .output()
         .unwrap();
-    assert!(
-        o.status.success(),
-        "split failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
+    succeeded(&o)
 }
 
 fn load(dir: &Path, name: &str) -> Manifest {
@@ -161,8 +156,7 @@ fn bad_fractions_are_refused() {
         .arg(tmp.path().join("bad"))
         .output()
         .unwrap();
-    assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("sum to 1"));
+    assert!(failed(&o).contains("sum to 1"));
 }
 
 #[test]
@@ -195,8 +189,7 @@ fn a_manifest_with_a_repeated_image_id_is_refused() {
         .arg(&out)
         .output()
         .unwrap();
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = failed(&o);
     assert!(err.contains("\"ISIC_0024306\" appears twice"), "{err}");
     assert!(!out.exists());
 }

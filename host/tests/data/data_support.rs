@@ -6,14 +6,9 @@ use dermo_host::data::manifest::Manifest;
 
 #[path = "../shared_data/mod.rs"]
 mod shared_data;
-pub use shared_data::dermo;
 /// The shared HAM10000 folder (`dermo_host::data::import::ham10000` is the importer).
 pub use shared_data::ham10000 as ham_dir;
-
-/// Runs `dermo ARGS` and returns how it exited and what it printed.
-pub fn dermo_output(args: &[&str]) -> std::process::Output {
-    dermo().args(args).output().expect("run dermo")
-}
+pub use shared_data::{arg, dermo, dermo_output, failed, succeeded};
 
 /// All 10,015 images with their masks, imported as `dermo data import ham10000` does.
 pub fn ham10000_with_masks() -> Manifest {

@@ -1,7 +1,7 @@
 //! Labelme import on JSON built from real shared masks: outlines traced from the mask, the image
 //! beside the JSON or embedded as base64, rasterized back and compared with the source mask.
 
-use crate::data_support::{dermo_output, ham_dir};
+use crate::data_support::{arg, dermo_output, failed, ham_dir, succeeded};
 use base64::Engine;
 use dermo_host::data::labelme::{read_annotation, LabelmeError, LabelmeOptions};
 use dermo_host::data::labels::LabelTable;
@@ -128,7 +128,7 @@ fn polygons_beside_their_image_rasterize_to_the_source_masks() {
     }
     let out = tmp.path().join("out");
     let o = import(&dir, &out, &[]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    succeeded(&o);
     let m = Manifest::load(&out.join("manifest.csv")).unwrap();
     check_masks(&m, IMAGES.len());
     // Images beside the JSON stay where they are; nothing is written next to the sources.
@@ -148,7 +148,7 @@ fn embedded_image_data_is_written_out_and_folder_labels_work() {
     }
     let out = tmp.path().join("out");
     let o = import(&dir, &out, &["--label-from", "folder"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    succeeded(&o);
     let m = Manifest::load(&out.join("manifest.csv")).unwrap();
     check_masks(&m, IMAGES.len());
     assert!(m
@@ -176,14 +176,13 @@ fn unknown_labels_fail_with_the_known_ones_unless_skipped() {
     );
     let out = tmp.path().join("out");
     let o = import(&dir, &out, &[]);
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = failed(&o);
     assert!(
         err.contains("b.json") && err.contains("freckle") && err.contains("melanoma"),
         "{err}"
     );
     let o = import(&dir, &out, &["--skip-unknown"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    succeeded(&o);
     assert!(String::from_utf8_lossy(&o.stderr).contains("b.json"));
     assert_eq!(Manifest::load(&out.join("manifest.csv")).unwrap().len(), 1);
 }
@@ -252,8 +251,7 @@ fn bad_files_give_clear_errors_naming_the_file() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("bad.json"), &two).unwrap();
     let o = import(&dir, &tmp.path().join("out"), &[]);
-    assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("bad.json"));
+    assert!(failed(&o).contains("bad.json"));
     assert!(!tmp.path().join("out/manifest.csv").exists());
 }
 
@@ -265,7 +263,7 @@ fn image_paths_that_leave_the_import_folder_are_refused() {
     // A real image just outside the import folder: `../` or its absolute path used to reach it.
     let outside = tmp.path().join("outside.jpg");
     std::fs::copy(image_path(id), &outside).unwrap();
-    for (name, image_ref) in [("up", "../outside.jpg"), ("absolute", s(&outside))] {
+    for (name, image_ref) in [("up", "../outside.jpg"), ("absolute", arg(&outside))] {
         let json = dir.join(format!("{name}.json"));
         write_json(&json, &labelme_json(id, label, image_ref, false));
         let o = import(&dir, &tmp.path().join("out"), &[]);
@@ -288,12 +286,8 @@ fn image_paths_that_leave_the_import_folder_are_refused() {
         &labelme_json(id, label, &format!("../images/{id}.jpg"), false),
     );
     let o = import(&dir, &tmp.path().join("out"), &[]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    succeeded(&o);
     let m = Manifest::load(&tmp.path().join("out/manifest.csv")).unwrap();
     assert_eq!(m.len(), 1);
     assert!(m.records[0].path.ends_with(format!("images/{id}.jpg")));
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }

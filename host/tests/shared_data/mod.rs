@@ -35,13 +35,44 @@ pub fn dermo() -> Command {
 /// Runs `cmd` and fails the test with its output unless it succeeds.
 pub fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    succeeded(&out);
+    out
+}
+
+/// Runs `dermo ARGS` and returns how it exited and what it printed, success or not.
+pub fn dermo_output(args: &[&str]) -> Output {
+    dermo().args(args).output().expect("the dermo binary runs")
+}
+
+/// The standard output of a run that must have succeeded; fails the test with both streams
+/// otherwise.
+pub fn succeeded(out: &Output) -> String {
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
     assert!(
         out.status.success(),
-        "{cmd:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        "dermo failed ({})\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
     );
-    out
+    stdout.into_owned()
+}
+
+/// The error output of a run that must have failed; fails the test with its standard output
+/// otherwise.
+pub fn failed(out: &Output) -> String {
+    assert!(
+        !out.status.success(),
+        "dermo should have failed:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A path as one argument of [`dermo_output`]'s list (test paths are UTF-8).
+pub fn arg(p: &Path) -> &str {
+    p.to_str().expect("a UTF-8 path")
 }
 
 /// Imports the ISIC 2017 images that `keep(melanoma)` accepts, taken in `labels.csv` order, as

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 mod shared_data;
 // Not every binary that includes this module uses both.
 #[allow(unused_imports)]
-pub use shared_data::{ham10000, import_isic2017};
+pub use shared_data::{arg, dermo_output, failed, ham10000, import_isic2017, succeeded};
 
 /// libtorch's random generator is one per process, and the trainer seeds it and draws from it
 /// (augmentation, dropout, stochastic depth). The tests of one binary run on parallel threads, so
