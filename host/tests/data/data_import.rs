@@ -100,28 +100,25 @@ fn imagefolder_maps_folder_names_through_the_label_table() {
     populate(&root, "freckle", &["ISIC_0024308"]);
     let out = tmp.path().join("out");
 
-    let err = failed(&dermo_output(&[
-        "data",
-        "import",
-        "imagefolder",
-        arg(&root),
-        "--out",
-        arg(&out),
-    ]));
+    let import = |extra: &[&str]| {
+        let args = [
+            "data",
+            "import",
+            "imagefolder",
+            arg(&root),
+            "--out",
+            arg(&out),
+        ];
+        dermo_output(&[&args[..], extra].concat())
+    };
+
+    let err = failed(&import(&[]));
     assert!(
         err.contains("freckle") && err.contains("known labels") && err.contains("common nevus"),
         "{err}"
     );
 
-    let log = dermo_output(&[
-        "data",
-        "import",
-        "imagefolder",
-        arg(&root),
-        "--out",
-        arg(&out),
-        "--skip-unknown",
-    ]);
+    let log = import(&["--skip-unknown"]);
     succeeded(&log);
     let m = Manifest::load(&out.join("manifest.csv")).unwrap();
     let got: Vec<(&str, Class)> = m
