@@ -66,7 +66,8 @@ pub enum Imbalance {
     None,
     /// Cross-entropy weighted by inverse class frequency (to the power `class_weight_power`).
     WeightedLoss,
-    /// Each epoch draws as many examples as the training set has, each class equally likely.
+    /// Each epoch draws as many examples as the training set has, each class equally likely
+    /// (or in proportion to its count to the power `sampler_exponent`).
     BalancedSampler,
     /// Each epoch takes at most `subset_per_class` examples of every class.
     BalancedSubset,
@@ -168,6 +169,11 @@ pub struct Recipe {
     pub subset_per_class: usize,
     /// Strength τ of the prior offset for `logit-adjusted` (1 targets balanced accuracy).
     pub logit_adjust_tau: f64,
+    /// Exponent q of `balanced-sampler`: a class is drawn with probability ∝ (its count)^q (0:
+    /// every class equally likely; 0.5: square-root sampling; 1: the natural frequencies). The
+    /// loss then adds ln of that sampled prior to the logits, as `logit-adjusted` does, so the
+    /// raw logits aim at the balanced posterior at every q.
+    pub sampler_exponent: f64,
     /// Decay of the exponential moving average of the weights (0: off). When on, the average is
     /// what gets validated, kept as best/last and exported (see `train::ema`).
     pub ema_decay: f64,
@@ -211,6 +217,7 @@ impl Default for Recipe {
             class_weight_power: 0.5,
             subset_per_class: 0,
             logit_adjust_tau: 1.0,
+            sampler_exponent: 0.0,
             ema_decay: 0.0,
             cached_views: 1,
             augment: Augment::default(),
@@ -314,6 +321,9 @@ impl Recipe {
         if !(self.logit_adjust_tau >= 0.0 && self.logit_adjust_tau.is_finite()) {
             return bad("logit_adjust_tau must be a number >= 0");
         }
+        if !(0.0..=1.0).contains(&self.sampler_exponent) {
+            return bad("sampler_exponent must be in [0, 1] (0: every class equally likely)");
+        }
         if !(0.0..1.0).contains(&self.ema_decay) {
             return bad("ema_decay must be in [0, 1) (0 turns the weight average off)");
         }
@@ -344,6 +354,9 @@ impl Recipe {
     /// does not matter).
     fn validate_combination(&self) -> Result<(), RecipeError> {
         let bad = |m: &str| Err(RecipeError::Invalid(m.to_owned()));
+        if self.sampler_exponent > 0.0 && self.imbalance != Imbalance::BalancedSampler {
+            return bad("sampler_exponent applies to imbalance = \"balanced-sampler\" only");
+        }
         if self.cached_views > 1 {
             let a = &self.augment;
             if self.mode == Mode::Full {
@@ -439,6 +452,14 @@ mod tests {
         assert!(r.set("mixup_alpha=-0.2").is_err());
         r.set("mixup_alpha=0.2").unwrap();
         r.set("drop_connect=0.2").unwrap();
+        // The sampler's exponent needs the sampler (the default strategy is weighted-loss).
+        assert!(r.set("sampler_exponent=1.5").is_err());
+        r.set("sampler_exponent=0.5").unwrap();
+        let err = r.validate().unwrap_err().to_string();
+        assert!(err.contains("sampler_exponent"), "{err}");
+        r.set("imbalance=balanced-sampler").unwrap();
+        r.set("cached_views=1").unwrap();
+        r.validate().unwrap();
     }
 
     #[test]

@@ -1,26 +1,43 @@
 //! The order of training examples in each epoch, per class-imbalance strategy.
 
-use super::recipe::Imbalance;
+use super::recipe::{Imbalance, Recipe};
 use dermo_model::NUM_CLASSES;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// Example indices for one epoch. Deterministic in (`seed`, `epoch`), so a resumed run sees the
-/// same order.
-pub fn epoch_order(
-    labels: &[usize],
-    imbalance: Imbalance,
-    subset_per_class: usize,
-    seed: u64,
-    epoch: usize,
-) -> Vec<usize> {
+/// Example indices for one epoch under `recipe`'s imbalance strategy. Deterministic in
+/// (`recipe.seed`, `epoch`), so a resumed run sees the same order.
+pub fn epoch_order(labels: &[usize], recipe: &Recipe, epoch: usize) -> Vec<usize> {
+    let seed = recipe.seed;
     let mut rng =
         ChaCha8Rng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64));
     let by_class = by_class(labels);
-    let mut order: Vec<usize> = match imbalance {
+    let mut order: Vec<usize> = match recipe.imbalance {
         Imbalance::None | Imbalance::WeightedLoss | Imbalance::LogitAdjusted => {
             (0..labels.len()).collect()
+        }
+        Imbalance::BalancedSampler if recipe.sampler_exponent > 0.0 => {
+            // Class c with probability ∝ count_c^q: cumulative weights, one uniform draw each.
+            let q = recipe.sampler_exponent;
+            let cumulative: Vec<f64> = by_class
+                .iter()
+                .scan(0.0, |total, class| {
+                    if !class.is_empty() {
+                        *total += (class.len() as f64).powf(q);
+                    }
+                    Some(*total)
+                })
+                .collect();
+            let total = cumulative[NUM_CLASSES - 1];
+            (0..labels.len())
+                .map(|_| {
+                    let u = rng.random_range(0.0..total);
+                    let c = cumulative.partition_point(|&edge| edge <= u);
+                    let class = &by_class[c];
+                    class[rng.random_range(0..class.len())]
+                })
+                .collect()
         }
         Imbalance::BalancedSampler => {
             let present: Vec<&Vec<usize>> = by_class.iter().filter(|c| !c.is_empty()).collect();
@@ -32,7 +49,7 @@ pub fn epoch_order(
                 .collect()
         }
         Imbalance::BalancedSubset => {
-            let cap = subset_cap(labels, subset_per_class);
+            let cap = subset_cap(labels, recipe.subset_per_class);
             let mut out = Vec::new();
             for class in &by_class {
                 let mut c = class.clone();
@@ -106,6 +123,14 @@ fn class_counts(labels: &[usize]) -> [usize; NUM_CLASSES] {
 mod tests {
     use super::*;
 
+    fn recipe(imbalance: Imbalance, seed: u64) -> Recipe {
+        Recipe {
+            imbalance,
+            seed,
+            ..Recipe::default()
+        }
+    }
+
     fn labels() -> Vec<usize> {
         // 90 × class 5, 10 × class 0.
         let mut l = vec![5; 90];
@@ -116,9 +141,9 @@ mod tests {
     #[test]
     fn orders_are_deterministic_per_epoch_and_differ_across_epochs() {
         let l = labels();
-        let a = epoch_order(&l, Imbalance::None, 0, 7, 1);
-        assert_eq!(a, epoch_order(&l, Imbalance::None, 0, 7, 1));
-        assert_ne!(a, epoch_order(&l, Imbalance::None, 0, 7, 2));
+        let a = epoch_order(&l, &recipe(Imbalance::None, 7), 1);
+        assert_eq!(a, epoch_order(&l, &recipe(Imbalance::None, 7), 1));
+        assert_ne!(a, epoch_order(&l, &recipe(Imbalance::None, 7), 2));
         let mut sorted = a.clone();
         sorted.sort();
         assert_eq!(sorted, (0..100).collect::<Vec<_>>());
@@ -127,11 +152,11 @@ mod tests {
     #[test]
     fn balancing_strategies_even_out_the_classes() {
         let l = labels();
-        let sampled = epoch_order(&l, Imbalance::BalancedSampler, 0, 1, 1);
+        let sampled = epoch_order(&l, &recipe(Imbalance::BalancedSampler, 1), 1);
         let minority = sampled.iter().filter(|&&i| l[i] == 0).count();
         assert_eq!(sampled.len(), 100);
         assert!((30..=70).contains(&minority), "{minority}");
-        let subset = epoch_order(&l, Imbalance::BalancedSubset, 0, 1, 1);
+        let subset = epoch_order(&l, &recipe(Imbalance::BalancedSubset, 1), 1);
         assert_eq!(subset.len(), 20);
         assert_eq!(subset.iter().filter(|&&i| l[i] == 0).count(), 10);
         let w = class_weights(&l, 1.0);
@@ -144,11 +169,33 @@ mod tests {
             (p[3] - 0.01f64.ln()).abs() < 1e-12,
             "an absent class counts as one"
         );
-        let natural = epoch_order(&l, Imbalance::LogitAdjusted, 0, 1, 1);
+        let natural = epoch_order(&l, &recipe(Imbalance::LogitAdjusted, 1), 1);
         assert_eq!(
             natural.len(),
             100,
             "logit adjustment keeps the natural order"
         );
+    }
+
+    #[test]
+    fn the_sampler_exponent_draws_classes_in_proportion_to_a_power_of_their_counts() {
+        // 900 × class 5, 100 × class 0, none of the others.
+        let mut l = vec![5; 900];
+        l.extend([0; 100]);
+        let share = |q: f64, seed: u64| {
+            let r = Recipe {
+                sampler_exponent: q,
+                ..recipe(Imbalance::BalancedSampler, seed)
+            };
+            let order = epoch_order(&l, &r, 1);
+            assert_eq!(order.len(), 1000);
+            order.iter().filter(|&&i| l[i] == 0).count() as f64 / 1000.0
+        };
+        // Over ten seeds (10,000 draws) the minority's share is within 0.015 of its target:
+        // 1/2 at q = 0, 1/(1 + 3) at q = ½ (√100 against √900), 1/10 at q = 1.
+        for (q, target) in [(0.0, 0.5), (0.5, 0.25), (1.0, 0.1)] {
+            let mean = (0..10).map(|s| share(q, s)).sum::<f64>() / 10.0;
+            assert!((mean - target).abs() < 0.015, "q = {q}: {mean}");
+        }
     }
 }

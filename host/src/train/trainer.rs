@@ -227,13 +227,7 @@ pub fn train(
                 .wrapping_mul(7919)
                 .wrapping_add(epoch as i64),
         );
-        let order = epoch_order(
-            &data.train.labels,
-            recipe.imbalance,
-            recipe.subset_per_class,
-            recipe.seed,
-            epoch,
-        );
+        let order = epoch_order(&data.train.labels, recipe, epoch);
         let bar = epoch_bar(opts.progress, steps_per_epoch, epoch, recipe.epochs);
         let t0 = Instant::now();
         let (mut loss_sum, mut seen, mut lr) = (0.0, 0usize, 0.0);
@@ -376,7 +370,8 @@ pub fn train(
 struct LossTerms {
     /// Per-class weights (`weighted-loss`).
     weights: Option<Tensor>,
-    /// Added to the logits before the loss (`logit-adjusted`): τ·ln(class prior).
+    /// Added to the logits before the loss: τ·ln(class prior) (`logit-adjusted`), or
+    /// q·ln(class prior), the log of the prior a `balanced-sampler` of exponent q > 0 leaves.
     logit_offsets: Option<Tensor>,
 }
 
@@ -393,6 +388,13 @@ impl LossTerms {
                 LossTerms {
                     weights: None,
                     logit_offsets: Some(to_tensor(class_log_priors(labels).map(|p| tau * p))),
+                }
+            }
+            Imbalance::BalancedSampler if recipe.sampler_exponent > 0.0 => {
+                let q = recipe.sampler_exponent;
+                LossTerms {
+                    weights: None,
+                    logit_offsets: Some(to_tensor(class_log_priors(labels).map(|p| q * p))),
                 }
             }
             Imbalance::None | Imbalance::BalancedSampler | Imbalance::BalancedSubset => {
@@ -574,14 +576,7 @@ fn check_data(recipe: &Recipe, data: &TrainData) -> anyhow::Result<()> {
 
 /// Updates per epoch: full batches only (BatchNorm needs more than one example), at least one.
 fn steps_per_epoch(recipe: &Recipe, labels: &[usize]) -> usize {
-    let n = epoch_order(
-        labels,
-        recipe.imbalance,
-        recipe.subset_per_class,
-        recipe.seed,
-        1,
-    )
-    .len();
+    let n = epoch_order(labels, recipe, 1).len();
     (n / recipe.batch).max(1)
 }
 
@@ -882,5 +877,16 @@ mod tests {
             Device::Cpu,
         );
         assert!(sampled.weights.is_none() && sampled.logit_offsets.is_none());
+        // Square-root sampling leaves a prior ∝ √count: its log goes into the loss.
+        let sqrt = LossTerms::new(
+            &Recipe {
+                sampler_exponent: 0.5,
+                ..recipe(Imbalance::BalancedSampler, 1.0)
+            },
+            &labels,
+            Device::Cpu,
+        );
+        let offsets = Vec::<f32>::try_from(sqrt.logit_offsets.unwrap()).unwrap();
+        assert!((offsets[5] - offsets[0] - 0.5 * 3f32.ln()).abs() < 1e-6);
     }
 }
