@@ -6,10 +6,13 @@ set (melanoma versus the rest) and one of a HAM10000 split. Prints, per score, t
 set's melanoma AUC with a 95% bootstrap interval over images (1,000 resamples, seed 0) and the
 specificity at 0.90 melanoma sensitivity, then on the HAM10000 split the melanoma-vs-rest AUC,
 the malignant-vs-benign AUC and the specificity at 0.95 malignant sensitivity (the refer
-threshold's target). Needs numpy and scikit-learn (in the venv scripts/setup makes: run it with
-$DERMO_PYTHON).
+threshold's target), and last the split's balanced accuracy of the top class. Needs numpy and
+scikit-learn (in the venv scripts/setup makes: run it with $DERMO_PYTHON).
 
   melanoma_scores.py EXTERNAL_PREDICTIONS_CSV HAM_PREDICTIONS_CSV
+
+An ensemble: join several models' tables of the same images with '+' (A.csv+B.csv+C.csv, in the
+same model order for both arguments); their probabilities are averaged image by image.
 
 docs/results.md, "Which score ranks melanoma", has the figures.
 """
@@ -39,7 +42,7 @@ SCORES = {
 }
 
 
-def table(path, truth):
+def one_table(path):
     try:
         with open(path, newline="") as f:
             rows = list(csv.DictReader(f))
@@ -48,8 +51,21 @@ def table(path, truth):
     if not rows or "p_mel" not in rows[0]:
         sys.exit(f"melanoma_scores.py: {path} is not a dermo predictions table "
                  "with p_<class> columns")
-    probs = np.array([[float(r["p_" + c]) for c in CLASSES] for r in rows])
-    return probs, np.array([truth(r) for r in rows])
+    return rows
+
+
+def table(paths, truth):
+    """Probabilities [N, 7] (averaged over the '+'-joined tables) and the truth of each image."""
+    tables = [one_table(p) for p in paths.split("+")]
+    ids = [r["image_id"] for r in tables[0]]
+    for i, (path, rows) in enumerate(zip(paths.split("+"), tables)):
+        by_id = {r["image_id"]: r for r in rows}
+        if sorted(by_id) != sorted(ids):
+            sys.exit(f"melanoma_scores.py: {path} holds other images than {paths.split('+')[0]}")
+        tables[i] = [by_id[j] for j in ids]  # in the first table's order
+    probs = np.mean([[[float(r["p_" + c]) for c in CLASSES] for r in rows] for rows in tables],
+                    axis=0)
+    return probs, np.array([truth(r) for r in tables[0]])
 
 
 def specificity_at(y, s, sensitivity):
@@ -86,6 +102,9 @@ def main():
               f"| {specificity_at(ext_y, e, 0.90):.3f} "
               f"| {auc(ham_mel, h):.3f} | {auc(ham_malignant, h):.3f} "
               f"| {specificity_at(ham_malignant, h, 0.95):.3f} |")
+    predicted = ham_p.argmax(1)
+    recalls = [(predicted[ham_label == c] == c).mean() for c in np.unique(ham_label)]
+    print(f"\nHAM balanced accuracy (top class): {np.mean(recalls):.4f}")
 
 
 if __name__ == "__main__":
