@@ -17,33 +17,28 @@ pub fn epoch_order(labels: &[usize], recipe: &Recipe, epoch: usize) -> Vec<usize
         Imbalance::None | Imbalance::WeightedLoss | Imbalance::LogitAdjusted => {
             (0..labels.len()).collect()
         }
-        Imbalance::BalancedSampler if recipe.sampler_exponent > 0.0 => {
-            // Class c with probability ∝ count_c^q: cumulative weights, one uniform draw each.
+        Imbalance::BalancedSampler => {
             let q = recipe.sampler_exponent;
-            let cumulative: Vec<f64> = by_class
+            let present: Vec<&Vec<usize>> = by_class.iter().filter(|c| !c.is_empty()).collect();
+            // Class weights count^q, cumulated, for q > 0.
+            let cumulative: Vec<f64> = present
                 .iter()
                 .scan(0.0, |total, class| {
-                    if !class.is_empty() {
-                        *total += (class.len() as f64).powf(q);
-                    }
+                    *total += (class.len() as f64).powf(q);
                     Some(*total)
                 })
                 .collect();
-            let total = cumulative[NUM_CLASSES - 1];
+            let total = cumulative.last().copied().unwrap_or(0.0);
             (0..labels.len())
                 .map(|_| {
-                    let u = rng.random_range(0.0..total);
-                    let c = cumulative.partition_point(|&edge| edge <= u);
-                    let class = &by_class[c];
-                    class[rng.random_range(0..class.len())]
-                })
-                .collect()
-        }
-        Imbalance::BalancedSampler => {
-            let present: Vec<&Vec<usize>> = by_class.iter().filter(|c| !c.is_empty()).collect();
-            (0..labels.len())
-                .map(|_| {
-                    let class = present[rng.random_range(0..present.len())];
+                    // q = 0 draws the class index itself, as runs from before the exponent did,
+                    // so their orders (and a resumed run's) stay the same draw for draw.
+                    let class = if q > 0.0 {
+                        let u = rng.random_range(0.0..total);
+                        present[cumulative.partition_point(|&edge| edge <= u)]
+                    } else {
+                        present[rng.random_range(0..present.len())]
+                    };
                     class[rng.random_range(0..class.len())]
                 })
                 .collect()

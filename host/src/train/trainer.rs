@@ -378,24 +378,18 @@ struct LossTerms {
 impl LossTerms {
     fn new(recipe: &Recipe, labels: &[usize], device: Device) -> LossTerms {
         let to_tensor = |v: [f64; NUM_CLASSES]| Tensor::from_slice(&v.map(|x| x as f32)).to(device);
+        let prior_offsets = |strength: f64| LossTerms {
+            weights: None,
+            logit_offsets: Some(to_tensor(class_log_priors(labels).map(|p| strength * p))),
+        };
         match recipe.imbalance {
             Imbalance::WeightedLoss => LossTerms {
                 weights: Some(to_tensor(class_weights(labels, recipe.class_weight_power))),
                 logit_offsets: None,
             },
-            Imbalance::LogitAdjusted => {
-                let tau = recipe.logit_adjust_tau;
-                LossTerms {
-                    weights: None,
-                    logit_offsets: Some(to_tensor(class_log_priors(labels).map(|p| tau * p))),
-                }
-            }
+            Imbalance::LogitAdjusted => prior_offsets(recipe.logit_adjust_tau),
             Imbalance::BalancedSampler if recipe.sampler_exponent > 0.0 => {
-                let q = recipe.sampler_exponent;
-                LossTerms {
-                    weights: None,
-                    logit_offsets: Some(to_tensor(class_log_priors(labels).map(|p| q * p))),
-                }
+                prior_offsets(recipe.sampler_exponent)
             }
             Imbalance::None | Imbalance::BalancedSampler | Imbalance::BalancedSubset => {
                 LossTerms::default()

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 #[path = "../shared_data/mod.rs"]
 mod shared_data;
-// Not every binary that includes this module uses both.
+// Not every binary that includes this module uses all of them.
 #[allow(unused_imports)]
 pub use shared_data::{arg, dermo_output, failed, ham10000, import_isic2017, succeeded};
 
