@@ -1,7 +1,7 @@
 //! The training cache on a real subset: built by the binary, a no-op when re-run, and holding
 //! exactly the pixels `dermo_model::preprocess::prepare` gives (masked rows masked first).
 
-use crate::data_support::{dermo, failed, ham10000_with_masks, succeeded};
+use crate::data_support::{arg, dermo, failed, ham10000_with_masks, succeeded};
 use dermo_host::data::cache::{ensure_cache, Cache};
 use dermo_host::data::manifest::{Manifest, Record, Variant};
 use dermo_model::preprocess::{apply_mask, decode_file, decode_mask_file, prepare};
@@ -41,9 +41,9 @@ fn cache_cmd(manifest: &Path, root: &Path, extra: &[&str]) -> String {
         .args([
             "data",
             "cache",
-            manifest.to_str().unwrap(),
+            arg(&manifest),
             "--out",
-            root.to_str().unwrap(),
+            arg(&root),
         ])
         .args(extra)
         .output()
@@ -125,9 +125,9 @@ fn a_corrupt_image_fails_the_build_and_leaves_nothing() {
         .args([
             "data",
             "cache",
-            bad.to_str().unwrap(),
+            arg(&bad),
             "--out",
-            root.to_str().unwrap(),
+            arg(&root),
         ])
         .output()
         .unwrap();
@@ -159,7 +159,7 @@ fn a_damaged_cache_is_refused_on_open() {
         .expect("a short pixel file is refused")
         .to_string();
     assert!(
-        err.contains(dir.to_str().unwrap()) && err.contains("pixels.u8"),
+        err.contains(arg(&dir)) && err.contains("pixels.u8"),
         "{err}"
     );
 }

@@ -1,7 +1,7 @@
 //! `dermo data check` on a real subset of the shared set, with a corrupted copy, a relabelled
 //! exact copy and broken masks mixed in.
 
-use crate::data_support::{dermo, ham10000_with_masks, succeeded};
+use crate::data_support::{arg, dermo, ham10000_with_masks, succeeded};
 use dermo_host::data::manifest::{Manifest, Record};
 use dermo_model::Class;
 use image::GrayImage;
@@ -87,7 +87,7 @@ fn check_finds_duplicates_and_reports_broken_files() {
         .args([
             "data",
             "check",
-            manifest.to_str().unwrap(),
+            arg(&manifest),
             "--exclude",
             "--out",
         ])

@@ -1,7 +1,7 @@
 //! `dermo data split` on the full shared HAM10000 manifest: lesion-grouped, stratified,
 //! deterministic, and the study's variants (k-fold, balanced, masked, both).
 
-use crate::data_support::{dermo, failed, ham10000_with_masks, ham_dir, succeeded};
+use crate::data_support::{arg, dermo, failed, ham10000_with_masks, ham_dir, succeeded};
 use dermo_host::data::import::{ham10000, Ham10000Source};
 use dermo_host::data::labels::LabelTable;
 use dermo_host::data::manifest::{Manifest, Variant};
@@ -19,7 +19,7 @@ fn full_manifest(dir: &Path) -> (PathBuf, Manifest) {
 
 fn split(manifest: &Path, out: &Path, extra: &[&str]) -> String {
     let o = dermo()
-        .args(["data", "split", manifest.to_str().unwrap(), "--out"])
+        .args(["data", "split", arg(&manifest), "--out"])
         .arg(out)
         .args(extra)
         .output()
@@ -148,7 +148,7 @@ fn bad_fractions_are_refused() {
         .args([
             "data",
             "split",
-            path.to_str().unwrap(),
+            arg(&path),
             "--fractions",
             "0.8,0.3,0.1",
             "--out",
@@ -185,7 +185,7 @@ fn a_manifest_with_a_repeated_image_id_is_refused() {
     m.save(&path).unwrap();
     let out = tmp.path().join("split");
     let o = dermo()
-        .args(["data", "split", path.to_str().unwrap(), "--out"])
+        .args(["data", "split", arg(&path), "--out"])
         .arg(&out)
         .output()
         .unwrap();

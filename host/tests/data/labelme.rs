@@ -82,9 +82,9 @@ fn import(dir: &Path, out: &Path, extra: &[&str]) -> Output {
         "data",
         "import",
         "labelme",
-        dir.to_str().unwrap(),
+        arg(&dir),
         "--out",
-        out.to_str().unwrap(),
+        arg(&out),
     ];
     args.extend_from_slice(extra);
     dermo_output(&args)
@@ -201,7 +201,7 @@ fn broken(name: &str, content: &str) -> (LabelmeError, String) {
     )
     .unwrap_err();
     let text = err.to_string();
-    assert!(text.contains(path.to_str().unwrap()), "{text}");
+    assert!(text.contains(arg(&path)), "{text}");
     (err, text)
 }
 

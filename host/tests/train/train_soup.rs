@@ -5,7 +5,7 @@
 //! statistics re-estimated on training images, or on an external set's, depend on the weights and
 //! the images alone.
 
-use crate::train_support::{dermo, import_isic2017, pretrained, run_ok, train_args, write_split};
+use crate::train_support::{arg, dermo, import_isic2017, pretrained, run_ok, train_args, write_split};
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Output;
@@ -255,7 +255,7 @@ fn recomputed_batch_norm_statistics_depend_on_the_weights_not_on_the_old_statist
         rows += 1;
         rows <= 16
     });
-    let isic = isic.to_str().unwrap();
+    let isic = arg(&isic);
 
     let mut plain_from_a = None;
     for (images, bn_data) in [("plain", None), ("augmented", None), ("plain", Some(isic))] {
