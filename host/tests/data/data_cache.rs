@@ -38,13 +38,7 @@ fn expected_pixels(r: &Record, cfg: &PreprocessConfig) -> Vec<u8> {
 
 fn cache_cmd(manifest: &Path, root: &Path, extra: &[&str]) -> String {
     let o = dermo()
-        .args([
-            "data",
-            "cache",
-            arg(&manifest),
-            "--out",
-            arg(&root),
-        ])
+        .args(["data", "cache", arg(manifest), "--out", arg(root)])
         .args(extra)
         .output()
         .unwrap();
@@ -122,13 +116,7 @@ fn a_corrupt_image_fails_the_build_and_leaves_nothing() {
     m.save(&bad).unwrap();
     let root = tmp.path().join("cache");
     let o = dermo()
-        .args([
-            "data",
-            "cache",
-            arg(&bad),
-            "--out",
-            arg(&root),
-        ])
+        .args(["data", "cache", arg(&bad), "--out", arg(&root)])
         .output()
         .unwrap();
     assert!(failed(&o).contains("corrupt.jpg"));

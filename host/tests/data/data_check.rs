@@ -84,13 +84,7 @@ fn check_finds_duplicates_and_reports_broken_files() {
     m.save(&manifest).unwrap();
     let out = tmp.path().join("check");
     let o = dermo()
-        .args([
-            "data",
-            "check",
-            arg(&manifest),
-            "--exclude",
-            "--out",
-        ])
+        .args(["data", "check", arg(&manifest), "--exclude", "--out"])
         .arg(&out)
         .output()
         .unwrap();

@@ -19,7 +19,7 @@ fn full_manifest(dir: &Path) -> (PathBuf, Manifest) {
 
 fn split(manifest: &Path, out: &Path, extra: &[&str]) -> String {
     let o = dermo()
-        .args(["data", "split", arg(&manifest), "--out"])
+        .args(["data", "split", arg(manifest), "--out"])
         .arg(out)
         .args(extra)
         .output()

@@ -78,14 +78,7 @@ fn iou(a: &GrayImage, b: &GrayImage) -> f64 {
 }
 
 fn import(dir: &Path, out: &Path, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "data",
-        "import",
-        "labelme",
-        arg(&dir),
-        "--out",
-        arg(&out),
-    ];
+    let mut args = vec!["data", "import", "labelme", arg(dir), "--out", arg(out)];
     args.extend_from_slice(extra);
     dermo_output(&args)
 }

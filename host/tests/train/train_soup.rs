@@ -5,7 +5,9 @@
 //! statistics re-estimated on training images, or on an external set's, depend on the weights and
 //! the images alone.
 
-use crate::train_support::{arg, dermo, import_isic2017, pretrained, run_ok, train_args, write_split};
+use crate::train_support::{
+    arg, dermo, import_isic2017, pretrained, run_ok, train_args, write_split,
+};
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Output;
